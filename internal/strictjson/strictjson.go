@@ -1,0 +1,361 @@
+// Package strictjson reads JSON objects more strictly than encoding/json:
+// it rejects duplicate member names at any depth, invalid UTF-8 and nesting
+// beyond a bound, and hands back the top-level members as raw values without
+// decoding them. Aegis uses it for token headers, claims and server answers,
+// where an ambiguous document must be refused rather than guessed at.
+package strictjson
+
+import (
+	"encoding/json"
+	"errors"
+	"unicode/utf8"
+)
+
+// ErrSyntax reports a document that is not valid JSON.
+var ErrSyntax = errors.New("strictjson: invalid JSON")
+
+// ErrDuplicate reports an object that names the same member twice.
+var ErrDuplicate = errors.New("strictjson: duplicate member name")
+
+// ErrDepth reports nesting deeper than allowed.
+var ErrDepth = errors.New("strictjson: nesting too deep")
+
+// ErrNotObject reports a document whose top level is not an object.
+var ErrNotObject = errors.New("strictjson: not a JSON object")
+
+// Member is one top-level member of an object: its decoded name and its
+// raw, unparsed value (a sub-slice of the input).
+type Member struct {
+	Name  string
+	Value []byte
+}
+
+// Object parses data as one JSON object and returns its members in order.
+// Nesting deeper than maxDepth (the top-level object is depth 1) fails with
+// ErrDepth.
+func Object(data []byte, maxDepth int) ([]Member, error) {
+	p := parser{data: data, maxDepth: maxDepth}
+	p.skipSpace()
+	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
+		return nil, ErrNotObject
+	}
+	members := make([]Member, 0, 16)
+	if err := p.object(1, &members); err != nil {
+		return nil, err
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return nil, ErrSyntax
+	}
+	return members, nil
+}
+
+// Valid reports whether data is one JSON value that Object's rules accept at
+// every depth (no duplicate names, valid UTF-8, bounded depth).
+func Valid(data []byte, maxDepth int) error {
+	p := parser{data: data, maxDepth: maxDepth}
+	p.skipSpace()
+	if err := p.value(1, nil); err != nil {
+		return err
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return ErrSyntax
+	}
+	return nil
+}
+
+type parser struct {
+	data     []byte
+	pos      int
+	maxDepth int
+}
+
+func (p *parser) skipSpace() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+// value parses one value at the given depth. When top is non-nil the value
+// must be an object whose members are appended to it.
+func (p *parser) value(depth int, top *[]Member) error {
+	if p.pos >= len(p.data) {
+		return ErrSyntax
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		return p.object(depth, top)
+	case c == '[':
+		return p.array(depth)
+	case c == '"':
+		_, _, err := p.str()
+		return err
+	case c == 't':
+		return p.literal("true")
+	case c == 'f':
+		return p.literal("false")
+	case c == 'n':
+		return p.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	default:
+		return ErrSyntax
+	}
+}
+
+func (p *parser) literal(lit string) error {
+	if len(p.data)-p.pos < len(lit) || string(p.data[p.pos:p.pos+len(lit)]) != lit {
+		return ErrSyntax
+	}
+	p.pos += len(lit)
+	return nil
+}
+
+func (p *parser) number() error {
+	d := p.data
+	i := p.pos
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && d[i] >= '1' && d[i] <= '9':
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	default:
+		return ErrSyntax
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		start := i
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return ErrSyntax
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		start := i
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return ErrSyntax
+		}
+	}
+	p.pos = i
+	return nil
+}
+
+// str parses a string starting at the opening quote. It returns the raw
+// bytes between the quotes and whether they contain escapes.
+func (p *parser) str() (raw []byte, escaped bool, err error) {
+	d := p.data
+	i := p.pos + 1
+	start := i
+	for i < len(d) {
+		c := d[i]
+		switch {
+		case c == '"':
+			p.pos = i + 1
+			return d[start:i], escaped, nil
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(d) {
+				return nil, false, ErrSyntax
+			}
+			switch d[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(d) || !isHex4(d[i+2:i+6]) {
+					return nil, false, ErrSyntax
+				}
+				i += 6
+			default:
+				return nil, false, ErrSyntax
+			}
+		case c < 0x20:
+			return nil, false, ErrSyntax
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, size := utf8.DecodeRune(d[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return nil, false, ErrSyntax
+			}
+			i += size
+		}
+	}
+	return nil, false, ErrSyntax
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *parser) name() (string, error) {
+	start := p.pos
+	raw, escaped, err := p.str()
+	if err != nil {
+		return "", err
+	}
+	if !escaped {
+		return string(raw), nil
+	}
+	var s string
+	if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
+		return "", ErrSyntax
+	}
+	return s, nil
+}
+
+func (p *parser) object(depth int, top *[]Member) error {
+	if depth > p.maxDepth {
+		return ErrDepth
+	}
+	p.pos++ // '{'
+	var names []string
+	var seen map[string]struct{}
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return nil
+	}
+	for {
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return ErrSyntax
+		}
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		if top != nil {
+			for _, m := range *top {
+				if m.Name == name {
+					return ErrDuplicate
+				}
+			}
+		} else {
+			if seen != nil {
+				if _, dup := seen[name]; dup {
+					return ErrDuplicate
+				}
+				seen[name] = struct{}{}
+			} else {
+				for _, n := range names {
+					if n == name {
+						return ErrDuplicate
+					}
+				}
+				names = append(names, name)
+				if len(names) > 16 {
+					seen = make(map[string]struct{}, 32)
+					for _, n := range names {
+						seen[n] = struct{}{}
+					}
+				}
+			}
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return ErrSyntax
+		}
+		p.pos++
+		p.skipSpace()
+		start := p.pos
+		if err := p.value(depth+1, nil); err != nil {
+			return err
+		}
+		if top != nil {
+			*top = append(*top, Member{Name: name, Value: p.data[start:p.pos]})
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return ErrSyntax
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			return nil
+		default:
+			return ErrSyntax
+		}
+	}
+}
+
+func (p *parser) array(depth int) error {
+	if depth > p.maxDepth {
+		return ErrDepth
+	}
+	p.pos++ // '['
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		return nil
+	}
+	for {
+		p.skipSpace()
+		if err := p.value(depth+1, nil); err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return ErrSyntax
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			return nil
+		default:
+			return ErrSyntax
+		}
+	}
+}
+
+// ErrType reports a value of another JSON type than the one asked for.
+var ErrType = errors.New("strictjson: wrong JSON type")
+
+// String decodes a raw value that must be a JSON string.
+func String(raw []byte) (string, error) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", ErrType
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c == '\\' || c == '"' || c < 0x20 || c >= utf8.RuneSelf {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return "", ErrSyntax
+			}
+			if !utf8.Valid(inner) {
+				return "", ErrSyntax
+			}
+			return s, nil
+		}
+	}
+	return string(inner), nil
+}

@@ -1,0 +1,116 @@
+package strictjson
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestObject(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []Member
+		wantErr error
+	}{
+		{name: "empty object", in: `{}`, want: []Member{}},
+		{name: "members in order", in: ` {"b":1, "a":"x"} `, want: []Member{{"b", []byte("1")}, {"a", []byte(`"x"`)}}},
+		{name: "nested values kept raw", in: `{"ext":{"email":"a@b"},"scp":["x","y"]}`, want: []Member{{"ext", []byte(`{"email":"a@b"}`)}, {"scp", []byte(`["x","y"]`)}}},
+		{name: "escaped name decoded", in: `{"\u0061":1}`, want: []Member{{"a", []byte("1")}}},
+		{name: "duplicate top-level", in: `{"a":1,"a":2}`, wantErr: ErrDuplicate},
+		{name: "duplicate through escape", in: `{"a":1,"\u0061":2}`, wantErr: ErrDuplicate},
+		{name: "duplicate nested", in: `{"ext":{"email":"a","email":"b"}}`, wantErr: ErrDuplicate},
+		{name: "duplicate in large nested object", in: `{"o":{` + manyMembers(40) + `,"k0":1}}`, wantErr: ErrDuplicate},
+		{name: "array top level", in: `[1]`, wantErr: ErrNotObject},
+		{name: "string top level", in: `"x"`, wantErr: ErrNotObject},
+		{name: "trailing data", in: `{} {}`, wantErr: ErrSyntax},
+		{name: "trailing comma", in: `{"a":1,}`, wantErr: ErrSyntax},
+		{name: "single quotes", in: `{'a':1}`, wantErr: ErrSyntax},
+		{name: "leading zero", in: `{"a":01}`, wantErr: ErrSyntax},
+		{name: "bare fraction", in: `{"a":1.}`, wantErr: ErrSyntax},
+		{name: "bad exponent", in: `{"a":1e}`, wantErr: ErrSyntax},
+		{name: "bad literal", in: `{"a":tru}`, wantErr: ErrSyntax},
+		{name: "control char in string", in: "{\"a\":\"x\ny\"}", wantErr: ErrSyntax},
+		{name: "invalid utf8", in: "{\"a\":\"\xff\"}", wantErr: ErrSyntax},
+		{name: "bad escape", in: `{"a":"\x"}`, wantErr: ErrSyntax},
+		{name: "short unicode escape", in: `{"a":"\u12"}`, wantErr: ErrSyntax},
+		{name: "unterminated", in: `{"a":"x`, wantErr: ErrSyntax},
+		{name: "too deep", in: `{"a":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, wantErr: ErrDepth},
+		{name: "empty input", in: ``, wantErr: ErrNotObject},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Object([]byte(tc.in), 32)
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func manyMembers(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = `"k` + string(rune('0'+i%10)) + string(rune('a'+i/10)) + `":1`
+	}
+	parts[0] = `"k0":0`
+	return strings.Join(parts, ",")
+}
+
+func TestValid(t *testing.T) {
+	for _, in := range []string{`1`, `"s"`, `[1,{"a":null}]`, `true`, `-0.5e+3`} {
+		assert.NoError(t, Valid([]byte(in), 8), in)
+	}
+	for _, in := range []string{`[1,]`, `{"a":1,"a":1}`, `[[[[[[[[[1]]]]]]]]]`, `-`, `nul`} {
+		assert.Error(t, Valid([]byte(in), 8), in)
+	}
+}
+
+func TestString(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    string
+		wantErr error
+	}{
+		{in: `"plain"`, want: "plain"},
+		{in: `"with \"escape\" and \u00e9"`, want: `with "escape" and é`},
+		{in: `"héllo"`, want: "héllo"},
+		{in: `1`, wantErr: ErrType},
+		{in: `null`, wantErr: ErrType},
+		{in: `["a"]`, wantErr: ErrType},
+		{in: "\"\xff\"", wantErr: ErrSyntax},
+	}
+	for _, tc := range tests {
+		got, err := String([]byte(tc.in))
+		if tc.wantErr != nil {
+			assert.ErrorIs(t, err, tc.wantErr, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got)
+	}
+}
+
+// FuzzValid checks that everything strictjson accepts, encoding/json accepts
+// too: strictjson may only be stricter.
+func FuzzValid(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":[1,2,{"b":"c"}]}`, `{"a":1,"a":2}`, `"x"`, `[1e5,-0.1,true,false,null]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if Valid(data, 64) == nil {
+			assert.True(t, json.Valid(data), "strictjson accepted what encoding/json refuses: %q", data)
+		}
+		if members, err := Object(data, 64); err == nil {
+			var m map[string]json.RawMessage
+			require.NoError(t, json.Unmarshal(data, &m))
+			assert.Len(t, m, len(members))
+		}
+	})
+}
