@@ -34,7 +34,16 @@ type Member struct {
 // Nesting deeper than maxDepth (the top-level object is depth 1) fails with
 // ErrDepth.
 func Object(data []byte, maxDepth int) ([]Member, error) {
-	p := parser{data: data, maxDepth: maxDepth}
+	return object(parser{data: data, maxDepth: maxDepth})
+}
+
+// Shallow is Object with duplicate names refused only at the top level,
+// for documents whose nested parts are judged one by one (a JWK Set's keys).
+func Shallow(data []byte, maxDepth int) ([]Member, error) {
+	return object(parser{data: data, maxDepth: maxDepth, shallow: true})
+}
+
+func object(p parser) ([]Member, error) {
 	p.skipSpace()
 	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
 		return nil, ErrNotObject
@@ -69,6 +78,7 @@ type parser struct {
 	data     []byte
 	pos      int
 	maxDepth int
+	shallow  bool
 }
 
 func (p *parser) skipSpace() {
@@ -255,7 +265,7 @@ func (p *parser) object(depth int, top *[]Member) error {
 					return ErrDuplicate
 				}
 			}
-		} else {
+		} else if !p.shallow {
 			if seen != nil {
 				if _, dup := seen[name]; dup {
 					return ErrDuplicate

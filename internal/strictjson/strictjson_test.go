@@ -63,6 +63,14 @@ func manyMembers(n int) string {
 	return strings.Join(parts, ",")
 }
 
+func TestShallow(t *testing.T) {
+	got, err := Shallow([]byte(`{"keys":[{"a":1,"a":2}]}`), 8)
+	require.NoError(t, err)
+	assert.Equal(t, []Member{{"keys", []byte(`[{"a":1,"a":2}]`)}}, got)
+	_, err = Shallow([]byte(`{"keys":[],"keys":[]}`), 8)
+	assert.ErrorIs(t, err, ErrDuplicate)
+}
+
 func TestValid(t *testing.T) {
 	for _, in := range []string{`1`, `"s"`, `[1,{"a":null}]`, `true`, `-0.5e+3`} {
 		assert.NoError(t, Valid([]byte(in), 8), in)

@@ -1,0 +1,108 @@
+package jwks
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/olympus/aegis/internal/strictjson"
+)
+
+// maxClaimsDepth bounds nesting in a token's claims.
+const maxClaimsDepth = 32
+
+// Claims are the verified contents of a JWT access token: the header values
+// that mattered, the registered claims Aegis checked, and every claim as sent.
+type Claims struct {
+	// KeyID, Algorithm and Type are the header's kid, alg and typ.
+	KeyID, Algorithm, Type string
+
+	Issuer   string   // iss
+	Subject  string   // sub
+	ClientID string   // client_id (RFC 9068 §2.2), empty when absent
+	TokenID  string   // jti, empty when absent
+	Audience []string // aud, in array form
+
+	Expiry    time.Time // exp
+	NotBefore time.Time // nbf, zero when absent
+	IssuedAt  time.Time // iat, zero when absent
+
+	raw []strictjson.Member
+}
+
+// Raw returns the JSON value of a top-level claim as sent.
+func (c *Claims) Raw(name string) (json.RawMessage, bool) {
+	for _, m := range c.raw {
+		if m.Name == name {
+			return json.RawMessage(m.Value), true
+		}
+	}
+	return nil, false
+}
+
+// Names lists the top-level claims in the order sent.
+func (c *Claims) Names() []string {
+	names := make([]string, len(c.raw))
+	for i, m := range c.raw {
+		names[i] = m.Name
+	}
+	return names
+}
+
+func parseClaims(payload []byte) (*Claims, error) {
+	members, err := strictjson.Object(payload, maxClaimsDepth)
+	if err != nil {
+		return nil, refuse(ErrMalformed, "claims are not a strict JSON object")
+	}
+	c := &Claims{raw: members}
+	hasExp := false
+	for _, m := range members {
+		var err error
+		switch m.Name {
+		case "iss":
+			c.Issuer, err = strictjson.String(m.Value)
+		case "sub":
+			c.Subject, err = strictjson.String(m.Value)
+		case "client_id":
+			c.ClientID, err = strictjson.String(m.Value)
+		case "jti":
+			c.TokenID, err = strictjson.String(m.Value)
+		case "aud":
+			c.Audience, err = parseAudience(m.Value)
+		case "exp", "nbf", "iat":
+			t, ok := parseNumericDate(m.Value)
+			if !ok {
+				return nil, refuse(ErrClaims, m.Name+" is not a NumericDate")
+			}
+			switch m.Name {
+			case "exp":
+				c.Expiry, hasExp = t, true
+			case "nbf":
+				c.NotBefore = t
+			case "iat":
+				c.IssuedAt = t
+			}
+		}
+		if err != nil {
+			return nil, refuse(ErrClaims, m.Name+" has the wrong type")
+		}
+	}
+	if !hasExp {
+		return nil, refuse(ErrClaims, "exp is missing")
+	}
+	return c, nil
+}
+
+func parseAudience(raw []byte) ([]string, error) {
+	if len(raw) > 0 && raw[0] == '"' {
+		s, err := strictjson.String(raw)
+		if err != nil {
+			return nil, err
+		}
+		return []string{s}, nil
+	}
+	var aud []string
+	if err := json.Unmarshal(raw, &aud); err != nil || aud == nil {
+		return nil, strictjson.ErrType
+	}
+	return aud, nil
+}

@@ -1,0 +1,472 @@
+package jwks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultRefreshInterval    = 5 * time.Minute
+	DefaultMinRefreshInterval = time.Minute
+	DefaultMaxRefreshInterval = time.Hour
+	DefaultRefetchCooldown    = 10 * time.Second
+	DefaultFetchTimeout       = 10 * time.Second
+	DefaultMaxResponseBytes   = 1 << 20
+)
+
+// Config configures a Remote key set. Either URL or Issuer is required.
+type Config struct {
+	// Issuer is the authorization server's issuer identifier. When URL is
+	// empty the key set's address is discovered from the issuer's metadata:
+	// {Issuer}/.well-known/openid-configuration, then RFC 8414's
+	// /.well-known/oauth-authorization-server. The metadata's issuer must
+	// equal Issuer exactly.
+	Issuer string
+	// URL is the jwks_uri. Setting it skips discovery.
+	URL string
+	// HTTPClient makes the requests. The default follows redirects only
+	// within the same host; every request is bounded by FetchTimeout.
+	HTTPClient *http.Client
+	// RefreshInterval is how long keys are used before they are fetched
+	// again in the background, when the answer names no max-age.
+	RefreshInterval time.Duration
+	// MinRefreshInterval and MaxRefreshInterval bound the interval taken
+	// from Cache-Control. "no-store", "no-cache" and "max-age=0" (Ory Hydra
+	// sends "no-store") mean the minimum.
+	MinRefreshInterval time.Duration
+	MaxRefreshInterval time.Duration
+	// RefetchCooldown is the least time between two fetches caused by a
+	// token whose kid is unknown, and the wait after a failed fetch while no
+	// keys are cached. Concurrent requests share one fetch.
+	RefetchCooldown time.Duration
+	// FetchTimeout bounds each request (discovery or key set).
+	FetchTimeout time.Duration
+	// MaxResponseBytes caps each answer's body.
+	MaxResponseBytes int64
+	// AllowInsecureHTTP permits http:// addresses on hosts other than
+	// loopback. Without it only https:// and http://localhost or a loopback
+	// IP are accepted.
+	AllowInsecureHTTP bool
+	// Logger receives fetch failures and rejected keys; default
+	// slog.Default(). Tokens are never logged.
+	Logger *slog.Logger
+	// Now returns the current time; default time.Now.
+	Now func() time.Time
+}
+
+// Remote is the key set of one issuer, fetched over HTTP and kept fresh.
+// It fetches nothing until first used; then keys are refreshed in the
+// background when their interval has passed, a kid that is not known causes
+// at most one shared refetch per cooldown, and a failed fetch keeps the last
+// good keys. It is safe for concurrent use.
+type Remote struct {
+	cfg    Config
+	client *http.Client
+	log    *slog.Logger
+
+	snap       atomic.Pointer[snapshot]
+	group      singleflight.Group
+	refreshing atomic.Bool
+	fetches    atomic.Int64
+
+	mu          sync.Mutex
+	jwksURL     string
+	lastForced  time.Time
+	lastFailure time.Time
+	lastErr     error
+	warned      map[string]struct{}
+}
+
+type snapshot struct {
+	set         *Set
+	fetched     time.Time
+	nextRefresh time.Time
+}
+
+// NewRemote checks cfg and returns a Remote. It makes no request.
+func NewRemote(cfg Config) (*Remote, error) {
+	if cfg.URL == "" && cfg.Issuer == "" {
+		return nil, errors.New("jwks: Config needs URL or Issuer")
+	}
+	for _, u := range []string{cfg.URL, cfg.Issuer} {
+		if u == "" {
+			continue
+		}
+		if err := checkURL(u, cfg.AllowInsecureHTTP); err != nil {
+			return nil, err
+		}
+	}
+	setDefault(&cfg.RefreshInterval, DefaultRefreshInterval)
+	setDefault(&cfg.MinRefreshInterval, DefaultMinRefreshInterval)
+	setDefault(&cfg.MaxRefreshInterval, DefaultMaxRefreshInterval)
+	setDefault(&cfg.RefetchCooldown, DefaultRefetchCooldown)
+	setDefault(&cfg.FetchTimeout, DefaultFetchTimeout)
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.MinRefreshInterval > cfg.MaxRefreshInterval {
+		return nil, errors.New("jwks: MinRefreshInterval is over MaxRefreshInterval")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &Remote{cfg: cfg, client: cfg.HTTPClient, log: cfg.Logger, jwksURL: cfg.URL, warned: map[string]struct{}{}}
+	if r.client == nil {
+		r.client = &http.Client{CheckRedirect: sameHostRedirects}
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	return r, nil
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+func sameHostRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 3 {
+		return errors.New("too many redirects")
+	}
+	if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
+		return errors.New("redirect to another origin refused")
+	}
+	return nil
+}
+
+func checkURL(raw string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("jwks: %q is not an absolute URL", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && (allowHTTP || isLoopback(u.Hostname())):
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("jwks: %q uses http on a non-loopback host (set AllowInsecureHTTP to permit it)", raw)
+	default:
+		return fmt.Errorf("jwks: %q: scheme must be https", raw)
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// LookupKeys implements KeySource. The first call fetches the keys; a kid
+// not in the cached set causes a refetch unless one happened within
+// RefetchCooldown.
+func (r *Remote) LookupKeys(ctx context.Context, kid string) ([]Key, error) {
+	s := r.snap.Load()
+	if s == nil {
+		var err error
+		if s, err = r.first(ctx); err != nil {
+			return nil, err
+		}
+	} else if !r.cfg.Now().Before(s.nextRefresh) {
+		r.refreshInBackground()
+	}
+	if keys := s.set.Lookup(kid); len(keys) > 0 || kid == "" {
+		return keys, nil
+	}
+	if s = r.refetchForUnknownKID(ctx); s == nil {
+		return nil, nil
+	}
+	return s.set.Lookup(kid), nil
+}
+
+// Refresh fetches the key set now, sharing a fetch already under way. On
+// failure the keys already held stay in use.
+func (r *Remote) Refresh(ctx context.Context) error {
+	_, err := r.fetchShared(ctx)
+	return err
+}
+
+// Fetches returns how many fetches of the key set were attempted.
+func (r *Remote) Fetches() int64 { return r.fetches.Load() }
+
+// Keys returns the keys currently held, without fetching.
+func (r *Remote) Keys() []Key {
+	if s := r.snap.Load(); s != nil {
+		return s.set.Keys()
+	}
+	return nil
+}
+
+func (r *Remote) first(ctx context.Context) (*snapshot, error) {
+	r.mu.Lock()
+	if !r.lastFailure.IsZero() {
+		if wait := r.lastFailure.Add(r.cfg.RefetchCooldown).Sub(r.cfg.Now()); wait > 0 {
+			err := r.lastErr
+			r.mu.Unlock()
+			if s := r.snap.Load(); s != nil {
+				return s, nil
+			}
+			return nil, &UnavailableError{RetryAfter: wait, Err: err}
+		}
+	}
+	r.mu.Unlock()
+	s, err := r.fetchShared(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &UnavailableError{RetryAfter: r.cfg.RefetchCooldown, Err: err}
+	}
+	return s, nil
+}
+
+func (r *Remote) refetchForUnknownKID(ctx context.Context) *snapshot {
+	ch := r.group.DoChan("unknown-kid", func() (any, error) {
+		r.mu.Lock()
+		now := r.cfg.Now()
+		if !r.lastForced.IsZero() && now.Sub(r.lastForced) < r.cfg.RefetchCooldown {
+			r.mu.Unlock()
+			return nil, nil
+		}
+		r.lastForced = now
+		r.mu.Unlock()
+		_, err := r.fetchShared(context.WithoutCancel(ctx))
+		return nil, err
+	})
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+	return r.snap.Load()
+}
+
+func (r *Remote) refreshInBackground() {
+	if !r.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer r.refreshing.Store(false)
+		_, _ = r.fetchShared(context.Background())
+	}()
+}
+
+// fetchShared runs one fetch for all concurrent callers; each caller stops
+// waiting when its own context ends, without cancelling the fetch.
+func (r *Remote) fetchShared(ctx context.Context) (*snapshot, error) {
+	ch := r.group.DoChan("fetch", func() (any, error) {
+		return r.fetch(context.WithoutCancel(ctx))
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*snapshot), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (r *Remote) fetch(ctx context.Context) (*snapshot, error) {
+	r.fetches.Add(1)
+	s, err := r.fetchOnce(ctx)
+	now := r.cfg.Now()
+	if err != nil {
+		r.mu.Lock()
+		r.lastFailure, r.lastErr = now, err
+		r.mu.Unlock()
+		if old := r.snap.Load(); old != nil {
+			// Keep the last good keys; try again after the floor interval.
+			r.snap.Store(&snapshot{set: old.set, fetched: old.fetched, nextRefresh: now.Add(r.cfg.MinRefreshInterval)})
+			r.log.LogAttrs(ctx, slog.LevelWarn, "jwks: refresh failed, keeping the last good keys",
+				slog.String("url", r.currentURL()), slog.Int("keys", old.set.Len()), slog.String("error", err.Error()))
+		} else {
+			r.log.LogAttrs(ctx, slog.LevelError, "jwks: fetch failed and no keys are cached",
+				slog.String("url", r.currentURL()), slog.String("error", err.Error()))
+		}
+		return nil, err
+	}
+	r.mu.Lock()
+	r.lastFailure, r.lastErr = time.Time{}, nil
+	r.mu.Unlock()
+	r.snap.Store(s)
+	return s, nil
+}
+
+func (r *Remote) currentURL() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.jwksURL != "" {
+		return r.jwksURL
+	}
+	return r.cfg.Issuer
+}
+
+func (r *Remote) fetchOnce(ctx context.Context) (*snapshot, error) {
+	u, err := r.keySetURL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	body, header, err := r.get(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	set, rejected, err := ParseSet(body)
+	if err != nil {
+		return nil, err
+	}
+	for _, rej := range rejected {
+		r.warnOnce(ctx, rej)
+	}
+	if set.Len() == 0 {
+		return nil, errors.New("jwks: key set has no usable key")
+	}
+	now := r.cfg.Now()
+	return &snapshot{set: set, fetched: now, nextRefresh: now.Add(r.interval(header.Get("Cache-Control")))}, nil
+}
+
+func (r *Remote) warnOnce(ctx context.Context, rej Rejected) {
+	id := rej.ID + "\x00" + rej.Reason
+	r.mu.Lock()
+	_, seen := r.warned[id]
+	if !seen && len(r.warned) < 1000 {
+		r.warned[id] = struct{}{}
+	}
+	r.mu.Unlock()
+	level := slog.LevelWarn
+	if seen {
+		level = slog.LevelDebug
+	}
+	r.log.LogAttrs(ctx, level, "jwks: key left out of the key set", slog.String("kid", clip(rej.ID)), slog.String("reason", rej.Reason))
+}
+
+// interval derives the refresh interval from a Cache-Control header.
+func (r *Remote) interval(cacheControl string) time.Duration {
+	d := r.cfg.RefreshInterval
+	for _, directive := range strings.Split(cacheControl, ",") {
+		directive = strings.ToLower(strings.TrimSpace(directive))
+		switch {
+		case directive == "no-store" || directive == "no-cache":
+			return r.cfg.MinRefreshInterval
+		case strings.HasPrefix(directive, "max-age="):
+			if n, err := strconv.ParseInt(strings.TrimPrefix(directive, "max-age="), 10, 64); err == nil && n >= 0 {
+				d = time.Duration(min(n, int64(r.cfg.MaxRefreshInterval/time.Second))) * time.Second
+			}
+		}
+	}
+	return min(max(d, r.cfg.MinRefreshInterval), r.cfg.MaxRefreshInterval)
+}
+
+func (r *Remote) keySetURL(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	u := r.jwksURL
+	r.mu.Unlock()
+	if u != "" {
+		return u, nil
+	}
+	u, err := r.discover(ctx)
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	r.jwksURL = u
+	r.mu.Unlock()
+	return u, nil
+}
+
+// errNotFound marks a metadata document that is not there.
+var errNotFound = errors.New("not found")
+
+func (r *Remote) discover(ctx context.Context) (string, error) {
+	var errs []error
+	for _, u := range metadataURLs(r.cfg.Issuer) {
+		body, _, err := r.get(ctx, u)
+		if err != nil {
+			errs = append(errs, err)
+			if errors.Is(err, errNotFound) {
+				continue
+			}
+			return "", err
+		}
+		var meta struct {
+			Issuer  string `json:"issuer"`
+			JWKSURI string `json:"jwks_uri"`
+		}
+		if err := json.Unmarshal(body, &meta); err != nil {
+			return "", fmt.Errorf("jwks: metadata at %s is not valid JSON", u)
+		}
+		if meta.Issuer != r.cfg.Issuer {
+			return "", fmt.Errorf("jwks: metadata at %s names issuer %q, not %q", u, clip(meta.Issuer), r.cfg.Issuer)
+		}
+		if meta.JWKSURI == "" {
+			return "", fmt.Errorf("jwks: metadata at %s has no jwks_uri", u)
+		}
+		if err := checkURL(meta.JWKSURI, r.cfg.AllowInsecureHTTP); err != nil {
+			return "", err
+		}
+		return meta.JWKSURI, nil
+	}
+	return "", fmt.Errorf("jwks: discovery failed: %w", errors.Join(errs...))
+}
+
+// metadataURLs lists where an issuer's metadata may be: OpenID Connect
+// Discovery first, then RFC 8414 (well-known segment before the path).
+func metadataURLs(issuer string) []string {
+	oidc := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return []string{oidc}
+	}
+	path := strings.TrimSuffix(u.Path, "/")
+	u.Path = "/.well-known/oauth-authorization-server" + path
+	u.RawPath = ""
+	return []string{oidc, u.String()}
+}
+
+func (r *Remote) get(ctx context.Context, u string) ([]byte, http.Header, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("jwks: request for %s: %w", u, err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("jwks: GET %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, nil, fmt.Errorf("jwks: GET %s: %w", u, errNotFound)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("jwks: GET %s: status %d", u, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, r.cfg.MaxResponseBytes+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("jwks: GET %s: reading body: %w", u, err)
+	}
+	if int64(len(body)) > r.cfg.MaxResponseBytes {
+		return nil, nil, fmt.Errorf("jwks: GET %s: body over %d bytes", u, r.cfg.MaxResponseBytes)
+	}
+	return body, resp.Header, nil
+}
