@@ -172,8 +172,10 @@ func TestRemoteDiscovery(t *testing.T) {
 		{
 			name:     "metadata that is not JSON",
 			issuerFn: func(base string) string { return base },
-			handler:  func(base string) http.HandlerFunc { return func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `<html>`) } },
-			wantErr:  "not valid JSON",
+			handler: func(base string) http.HandlerFunc {
+				return func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `<html>`) }
+			},
+			wantErr: "not valid JSON",
 		},
 		{
 			name:     "no metadata at all",
@@ -320,7 +322,9 @@ func TestRemoteFailedRefreshKeepsLastGoodKeys(t *testing.T) {
 	}{
 		{name: "server error", set: func(s *keyServer) { s.status = http.StatusInternalServerError }},
 		{name: "bad JSON", set: func(s *keyServer) { s.status, s.body = http.StatusOK, []byte(`{"keys":[`) }},
-		{name: "no usable key", set: func(s *keyServer) { s.status, s.body = http.StatusOK, []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`) }},
+		{name: "no usable key", set: func(s *keyServer) {
+			s.status, s.body = http.StatusOK, []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`)
+		}},
 		{name: "oversized body", set: func(s *keyServer) {
 			s.status, s.body = http.StatusOK, []byte(`{"keys":[],"pad":"`+strings.Repeat("x", 100<<10)+`"}`)
 		}},
