@@ -1,0 +1,161 @@
+package middleware
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// DefaultMaxTokenLength bounds a token before any decoding.
+const DefaultMaxTokenLength = 8 << 10
+
+// DefaultMaxFormBytes bounds a form body read for a token.
+const DefaultMaxFormBytes = 64 << 10
+
+// BearerConfig says where access tokens are taken from (RFC 6750 §2). The
+// Authorization header is always read; the form body and the query are
+// off by default, as RFC 6750 and RFC 9700 advise.
+type BearerConfig struct {
+	// MaxLength bounds the token, checked before any decoding; default
+	// DefaultMaxTokenLength (8 KiB).
+	MaxLength int
+	// AllowFormBody accepts access_token in an
+	// application/x-www-form-urlencoded body of non-GET requests (§2.2).
+	AllowFormBody bool
+	// MaxFormBytes bounds the body read for it; default DefaultMaxFormBytes.
+	MaxFormBytes int64
+	// AllowQuery accepts access_token in the URL query (§2.3). Tokens in
+	// URLs end up in logs and browser history: avoid it.
+	AllowQuery bool
+}
+
+func (c BearerConfig) withDefaults() BearerConfig {
+	if c.MaxLength <= 0 {
+		c.MaxLength = DefaultMaxTokenLength
+	}
+	if c.MaxFormBytes <= 0 {
+		c.MaxFormBytes = DefaultMaxFormBytes
+	}
+	return c
+}
+
+// extract returns the one token the request presents. More than one token,
+// wherever they are, is a malformed request; a token in the query while the
+// query is not a source is refused rather than ignored.
+func (g *Guard) extract(w http.ResponseWriter, r *http.Request) (string, *Error) {
+	var token string
+	found := 0
+
+	headers := r.Header.Values("Authorization")
+	if len(headers) > 1 {
+		return "", errTwoHeaders
+	}
+	if len(headers) == 1 {
+		t, isBearer, e := g.fromHeader(headers[0])
+		if e != nil {
+			return "", e
+		}
+		if isBearer {
+			token, found = t, 1
+		}
+	}
+
+	if strings.Contains(r.URL.RawQuery, "access_token") {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err == nil && len(q["access_token"]) > 0 {
+			if !g.bearer.AllowQuery {
+				if found > 0 {
+					return "", errTwoTokens
+				}
+				return "", errQueryDisabled
+			}
+			found += len(q["access_token"])
+			token = q.Get("access_token")
+			w.Header().Set("Cache-Control", "private")
+		}
+	}
+
+	if g.bearer.AllowFormBody && r.Method != http.MethodGet && r.Body != nil && isForm(r) {
+		r.Body = http.MaxBytesReader(w, r.Body, g.bearer.MaxFormBytes)
+		if err := r.ParseForm(); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return "", errFormTooLarge
+			}
+			return "", errFormTooLarge.withCause(err)
+		}
+		if v := r.PostForm["access_token"]; len(v) > 0 {
+			found += len(v)
+			token = v[0]
+		}
+	}
+
+	switch {
+	case found == 0:
+		return "", errMissing
+	case found > 1:
+		return "", errTwoTokens
+	case token == "":
+		return "", errEmptyToken
+	case len(token) > g.bearer.MaxLength:
+		return "", errTooLong
+	case !isB64Token(token):
+		return "", errSyntax
+	}
+	return token, nil
+}
+
+// fromHeader reads "Bearer <token>"; the scheme is case-insensitive. Other
+// schemes are not bearer credentials (isBearer false).
+func (g *Guard) fromHeader(v string) (token string, isBearer bool, e *Error) {
+	scheme, rest, _ := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false, nil
+	}
+	rest = strings.Trim(rest, " \t")
+	switch {
+	case rest == "":
+		return "", true, errEmptyToken
+	case len(rest) > g.bearer.MaxLength:
+		return "", true, errTooLong
+	case strings.ContainsAny(rest, " \t"):
+		return "", true, errHeaderSyntax
+	}
+	return rest, true, nil
+}
+
+func isForm(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/x-www-form-urlencoded"
+}
+
+// isB64Token reports whether s matches RFC 6750's b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,258 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/olympus/aegis/jwks"
+	"github.com/olympus/aegis/scopes"
+)
+
+// TokenValidator turns a bearer token into a Principal. Its errors decide
+// the response: an *Error is used as is; the jwks package's errors map to
+// 401 invalid_token, or 503 for jwks.ErrKeysUnavailable; any other error is
+// a 401 invalid_token.
+type TokenValidator interface {
+	ValidateToken(ctx context.Context, token string) (*Principal, error)
+}
+
+// Config configures a Guard. For JWT access tokens from one issuer, Issuer
+// and Audience are all that is required.
+type Config struct {
+	// Issuer is the exact iss of accepted tokens, and where keys are
+	// discovered unless JWKSURL is set.
+	Issuer string
+	// Audience must be among each token's aud values (RFC 9068 §4).
+	Audience string
+	// AnyAudience accepts tokens whatever their audience. Avoid it: a token
+	// meant for another API would be accepted here.
+	AnyAudience bool
+	// JWKSURL is the issuer's jwks_uri; empty means discovered.
+	JWKSURL string
+	// Algorithms is the allowlist of signature algorithms; default
+	// jwks.DefaultAlgorithms() (asymmetric only).
+	Algorithms []string
+	// Leeway is the clock skew tolerated on exp, nbf and iat; zero means
+	// jwks.DefaultLeeway (30 s), negative means none.
+	Leeway time.Duration
+	// RequireJWTAccessTokenType demands typ "at+jwt" (RFC 9068). Off by
+	// default: Ory Hydra sends "JWT".
+	RequireJWTAccessTokenType bool
+	// JWKS tunes the remote key set (refresh bounds, refetch cooldown,
+	// timeouts, size cap). Its Issuer, URL, HTTPClient, Logger and Now
+	// default to the fields above.
+	JWKS jwks.Config
+	// Keys replaces the remote key set, for example with a fixed *jwks.Set.
+	Keys jwks.KeySource
+
+	// Bearer configures where tokens are taken from.
+	Bearer BearerConfig
+	// Realm is the realm of WWW-Authenticate challenges; default "api".
+	Realm string
+	// Classifier decides each Principal's Kind; default DefaultClassifier.
+	Classifier Classifier
+	// ErrorWriter writes refusals; default WriteProblem.
+	ErrorWriter ErrorWriter
+	// Logger receives refusals (debug) and dependency failures (warn);
+	// default slog.Default(). Tokens are never logged.
+	Logger *slog.Logger
+	// HTTPClient makes requests to the issuer.
+	HTTPClient *http.Client
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+
+	// Validator replaces JWT validation altogether; the fields Issuer to
+	// Keys are then ignored.
+	Validator TokenValidator
+}
+
+// Guard is HTTP middleware that admits requests bearing a valid access
+// token and the scopes a route needs. It is safe for concurrent use.
+type Guard struct {
+	validator  TokenValidator
+	bearer     BearerConfig
+	realm      string
+	classify   Classifier
+	writeError ErrorWriter
+	log        *slog.Logger
+}
+
+// New checks cfg and returns a Guard. It makes no network request: keys
+// are fetched on first use.
+func New(cfg Config) (*Guard, error) {
+	g := &Guard{
+		validator:  cfg.Validator,
+		bearer:     cfg.Bearer.withDefaults(),
+		realm:      cfg.Realm,
+		classify:   cfg.Classifier,
+		writeError: cfg.ErrorWriter,
+		log:        cfg.Logger,
+	}
+	if g.realm == "" {
+		g.realm = "api"
+	}
+	if g.classify == nil {
+		g.classify = DefaultClassifier
+	}
+	if g.writeError == nil {
+		g.writeError = WriteProblem
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.validator == nil {
+		v, err := newJWTValidator(cfg, g.log)
+		if err != nil {
+			return nil, err
+		}
+		g.validator = v
+	}
+	return g, nil
+}
+
+// Validate validates a bearer token outside HTTP (gRPC, WebSocket
+// messages). The Principal is classified as for a request.
+func (g *Guard) Validate(ctx context.Context, token string) (*Principal, error) {
+	if len(token) > g.bearer.MaxLength {
+		return nil, errTooLong
+	}
+	if !isB64Token(token) {
+		return nil, errSyntax
+	}
+	p, err := g.validator.ValidateToken(ctx, token)
+	if err != nil {
+		return nil, toError(err)
+	}
+	p.Kind = g.classify(p)
+	return p, nil
+}
+
+// Authenticate is middleware that admits requests with a valid token and
+// puts their Principal in the request context. It checks no scope.
+func (g *Guard) Authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r, ok := g.authenticate(w, r); ok {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// Require is middleware that admits requests whose token grants every
+// requirement given (none: any valid token). It authenticates the request
+// itself unless an earlier Authenticate already did, so it works alone or
+// after Authenticate:
+//
+//	r.With(guard.Require(scopes.All("data:read"))).Get("/data", list)
+func (g *Guard) Require(reqs ...scopes.Requirement) func(http.Handler) http.Handler {
+	scope := requiredScope(reqs)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, ok := PrincipalFrom(r.Context())
+			if !ok {
+				if r, ok = g.authenticate(w, r); !ok {
+					return
+				}
+				p, _ = PrincipalFrom(r.Context())
+			}
+			for _, req := range reqs {
+				if !req.SatisfiedBy(p.Scopes) {
+					g.refuse(w, r, insufficientScope(scope))
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Protect wraps h for plain net/http: the request needs a valid token
+// granting every requirement given.
+//
+//	mux.Handle("GET /data", guard.Protect(list, scopes.All("data:read")))
+func (g *Guard) Protect(h http.Handler, reqs ...scopes.Requirement) http.Handler {
+	return g.Require(reqs...)(h)
+}
+
+// requiredScope is the scope parameter of an insufficient_scope challenge.
+func requiredScope(reqs []scopes.Requirement) string {
+	var s string
+	for _, req := range reqs {
+		if req.IsZero() {
+			continue
+		}
+		if s != "" {
+			s += " "
+		}
+		s += req.String()
+	}
+	return s
+}
+
+func (g *Guard) authenticate(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	token, e := g.extract(w, r)
+	if e != nil {
+		g.refuse(w, r, e)
+		return r, false
+	}
+	p, err := g.validator.ValidateToken(r.Context(), token)
+	if err != nil {
+		g.refuse(w, r, toError(err))
+		return r, false
+	}
+	p.Kind = g.classify(p)
+	return r.WithContext(WithPrincipal(r.Context(), p)), true
+}
+
+// toError maps a validator's error to the response it deserves.
+func toError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var unavailable *jwks.UnavailableError
+	switch {
+	case errors.As(err, &unavailable):
+		return &Error{Status: http.StatusServiceUnavailable, Reason: "keys_unavailable",
+			Description: "The issuer's keys cannot be obtained; try again later",
+			RetryAfter:  max(unavailable.RetryAfter, time.Second), Err: err}
+	case errors.Is(err, jwks.ErrKeysUnavailable):
+		return &Error{Status: http.StatusServiceUnavailable, Reason: "keys_unavailable",
+			Description: "The issuer's keys cannot be obtained; try again later", RetryAfter: 10 * time.Second, Err: err}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &Error{Status: http.StatusServiceUnavailable, Reason: "validation_aborted",
+			Description: "Validation did not complete; try again", RetryAfter: time.Second, Err: err}
+	}
+	for _, m := range jwtRefusals {
+		if errors.Is(err, m.err) {
+			return m.resp.withCause(err)
+		}
+	}
+	return errInvalid.withCause(err)
+}
+
+var jwtRefusals = []struct {
+	err  error
+	resp *Error
+}{
+	{jwks.ErrMalformed, errSyntax},
+	{jwks.ErrAlgorithm, errorf(http.StatusUnauthorized, CodeInvalidToken, "algorithm_rejected", "The access token's signing algorithm is not accepted")},
+	{jwks.ErrUnknownKey, errorf(http.StatusUnauthorized, CodeInvalidToken, "key_unknown", "The access token is signed by an unknown key")},
+	{jwks.ErrSignature, errorf(http.StatusUnauthorized, CodeInvalidToken, "signature_invalid", "The access token's signature is invalid")},
+	{jwks.ErrType, errorf(http.StatusUnauthorized, CodeInvalidToken, "type_rejected", "The access token is not of type at+jwt")},
+	{jwks.ErrIssuer, errorf(http.StatusUnauthorized, CodeInvalidToken, "issuer_mismatch", "The access token is not from a trusted issuer")},
+	{jwks.ErrAudience, errorf(http.StatusUnauthorized, CodeInvalidToken, "audience_mismatch", "The access token is not meant for this API")},
+	{jwks.ErrExpired, errorf(http.StatusUnauthorized, CodeInvalidToken, "token_expired", "The access token expired")},
+	{jwks.ErrNotYetValid, errorf(http.StatusUnauthorized, CodeInvalidToken, "token_not_yet_valid", "The access token is not valid yet")},
+	{jwks.ErrClaims, errorf(http.StatusUnauthorized, CodeInvalidToken, "claims_invalid", "The access token's claims are invalid")},
+}
+
+// ValidatorFunc adapts a function to TokenValidator.
+type ValidatorFunc func(ctx context.Context, token string) (*Principal, error)
+
+// ValidateToken calls f.
+func (f ValidatorFunc) ValidateToken(ctx context.Context, token string) (*Principal, error) {
+	return f(ctx, token)
+}
