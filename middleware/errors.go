@@ -194,4 +194,3 @@ func insufficientScope(scope string) *Error {
 	e.Scope = scope
 	return e
 }
-

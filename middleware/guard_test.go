@@ -403,7 +403,9 @@ func TestPrincipal(t *testing.T) {
 	}{
 		{name: "M2M token", token: func(e *env) string { return e.iss.M2M("nightly-sync", "data:read", "data:write") },
 			kind: middleware.KindM2M, scopes: []string{"data:read", "data:write"}},
-		{name: "user token with email in ext", token: func(e *env) string { return e.iss.User("user-42", "web-app", "alice@example.com", "openid", "data:read") },
+		{name: "user token with email in ext", token: func(e *env) string {
+			return e.iss.User("user-42", "web-app", "alice@example.com", "openid", "data:read")
+		},
 			kind: middleware.KindUser, email: "alice@example.com", scopes: []string{"openid", "data:read"}},
 		{name: "user token with top-level email", token: func(e *env) string {
 			c := e.iss.Claims("user-42", "web-app", "data:read")
