@@ -89,12 +89,20 @@ type Issuer struct {
 	published []*Key
 	extra     []json.RawMessage
 	override  http.Handler
+	clients   map[string]Client
 }
 
 // NewIssuer starts an Issuer with one signing key and stops it when the test
 // ends.
 func NewIssuer(tb testing.TB, cfg Config) *Issuer {
 	tb.Helper()
+	i := Start(cfg)
+	tb.Cleanup(i.Close)
+	return i
+}
+
+// Start starts an Issuer outside a test (a demo, a local run); Close stops it.
+func Start(cfg Config) *Issuer {
 	if cfg.Algorithm == "" {
 		cfg.Algorithm = "RS256"
 	}
@@ -111,12 +119,15 @@ func NewIssuer(tb testing.TB, cfg Config) *Issuer {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", i.serveMetadata)
 	mux.HandleFunc("GET /.well-known/jwks.json", i.serveJWKS)
+	mux.HandleFunc("POST /oauth2/token", i.serveToken)
 	i.server = httptest.NewServer(mux)
-	tb.Cleanup(i.server.Close)
 	i.URL = i.server.URL
 	i.Rotate(cfg.Algorithm)
 	return i
 }
+
+// Close stops the issuer's server.
+func (i *Issuer) Close() { i.server.Close() }
 
 // JWKSURL is where the issuer serves its key set.
 func (i *Issuer) JWKSURL() string { return i.URL + "/.well-known/jwks.json" }

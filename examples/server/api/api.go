@@ -1,0 +1,75 @@
+// Package api is the example API that examples/server serves and
+// examples/demo runs in-process: a chi router protected by an Aegis Guard.
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/scopes"
+)
+
+// NewRouter returns the example API behind guard:
+//
+//	GET  /healthz  public
+//	GET  /data     needs data:read
+//	POST /data     needs data:write
+//	GET  /whoami   needs any valid token
+func NewRouter(guard *middleware.Guard) http.Handler {
+	r := chi.NewRouter()
+	r.NotFound(problem(http.StatusNotFound))
+	r.MethodNotAllowed(problem(http.StatusMethodNotAllowed))
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]string{"status": "ok"})
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(guard.Authenticate)
+		r.With(guard.Require(scopes.All("data:read"))).Get("/data", listData)
+		r.With(guard.Require(scopes.All("data:write"))).Post("/data", storeData)
+		r.Get("/whoami", whoami)
+	})
+	return r
+}
+
+// WhoAmI is the body of GET /whoami.
+type WhoAmI struct {
+	Kind     middleware.Kind `json:"kind"`
+	Subject  string          `json:"subject"`
+	ClientID string          `json:"client_id"`
+	Scopes   []string        `json:"scopes"`
+	Email    string          `json:"email"`
+}
+
+func whoami(w http.ResponseWriter, r *http.Request) {
+	p, _ := middleware.PrincipalFrom(r.Context())
+	granted := p.Scopes.Strings()
+	if granted == nil {
+		granted = []string{}
+	}
+	writeJSON(w, WhoAmI{Kind: p.Kind, Subject: p.Subject, ClientID: p.ClientID, Scopes: granted, Email: p.Email})
+}
+
+func listData(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, map[string]any{"items": []string{"alpha", "beta", "gamma"}})
+}
+
+func storeData(w http.ResponseWriter, r *http.Request) {
+	p, _ := middleware.PrincipalFrom(r.Context())
+	writeJSON(w, map[string]any{"stored": true, "by": p.ClientID})
+}
+
+func problem(status int) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(middleware.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/olympus/aegis/jwks/jwkstest"
+)
+
+// syncBuffer is a log sink safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startServer(t *testing.T, args []string, env map[string]string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, func(k string) string { return env[k] }, logs, func(a string) { addrc <- a })
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("server stopped: %v\n%s", err, logs.String())
+	}
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-done)
+	})
+	return "http://" + addr, logs
+}
+
+func call(t *testing.T, method, url, token string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(body)
+}
+
+func TestServerContract(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	base, logs := startServer(t, []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience}, nil)
+	assert.Contains(t, logs.String(), "msg=listening addr=127.0.0.1:")
+
+	m2m := iss.M2M("nightly-data-sync", "data:read", "data:write")
+	reader := iss.M2M("reader", "data:read")
+	user := iss.User("user-42", "web-app", "alice@example.com", "openid", "data:read")
+	tests := []struct {
+		name      string
+		method    string
+		path      string
+		token     string
+		status    int
+		challenge string
+		whoami    string
+	}{
+		{name: "health is public", method: "GET", path: "/healthz", status: 200},
+		{name: "read with data:read", method: "GET", path: "/data", token: reader, status: 200},
+		{name: "write with data:write", method: "POST", path: "/data", token: m2m, status: 200},
+		{name: "write without data:write", method: "POST", path: "/data", token: reader, status: 403,
+			challenge: `Bearer realm="api", error="insufficient_scope", error_description="The access token does not grant the scope this resource needs", scope="data:write"`},
+		{name: "no token", method: "GET", path: "/data", status: 401, challenge: `Bearer realm="api"`},
+		{name: "garbage token", method: "GET", path: "/whoami", token: "garbage", status: 401,
+			challenge: `Bearer realm="api", error="invalid_token", error_description="The access token is malformed"`},
+		{name: "expired token", method: "GET", path: "/whoami", token: iss.Expired("w"), status: 401,
+			challenge: `Bearer realm="api", error="invalid_token", error_description="The access token expired"`},
+		{name: "wrong audience", method: "GET", path: "/whoami", token: iss.WrongAudience("w"), status: 401,
+			challenge: `Bearer realm="api", error="invalid_token", error_description="The access token is not meant for this API"`},
+		{name: "whoami m2m", method: "GET", path: "/whoami", token: m2m, status: 200,
+			whoami: `{"kind":"m2m","subject":"nightly-data-sync","client_id":"nightly-data-sync","scopes":["data:read","data:write"],"email":""}`},
+		{name: "whoami user", method: "GET", path: "/whoami", token: user, status: 200,
+			whoami: `{"kind":"user","subject":"user-42","client_id":"web-app","scopes":["openid","data:read"],"email":"alice@example.com"}`},
+		{name: "whoami without scopes", method: "GET", path: "/whoami", token: iss.M2M("bare"), status: 200,
+			whoami: `{"kind":"m2m","subject":"bare","client_id":"bare","scopes":[],"email":""}`},
+		{name: "unknown route", method: "GET", path: "/nope", status: 404},
+		{name: "wrong method", method: "DELETE", path: "/data", token: m2m, status: 405},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := call(t, tc.method, base+tc.path, tc.token)
+			require.Equal(t, tc.status, resp.StatusCode, body)
+			assert.Equal(t, tc.challenge, resp.Header.Get("WWW-Authenticate"))
+			if tc.whoami != "" {
+				assert.JSONEq(t, tc.whoami, body)
+			}
+			if tc.status >= 400 {
+				assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
+			}
+		})
+	}
+}
+
+func TestServerReadsEnvironment(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	base, _ := startServer(t, nil, map[string]string{
+		"AEGIS_ADDR": "127.0.0.1:0", "AEGIS_ISSUER": iss.URL, "AEGIS_AUDIENCE": iss.Audience, "AEGIS_JWKS_URL": iss.JWKSURL(),
+	})
+	resp, _ := call(t, "GET", base+"/data", iss.M2M("w", "data:read"))
+	assert.Equal(t, 200, resp.StatusCode)
+	resp, _ = call(t, "GET", base+"/data", iss.WrongAudience("w", "data:read"))
+	assert.Equal(t, 401, resp.StatusCode)
+}
+
+func TestServerWithoutAudienceAcceptsAnyAudience(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	base, logs := startServer(t, []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL}, nil)
+	assert.Contains(t, logs.String(), "no -audience given")
+	resp, _ := call(t, "GET", base+"/data", iss.WrongAudience("w", "data:read"))
+	assert.Equal(t, 200, resp.StatusCode)
+}
+
+func TestServerFlagErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{name: "no issuer", args: []string{"-addr", "127.0.0.1:0"}, want: "-issuer"},
+		{name: "unknown flag", args: []string{"-bogus"}, want: "flag provided but not defined"},
+		{name: "stray argument", args: []string{"-issuer", "https://i.example", "extra"}, want: "unexpected arguments"},
+		{name: "bad log level", args: []string{"-issuer", "https://i.example", "-log-level", "loud"}, want: "-log-level"},
+		{name: "insecure issuer", args: []string{"-issuer", "http://id.example.com", "-addr", "127.0.0.1:0"}, want: "http"},
+		{name: "bad address", args: []string{"-issuer", "https://i.example", "-addr", "nonsense"}, want: "nonsense"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, &stderr, nil)
+			require.Error(t, err)
+			assert.Contains(t, err.Error()+stderr.String(), tc.want)
+		})
+	}
+}
+
+func TestServerJSONShape(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	base, _ := startServer(t, []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience}, nil)
+	_, body := call(t, "GET", base+"/whoami", iss.M2M("w"))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(body), &m))
+	assert.ElementsMatch(t, []string{"kind", "subject", "client_id", "scopes", "email"}, keys(m))
+	assert.True(t, strings.HasPrefix(body, "{"))
+}
+
+func keys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
