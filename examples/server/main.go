@@ -24,10 +24,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/olympus/aegis/examples/internal/flagenv"
 	"github.com/olympus/aegis/examples/server/api"
 	"github.com/olympus/aegis/middleware"
 )
@@ -60,21 +60,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
-			return
-		}
-		name := "AEGIS_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" {
-			if setErr := fs.Set(f.Name, v); setErr != nil {
-				err = fmt.Errorf("%s: %w", name, setErr)
-			}
-		}
-	})
-	if err != nil {
+	if err := flagenv.Apply(fs, "AEGIS_", getenv); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {

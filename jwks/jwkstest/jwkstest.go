@@ -79,10 +79,11 @@ type Issuer struct {
 	// Audience is what minted tokens carry in aud.
 	Audience string
 
-	server   *httptest.Server
-	cfg      Config
-	fetches  atomic.Int64
-	sequence atomic.Int64
+	server        *httptest.Server
+	cfg           Config
+	fetches       atomic.Int64
+	tokenRequests atomic.Int64
+	sequence      atomic.Int64
 
 	mu        sync.Mutex
 	current   *Key

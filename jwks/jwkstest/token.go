@@ -20,6 +20,9 @@ type Client struct {
 // TokenURL is the issuer's token endpoint (client_credentials only).
 func (i *Issuer) TokenURL() string { return i.URL + "/oauth2/token" }
 
+// TokenRequests counts the requests to the token endpoint so far.
+func (i *Issuer) TokenRequests() int64 { return i.tokenRequests.Load() }
+
 // AddClient registers c with the token endpoint.
 func (i *Issuer) AddClient(c Client) {
 	i.mu.Lock()
@@ -33,6 +36,7 @@ func (i *Issuer) AddClient(c Client) {
 // serveToken implements the client_credentials grant (RFC 6749 §4.4) with
 // client_secret_basic or client_secret_post, and an optional audience.
 func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
+	i.tokenRequests.Add(1)
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		tokenError(w, http.StatusBadRequest, "invalid_request")

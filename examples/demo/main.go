@@ -1,0 +1,150 @@
+// Command demo runs the whole job in one process, with no setup: an embedded
+// issuer (Aegis's test kit), the example API behind an Aegis Guard, and a
+// backend worker using the client_credentials grant. It prints what each
+// call gets and exits non-zero if anything is not as expected.
+//
+//	go run ./examples/demo
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/olympus/aegis/examples/server/api"
+	"github.com/olympus/aegis/jwks/jwkstest"
+	"github.com/olympus/aegis/middleware"
+)
+
+func main() {
+	if err := run(context.Background(), os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+type demo struct {
+	out    io.Writer
+	api    string
+	failed int
+	steps  int
+}
+
+func run(ctx context.Context, out io.Writer) error {
+	issuer := jwkstest.Start(jwkstest.Config{})
+	defer issuer.Close()
+	issuer.AddClient(jwkstest.Client{ID: "nightly-data-sync", Secret: "demo-secret", Scopes: []string{"data:read", "data:write"}})
+
+	guard, err := middleware.New(middleware.Config{
+		Issuer:   issuer.URL,
+		Audience: issuer.Audience,
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return err
+	}
+	srv := httptest.NewServer(api.NewRouter(guard))
+	defer srv.Close()
+
+	d := &demo{out: out, api: srv.URL}
+	fmt.Fprintf(out, "Aegis demo: an issuer, an API guarded by Aegis and a backend worker, in one process.\n\n")
+	fmt.Fprintf(out, "  issuer    %s (signing key %s, %s)\n", issuer.URL, issuer.CurrentKey().ID, issuer.CurrentKey().Algorithm)
+	fmt.Fprintf(out, "  API       %s (accepts tokens from the issuer for audience %s)\n\n", srv.URL, issuer.Audience)
+
+	// 1. The worker of Athena's cookbook: client_credentials, token cached.
+	d.step("A backend worker (client_credentials) reads and writes data")
+	cc := clientcredentials.Config{
+		ClientID: "nightly-data-sync", ClientSecret: "demo-secret", TokenURL: issuer.TokenURL(),
+		Scopes: []string{"data:read", "data:write"}, AuthStyle: oauth2.AuthStyleInHeader,
+		EndpointParams: url.Values{"audience": {issuer.Audience}},
+	}
+	worker := cc.Client(ctx)
+	d.expect(worker, http.MethodGet, "/data", "", http.StatusOK)
+	d.expect(worker, http.MethodPost, "/data", "", http.StatusOK)
+	d.expect(worker, http.MethodGet, "/whoami", "", http.StatusOK)
+	d.note("the worker made 3 calls with %d token request(s): its token is cached", issuer.TokenRequests())
+
+	plain := srv.Client()
+	d.step("An app calls for a person (authorization_code token with an email)")
+	d.expect(plain, http.MethodGet, "/whoami", issuer.User("user-42", "web-app", "alice@example.com", "openid", "data:read"), http.StatusOK)
+
+	d.step("A read-only token tries to write: missing scope")
+	d.expect(plain, http.MethodPost, "/data", issuer.M2M("report-reader", "data:read"), http.StatusForbidden)
+
+	d.step("A tampered token: a claim changed after signing")
+	d.expect(plain, http.MethodGet, "/data", tamper(issuer.M2M("report-reader", "data:read")), http.StatusUnauthorized)
+
+	d.step("An expired token")
+	d.expect(plain, http.MethodGet, "/whoami", issuer.Expired("nightly-data-sync", "data:read"), http.StatusUnauthorized)
+
+	d.step("No token at all")
+	d.expect(plain, http.MethodGet, "/data", "", http.StatusUnauthorized)
+
+	fmt.Fprintln(out)
+	if d.failed > 0 {
+		return fmt.Errorf("%d of %d steps did not go as expected", d.failed, d.steps)
+	}
+	fmt.Fprintf(out, "All %d steps went as expected.\n", d.steps)
+	return nil
+}
+
+// tamper swaps the token's claims for those of another token signed by the
+// same key, keeping the first signature: a classic forgery attempt.
+func tamper(token string) string {
+	parts := strings.Split(token, ".")
+	claims := strings.NewReplacer("report-reader", "admin-console").Replace(decode(parts[1]))
+	return parts[0] + "." + encode(claims) + "." + parts[2]
+}
+
+func (d *demo) step(title string) {
+	d.steps++
+	fmt.Fprintf(d.out, "%d. %s\n", d.steps, title)
+}
+
+func (d *demo) note(format string, args ...any) {
+	fmt.Fprintf(d.out, "     (%s)\n", fmt.Sprintf(format, args...))
+}
+
+func (d *demo) expect(client *http.Client, method, path, token string, want int) {
+	req, err := http.NewRequest(method, d.api+path, nil)
+	if err != nil {
+		d.fail(err)
+		return
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		d.fail(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	mark := "ok"
+	if resp.StatusCode != want {
+		mark = fmt.Sprintf("UNEXPECTED, wanted %d", want)
+		d.failed++
+	}
+	fmt.Fprintf(d.out, "   %-4s %-7s -> %d %s [%s]\n", method, path, resp.StatusCode, http.StatusText(resp.StatusCode), mark)
+	if resp.StatusCode == http.StatusOK {
+		fmt.Fprintf(d.out, "        %s\n", strings.TrimSpace(string(body)))
+	}
+	if c := resp.Header.Get("WWW-Authenticate"); c != "" {
+		fmt.Fprintf(d.out, "        WWW-Authenticate: %s\n", c)
+	}
+}
+
+func (d *demo) fail(err error) {
+	d.failed++
+	fmt.Fprintf(d.out, "   error: %v\n", err)
+}

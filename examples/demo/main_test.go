@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDemoTranscript(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), &out))
+	transcript := out.String()
+	for _, want := range []string{
+		"GET  /data   -> 200 OK [ok]",
+		`"kind":"m2m"`,
+		`"kind":"user"`,
+		`"email":"alice@example.com"`,
+		"POST /data   -> 403 Forbidden [ok]",
+		`error="insufficient_scope"`,
+		`scope="data:write"`,
+		`error_description="The access token's signature is invalid"`,
+		`error_description="The access token expired"`,
+		"with 1 token request(s)",
+		"All 6 steps went as expected.",
+	} {
+		assert.Contains(t, transcript, want)
+	}
+	assert.NotContains(t, transcript, "UNEXPECTED")
+	assert.Equal(t, 3, strings.Count(transcript, "-> 401"))
+}
