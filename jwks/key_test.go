@@ -165,3 +165,26 @@ func TestNewSet(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseSet feeds arbitrary documents to the key set parser: it must
+// never panic, and every key it keeps must be fit to verify with.
+func FuzzParseSet(f *testing.F) {
+	f.Add([]byte(`{"keys":[]}`))
+	f.Add([]byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}`))
+	f.Add([]byte(`{"keys":[` + string(jwkstest.NewKey("ES256").JWK()) + `,` + string(jwkstest.NewKey("EdDSA").JWK()) + `]}`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		set, rejected, err := jwks.ParseSet(doc)
+		if err != nil {
+			assert.Nil(t, set)
+			return
+		}
+		for _, k := range set.Keys() {
+			_, err := jwks.NewSet(k)
+			assert.NoError(t, err, "kept a key NewSet refuses")
+		}
+		for _, r := range rejected {
+			assert.NotEmpty(t, r.Reason)
+		}
+	})
+}
