@@ -2,14 +2,10 @@ package jwks
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/olympus/aegis/internal/issuerhttp"
 )
 
 // Defaults for Config's zero values.
@@ -107,8 +105,8 @@ func NewRemote(cfg Config) (*Remote, error) {
 		if u == "" {
 			continue
 		}
-		if err := checkURL(u, cfg.AllowInsecureHTTP); err != nil {
-			return nil, err
+		if err := issuerhttp.CheckURL(u, cfg.AllowInsecureHTTP); err != nil {
+			return nil, fmt.Errorf("jwks: %w", err)
 		}
 	}
 	setDefault(&cfg.RefreshInterval, DefaultRefreshInterval)
@@ -127,7 +125,7 @@ func NewRemote(cfg Config) (*Remote, error) {
 	}
 	r := &Remote{cfg: cfg, client: cfg.HTTPClient, log: cfg.Logger, jwksURL: cfg.URL, warned: map[string]struct{}{}}
 	if r.client == nil {
-		r.client = &http.Client{CheckRedirect: sameHostRedirects}
+		r.client = issuerhttp.NewClient()
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -139,41 +137,6 @@ func setDefault(d *time.Duration, def time.Duration) {
 	if *d <= 0 {
 		*d = def
 	}
-}
-
-func sameHostRedirects(req *http.Request, via []*http.Request) error {
-	if len(via) >= 3 {
-		return errors.New("too many redirects")
-	}
-	if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
-		return errors.New("redirect to another origin refused")
-	}
-	return nil
-}
-
-func checkURL(raw string, allowHTTP bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("jwks: %q is not an absolute URL", raw)
-	}
-	switch {
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme == "http" && (allowHTTP || isLoopback(u.Hostname())):
-		return nil
-	case u.Scheme == "http":
-		return fmt.Errorf("jwks: %q uses http on a non-loopback host (set AllowInsecureHTTP to permit it)", raw)
-	default:
-		return fmt.Errorf("jwks: %q: scheme must be https", raw)
-	}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // LookupKeys implements KeySource. The first call fetches the keys; a kid
@@ -393,80 +356,24 @@ func (r *Remote) keySetURL(ctx context.Context) (string, error) {
 	return u, nil
 }
 
-// errNotFound marks a metadata document that is not there.
-var errNotFound = errors.New("not found")
-
 func (r *Remote) discover(ctx context.Context) (string, error) {
-	var errs []error
-	for _, u := range metadataURLs(r.cfg.Issuer) {
-		body, _, err := r.get(ctx, u)
-		if err != nil {
-			errs = append(errs, err)
-			if errors.Is(err, errNotFound) {
-				continue
-			}
-			return "", err
-		}
-		var meta struct {
-			Issuer  string `json:"issuer"`
-			JWKSURI string `json:"jwks_uri"`
-		}
-		if err := json.Unmarshal(body, &meta); err != nil {
-			return "", fmt.Errorf("jwks: metadata at %s is not valid JSON", u)
-		}
-		if meta.Issuer != r.cfg.Issuer {
-			return "", fmt.Errorf("jwks: metadata at %s names issuer %q, not %q", u, clip(meta.Issuer), r.cfg.Issuer)
-		}
-		if meta.JWKSURI == "" {
-			return "", fmt.Errorf("jwks: metadata at %s has no jwks_uri", u)
-		}
-		if err := checkURL(meta.JWKSURI, r.cfg.AllowInsecureHTTP); err != nil {
-			return "", err
-		}
-		return meta.JWKSURI, nil
-	}
-	return "", fmt.Errorf("jwks: discovery failed: %w", errors.Join(errs...))
-}
-
-// metadataURLs lists where an issuer's metadata may be: OpenID Connect
-// Discovery first, then RFC 8414 (well-known segment before the path).
-func metadataURLs(issuer string) []string {
-	oidc := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
-	u, err := url.Parse(issuer)
+	meta, err := issuerhttp.Discover(ctx, r.client, r.cfg.Issuer, r.cfg.FetchTimeout, r.cfg.MaxResponseBytes)
 	if err != nil {
-		return []string{oidc}
+		return "", fmt.Errorf("jwks: %w", err)
 	}
-	path := strings.TrimSuffix(u.Path, "/")
-	u.Path = "/.well-known/oauth-authorization-server" + path
-	u.RawPath = ""
-	return []string{oidc, u.String()}
+	if meta.JWKSURI == "" {
+		return "", fmt.Errorf("jwks: metadata of %s has no jwks_uri", r.cfg.Issuer)
+	}
+	if err := issuerhttp.CheckURL(meta.JWKSURI, r.cfg.AllowInsecureHTTP); err != nil {
+		return "", fmt.Errorf("jwks: jwks_uri: %w", err)
+	}
+	return meta.JWKSURI, nil
 }
 
 func (r *Remote) get(ctx context.Context, u string) ([]byte, http.Header, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	body, h, err := issuerhttp.Get(ctx, r.client, u, r.cfg.FetchTimeout, r.cfg.MaxResponseBytes, "application/jwk-set+json, application/json")
 	if err != nil {
-		return nil, nil, fmt.Errorf("jwks: request for %s: %w", u, err)
+		return nil, nil, fmt.Errorf("jwks: %w", err)
 	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("jwks: GET %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, nil, fmt.Errorf("jwks: GET %s: %w", u, errNotFound)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("jwks: GET %s: status %d", u, resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, r.cfg.MaxResponseBytes+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("jwks: GET %s: reading body: %w", u, err)
-	}
-	if int64(len(body)) > r.cfg.MaxResponseBytes {
-		return nil, nil, fmt.Errorf("jwks: GET %s: body over %d bytes", u, r.cfg.MaxResponseBytes)
-	}
-	return body, resp.Header, nil
+	return body, h, nil
 }

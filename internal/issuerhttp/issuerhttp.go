@@ -1,0 +1,160 @@
+// Package issuerhttp holds what Aegis's packages share when they talk to an
+// authorization server: which URLs may be trusted, bounded requests, and
+// RFC 8414 / OpenID Connect metadata discovery.
+package issuerhttp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ErrNotFound marks a 404 answer.
+var ErrNotFound = errors.New("not found")
+
+// CheckURL accepts https URLs, and http URLs on loopback hosts (or anywhere
+// when allowHTTP is set).
+func CheckURL(raw string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && (allowHTTP || IsLoopback(u.Hostname())):
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("%q uses http on a non-loopback host (set AllowInsecureHTTP to permit it)", raw)
+	default:
+		return fmt.Errorf("%q: scheme must be https", raw)
+	}
+}
+
+// IsLoopback reports whether host is localhost or a loopback IP.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// NewClient returns the default client: redirects are followed only within
+// the same origin, three at most.
+func NewClient() *http.Client {
+	return &http.Client{CheckRedirect: SameOriginRedirects}
+}
+
+// SameOriginRedirects is an http.Client CheckRedirect policy.
+func SameOriginRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 3 {
+		return errors.New("too many redirects")
+	}
+	if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
+		return errors.New("redirect to another origin refused")
+	}
+	return nil
+}
+
+// Get fetches u with a timeout and a cap on the body. Any status but 200 is
+// an error (404 wraps ErrNotFound).
+func Get(ctx context.Context, client *http.Client, u string, timeout time.Duration, maxBytes int64, accept string) ([]byte, http.Header, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("request for %s: %w", u, err)
+	}
+	req.Header.Set("Accept", accept)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, nil, fmt.Errorf("GET %s: %w", u, ErrNotFound)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
+	}
+	body, err := ReadCapped(resp.Body, maxBytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	return body, resp.Header, nil
+}
+
+// ReadCapped reads at most max bytes and fails if there are more.
+func ReadCapped(r io.Reader, max int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading body: %w", err)
+	}
+	if int64(len(body)) > max {
+		return nil, fmt.Errorf("body over %d bytes", max)
+	}
+	return body, nil
+}
+
+// Metadata is what Aegis reads of an authorization server's metadata.
+type Metadata struct {
+	Issuer                string `json:"issuer"`
+	JWKSURI               string `json:"jwks_uri"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+}
+
+// MetadataURLs lists where an issuer's metadata may be: OpenID Connect
+// Discovery first, then RFC 8414 (well-known segment before the path).
+func MetadataURLs(issuer string) []string {
+	oidc := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return []string{oidc}
+	}
+	path := strings.TrimSuffix(u.Path, "/")
+	u.Path = "/.well-known/oauth-authorization-server" + path
+	u.RawPath = ""
+	return []string{oidc, u.String()}
+}
+
+// Discover reads issuer's metadata from the first well-known location that
+// has it. The metadata must name issuer exactly; the URLs it gives are
+// checked with CheckURL by the caller.
+func Discover(ctx context.Context, client *http.Client, issuer string, timeout time.Duration, maxBytes int64) (Metadata, error) {
+	var errs []error
+	for _, u := range MetadataURLs(issuer) {
+		body, _, err := Get(ctx, client, u, timeout, maxBytes, "application/json")
+		if err != nil {
+			errs = append(errs, err)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			return Metadata{}, err
+		}
+		var meta Metadata
+		if err := json.Unmarshal(body, &meta); err != nil {
+			return Metadata{}, fmt.Errorf("metadata at %s is not valid JSON", u)
+		}
+		if meta.Issuer != issuer {
+			return Metadata{}, fmt.Errorf("metadata at %s names issuer %q, not %q", u, clip(meta.Issuer), issuer)
+		}
+		return meta, nil
+	}
+	return Metadata{}, fmt.Errorf("discovery failed: %w", errors.Join(errs...))
+}
+
+func clip(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}
