@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/olympus/aegis/internal/b64token"
 )
 
 // DefaultMaxTokenLength bounds a token before any decoding.
@@ -101,7 +103,7 @@ func (g *Guard) extract(w http.ResponseWriter, r *http.Request) (string, *Error)
 		return "", errEmptyToken
 	case len(token) > g.bearer.MaxLength:
 		return "", errTooLong
-	case !isB64Token(token):
+	case !b64token.Valid(token):
 		return "", errSyntax
 	}
 	return token, nil
@@ -133,29 +135,4 @@ func isForm(r *http.Request) bool {
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/x-www-form-urlencoded"
-}
-
-// isB64Token reports whether s matches RFC 6750's b64token:
-// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-func isB64Token(s string) bool {
-	if s == "" {
-		return false
-	}
-	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
-			break
-		}
-	}
-	if i == 0 {
-		return false
-	}
-	for ; i < len(s); i++ {
-		if s[i] != '=' {
-			return false
-		}
-	}
-	return true
 }

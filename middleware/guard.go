@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/olympus/aegis/internal/b64token"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/scopes"
 )
@@ -119,7 +120,7 @@ func (g *Guard) Validate(ctx context.Context, token string) (*Principal, error) 
 	if len(token) > g.bearer.MaxLength {
 		return nil, errTooLong
 	}
-	if !isB64Token(token) {
+	if !b64token.Valid(token) {
 		return nil, errSyntax
 	}
 	p, err := g.validator.ValidateToken(ctx, token)
