@@ -67,10 +67,10 @@ func parseClaims(payload []byte) (*Claims, error) {
 		case "jti":
 			c.TokenID, err = strictjson.String(m.Value)
 		case "aud":
-			c.Audience, err = parseAudience(m.Value)
+			c.Audience, err = strictjson.StringOrArray(m.Value)
 		case "exp", "nbf", "iat":
-			t, ok := parseNumericDate(m.Value)
-			if !ok {
+			t, err := strictjson.NumericDate(m.Value)
+			if err != nil {
 				return nil, refuse(ErrClaims, m.Name+" is not a NumericDate")
 			}
 			switch m.Name {
@@ -90,19 +90,4 @@ func parseClaims(payload []byte) (*Claims, error) {
 		return nil, refuse(ErrClaims, "exp is missing")
 	}
 	return c, nil
-}
-
-func parseAudience(raw []byte) ([]string, error) {
-	if len(raw) > 0 && raw[0] == '"' {
-		s, err := strictjson.String(raw)
-		if err != nil {
-			return nil, err
-		}
-		return []string{s}, nil
-	}
-	var aud []string
-	if err := json.Unmarshal(raw, &aud); err != nil || aud == nil {
-		return nil, strictjson.ErrType
-	}
-	return aud, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -277,26 +276,4 @@ func (v *Validator) checkClaims(c *Claims) error {
 		return refuse(ErrAudience, "aud does not contain the configured audience")
 	}
 	return nil
-}
-
-// parseNumericDate reads an RFC 7519 NumericDate, which must be a JSON
-// number. Values beyond year 9999 are clamped there.
-func parseNumericDate(raw []byte) (time.Time, bool) {
-	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
-		return time.Time{}, false
-	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return time.Time{}, false
-	}
-	const maxSeconds = 253402300799 // 9999-12-31T23:59:59Z
-	switch {
-	case f > maxSeconds:
-		f = maxSeconds
-	case f < -maxSeconds:
-		f = -maxSeconds
-	}
-	sec := int64(f)
-	nsec := int64((f - float64(sec)) * 1e9)
-	return time.Unix(sec, nsec).UTC(), true
 }

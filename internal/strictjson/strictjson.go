@@ -8,6 +8,8 @@ package strictjson
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -368,4 +370,37 @@ func String(raw []byte) (string, error) {
 		}
 	}
 	return string(inner), nil
+}
+
+// StringOrArray decodes a value that is a JSON string or an array of JSON
+// strings (such as aud), always returning the array form.
+func StringOrArray(raw []byte) ([]string, error) {
+	if len(raw) > 0 && raw[0] == '"' {
+		s, err := String(raw)
+		if err != nil {
+			return nil, err
+		}
+		return []string{s}, nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil || list == nil {
+		return nil, ErrType
+	}
+	return list, nil
+}
+
+// NumericDate decodes an RFC 7519 NumericDate, which must be a JSON number
+// (fractions allowed). Values beyond year 9999 are clamped there.
+func NumericDate(raw []byte) (time.Time, error) {
+	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+		return time.Time{}, ErrType
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return time.Time{}, ErrSyntax
+	}
+	const maxSeconds = 253402300799 // 9999-12-31T23:59:59Z
+	f = max(min(f, maxSeconds), -maxSeconds)
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -121,4 +122,55 @@ func FuzzValid(f *testing.F) {
 			assert.Len(t, m, len(members))
 		}
 	})
+}
+
+func TestStringOrArray(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		ok   bool
+	}{
+		{in: `"a"`, want: []string{"a"}, ok: true},
+		{in: `["a","b"]`, want: []string{"a", "b"}, ok: true},
+		{in: `[]`, want: []string{}, ok: true},
+		{in: `null`},
+		{in: `[1]`},
+		{in: `7`},
+	}
+	for _, tc := range tests {
+		got, err := StringOrArray([]byte(tc.in))
+		if !tc.ok {
+			assert.Error(t, err, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got)
+	}
+}
+
+func TestNumericDate(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Time
+		ok   bool
+	}{
+		{in: `0`, want: time.Unix(0, 0).UTC(), ok: true},
+		{in: `1700000000`, want: time.Unix(1700000000, 0).UTC(), ok: true},
+		{in: `1700000000.5`, want: time.Unix(1700000000, 5e8).UTC(), ok: true},
+		{in: `1e400`, want: time.Unix(253402300799, 0).UTC(), ok: true},
+		{in: `-1e400`, want: time.Unix(-253402300799, 0).UTC(), ok: true},
+		{in: `"1700000000"`},
+		{in: `true`},
+		{in: `null`},
+		{in: ``},
+	}
+	for _, tc := range tests {
+		got, err := NumericDate([]byte(tc.in))
+		if !tc.ok {
+			assert.Error(t, err, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got, tc.in)
+	}
 }
