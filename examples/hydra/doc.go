@@ -1,0 +1,17 @@
+// Package hydra is Aegis's end-to-end suite against a real Ory Hydra v2.3.0.
+//
+// It is a nested module (github.com/olympus/aegis/examples/hydra) so that
+// Hydra and its many dependencies never enter the root go.mod: Hydra is a
+// tool dependency of this module only (see go.mod), built with
+//
+//	CGO_ENABLED=1 go build -tags sqlite,sqlite_omit_load_extension -o hydra github.com/ory/hydra/v2
+//
+// The tests start Hydra (in-memory, --dev, JWT access tokens) and the
+// examples/server binary built from the repository root, each on free
+// loopback ports, and drive them over HTTP. Run them with
+//
+//	cd examples/hydra && go test ./...
+//
+// which builds Hydra itself unless AEGIS_HYDRA_BIN names a binary. See
+// README.md for the environment variables.
+package hydra

@@ -1,0 +1,373 @@
+package hydra
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/olympus/aegis/scopes"
+)
+
+// TestHydra checks the harness and the Hydra facts that Aegis relies on,
+// with no Aegis code involved.
+func TestHydra(t *testing.T) {
+	h := needHydra(t)
+
+	t.Run("discovery", func(t *testing.T) {
+		resp, err := h.hc.Get(h.public + "/.well-known/openid-configuration")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var d struct {
+			Issuer  string `json:"issuer"`
+			JWKSURI string `json:"jwks_uri"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&d))
+		assert.Equal(t, h.public, d.Issuer)
+		assert.Equal(t, h.public+"/.well-known/jwks.json", d.JWKSURI)
+	})
+
+	t.Run("m2m token shape", func(t *testing.T) {
+		spec := m2mClientSpec("shape-m2m", []string{"data:read", "data:write"}, apiAudience)
+		spec["metadata"] = map[string]any{"rate_limit_per_minute": 600}
+		c := h.createClient(t, spec)
+
+		var got struct {
+			Metadata map[string]any `json:"metadata"`
+		}
+		h.adminJSON(t, http.MethodGet, "/admin/clients/"+c.ID, nil, http.StatusOK, &got)
+		assert.Equal(t, map[string]any{"rate_limit_per_minute": float64(600)}, got.Metadata)
+
+		tok := h.clientCredentials(t, c, []string{"data:read", "data:write"}, apiAudience)
+		header, claims := jwtParts(t, tok)
+		assert.Equal(t, "RS256", header["alg"])
+		assert.Equal(t, "JWT", header["typ"])
+		assert.NotEmpty(t, header["kid"])
+		assert.Equal(t, h.public, claims["iss"])
+		assert.Equal(t, c.ID, claims["sub"])
+		assert.Equal(t, c.ID, claims["client_id"])
+		assert.Equal(t, []any{apiAudience}, claims["aud"])
+		assert.Equal(t, []any{"data:read", "data:write"}, claims["scp"])
+		assert.Equal(t, []string{"data:read", "data:write"}, scpWithAegis(t, tok))
+		assert.Equal(t, map[string]any{}, claims["ext"])
+	})
+
+	t.Run("user token shape", func(t *testing.T) {
+		app := h.createClient(t, userClientSpec(h))
+		tok := h.userToken(t, app, h.uiBase+"/cb", "user-42", []string{"openid", "data:read"}, apiAudience,
+			map[string]any{"email": "alice@example.com"})
+		_, claims := jwtParts(t, tok)
+		assert.Equal(t, "user-42", claims["sub"])
+		assert.Equal(t, app.ID, claims["client_id"])
+		assert.Equal(t, []any{apiAudience}, claims["aud"])
+		assert.Equal(t, []any{"openid", "data:read"}, claims["scp"])
+		assert.Equal(t, []string{"openid", "data:read"}, scpWithAegis(t, tok))
+		assert.Equal(t, map[string]any{"email": "alice@example.com"}, claims["ext"])
+	})
+
+	t.Run("per-client lifespan", func(t *testing.T) {
+		c := h.createClient(t, m2mClientSpec("shape-short", []string{"data:read"}, apiAudience))
+		h.adminJSON(t, http.MethodPut, "/admin/clients/"+c.ID+"/lifespans",
+			map[string]string{"client_credentials_grant_access_token_lifespan": "3s"}, http.StatusOK, nil)
+		tr := h.token(t, c, map[string][]string{"grant_type": {"client_credentials"}, "scope": {"data:read"}, "audience": {apiAudience}})
+		// Hydra's exp and expires_in can fall a second or two short of the
+		// lifespan (seen: lifespan 4s, exp-iat 3, expires_in 2).
+		assert.GreaterOrEqual(t, tr.ExpiresIn, 1)
+		assert.LessOrEqual(t, tr.ExpiresIn, 3)
+		_, claims := jwtParts(t, tr.AccessToken)
+		assert.InDelta(t, 3, claims["exp"].(float64)-claims["iat"].(float64), 1)
+	})
+
+	t.Run("key rotation", func(t *testing.T) {
+		c := h.createClient(t, m2mClientSpec("shape-rotate", []string{"data:read"}, apiAudience))
+		before := kidOf(t, h.clientCredentials(t, c, []string{"data:read"}, apiAudience))
+		kid := h.rotateKey(t)
+		assert.NotEqual(t, before, kid)
+		assert.Equal(t, kid, kidOf(t, h.clientCredentials(t, c, []string{"data:read"}, apiAudience)))
+		assert.Subset(t, h.publishedKids(t), []string{before, kid}, "old and new keys are both published")
+	})
+}
+
+// scpWithAegis parses a Hydra token's scp claim with Aegis's own parser.
+func scpWithAegis(t *testing.T, token string) []string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	require.Len(t, parts, 3)
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	require.NoError(t, err)
+	var claims map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(payload, &claims))
+	set, err := scopes.FromClaim(claims["scp"])
+	require.NoError(t, err)
+	return set.Strings()
+}
+
+func userClientSpec(h *hydraProc) map[string]any {
+	return map[string]any{
+		"client_name":           "e2e-web-app",
+		"grant_types":           []string{"authorization_code"},
+		"response_types":        []string{"code"},
+		"scope":                 "openid data:read",
+		"redirect_uris":         []string{h.uiBase + "/cb"},
+		"audience":              []string{apiAudience},
+		"access_token_strategy": "jwt",
+	}
+}
+
+// whoami is the body of examples/server's GET /whoami.
+type whoami struct {
+	Kind     string   `json:"kind"`
+	Subject  string   `json:"subject"`
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes"`
+	Email    string   `json:"email"`
+}
+
+// requireWhoami asserts a 200 /whoami answer and returns its body.
+func requireWhoami(t *testing.T, r response) whoami {
+	t.Helper()
+	require.Equal(t, http.StatusOK, r.status, "GET /whoami: %s", r)
+	assertMediaType(t, r, "application/json")
+	var raw map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(r.body, &raw), "body: %s", r.body)
+	for _, k := range []string{"kind", "subject", "client_id", "scopes", "email"} {
+		assert.Contains(t, raw, k, "whoami body %s", r.body)
+	}
+	assert.NotEqual(t, "null", string(raw["scopes"]), "scopes must never be null")
+	var w whoami
+	require.NoError(t, json.Unmarshal(r.body, &w))
+	return w
+}
+
+func assertMediaType(t *testing.T, r response, want string) {
+	t.Helper()
+	mt, _, err := mime.ParseMediaType(r.header.Get("Content-Type"))
+	if assert.NoError(t, err, "Content-Type %q", r.header.Get("Content-Type")) {
+		assert.Equal(t, want, mt)
+	}
+}
+
+// assertChallenge asserts an error answer: its status, a problem+json body,
+// and a Bearer challenge whose error parameter is wantErr ("" for none: then
+// the challenge must carry a realm).
+// It returns the challenge's parameters.
+func assertChallenge(t *testing.T, r response, status int, wantErr string) map[string]string {
+	t.Helper()
+	require.Equal(t, status, r.status, "%s", r)
+	assertMediaType(t, r, "application/problem+json")
+	assert.True(t, json.Valid(r.body), "body is not JSON: %s", r.body)
+	values := r.header.Values("WWW-Authenticate")
+	require.Len(t, values, 1, "one WWW-Authenticate header")
+	scheme, params, err := parseChallenge(values[0])
+	require.NoError(t, err)
+	assert.Equal(t, "bearer", strings.ToLower(scheme), "%s", values[0])
+	if wantErr == "" {
+		assert.Contains(t, params, "realm", "%s", values[0])
+		assert.NotContains(t, params, "error", "%s", values[0])
+		assert.NotContains(t, values[0], "error=")
+	} else {
+		assert.Equal(t, wantErr, params["error"], "%s", values[0])
+	}
+	return params
+}
+
+// TestE2E runs examples/server against Hydra.
+func TestE2E(t *testing.T) {
+	h, _ := needServer(t)
+	t0 := time.Now()
+	srv := startServer(t, "server", "-issuer", h.public, "-audience", apiAudience)
+	t.Logf("server up in %s", time.Since(t0).Round(time.Millisecond))
+
+	m2mSpec := m2mClientSpec("nightly-data-sync", []string{"data:read", "data:write"}, apiAudience)
+	m2mSpec["metadata"] = map[string]any{"rate_limit_per_minute": 600}
+	m2m := h.createClient(t, m2mSpec)
+	m2mToken := h.clientCredentials(t, m2m, []string{"data:read", "data:write"}, apiAudience)
+
+	t.Run("0 logs listening line", func(t *testing.T) {
+		var line string
+		for _, l := range strings.Split(srv.proc.out.String(), "\n") {
+			if strings.Contains(l, "msg=listening") {
+				line = l
+				break
+			}
+		}
+		require.NotEmpty(t, line, "no msg=listening line in the server's log")
+		assert.Contains(t, strings.Fields(line), "addr="+srv.addr)
+	})
+
+	t.Run("1 m2m client credentials", func(t *testing.T) {
+		r := srv.call(t, http.MethodGet, "/data", m2mToken)
+		require.Equal(t, http.StatusOK, r.status, "GET /data: %s", r)
+		assertMediaType(t, r, "application/json")
+		assert.True(t, json.Valid(r.body))
+
+		r = srv.call(t, http.MethodPost, "/data", m2mToken)
+		require.Equal(t, http.StatusOK, r.status, "POST /data: %s", r)
+		assert.True(t, json.Valid(r.body))
+
+		w := requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", m2mToken))
+		assert.Equal(t, "m2m", w.Kind)
+		assert.Equal(t, m2m.ID, w.Subject)
+		assert.Equal(t, m2m.ID, w.ClientID)
+		assert.Subset(t, w.Scopes, []string{"data:read", "data:write"})
+		assert.Equal(t, "", w.Email)
+	})
+
+	t.Run("2 user via login and consent", func(t *testing.T) {
+		app := h.createClient(t, userClientSpec(h))
+		tok := h.userToken(t, app, h.uiBase+"/cb", "user-42", []string{"openid", "data:read"}, apiAudience,
+			map[string]any{"email": "alice@example.com"})
+
+		w := requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", tok))
+		assert.Equal(t, "user", w.Kind)
+		assert.Equal(t, "user-42", w.Subject)
+		assert.Equal(t, app.ID, w.ClientID)
+		assert.ElementsMatch(t, []string{"openid", "data:read"}, w.Scopes)
+		assert.Equal(t, "alice@example.com", w.Email)
+
+		r := srv.call(t, http.MethodGet, "/data", tok)
+		assert.Equal(t, http.StatusOK, r.status, "GET /data: %s", r)
+		params := assertChallenge(t, srv.call(t, http.MethodPost, "/data", tok), http.StatusForbidden, "insufficient_scope")
+		assert.Equal(t, "data:write", params["scope"])
+	})
+
+	t.Run("3 insufficient scope", func(t *testing.T) {
+		readOnly := h.clientCredentials(t, m2m, []string{"data:read"}, apiAudience)
+
+		params := assertChallenge(t, srv.call(t, http.MethodPost, "/data", readOnly), http.StatusForbidden, "insufficient_scope")
+		assert.Equal(t, "data:write", params["scope"])
+
+		r := srv.call(t, http.MethodGet, "/data", readOnly)
+		assert.Equal(t, http.StatusOK, r.status, "GET /data: %s", r)
+
+		w := requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", readOnly))
+		assert.Equal(t, []string{"data:read"}, w.Scopes)
+	})
+
+	t.Run("4 missing and invalid tokens", func(t *testing.T) {
+		parts := strings.Split(m2mToken, ".")
+		require.Len(t, parts, 3)
+		flipped := []byte(parts[1])
+		i := len(flipped) / 2
+		if flipped[i] == 'A' {
+			flipped[i] = 'B'
+		} else {
+			flipped[i] = 'A'
+		}
+		_, claims := jwtParts(t, m2mToken)
+		claims["scp"] = []string{"data:read", "data:write", "admin"}
+		forgedClaims, err := json.Marshal(claims)
+		require.NoError(t, err)
+		enc := base64.RawURLEncoding.EncodeToString
+
+		for _, tc := range []struct {
+			name, token, wantErr string
+		}{
+			{"no token", "", ""},
+			{"garbage", "garbage", "invalid_token"},
+			{"payload character flipped", parts[0] + "." + string(flipped) + "." + parts[2], "invalid_token"},
+			{"claims rewritten", parts[0] + "." + enc(forgedClaims) + "." + parts[2], "invalid_token"},
+			{"signature stripped", parts[0] + "." + parts[1] + ".", "invalid_token"},
+			{"alg none", enc([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + ".", "invalid_token"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				for _, path := range []string{"/whoami", "/data"} {
+					assertChallenge(t, srv.call(t, http.MethodGet, path, tc.token), http.StatusUnauthorized, tc.wantErr)
+				}
+			})
+		}
+		// The original token is still good: the failures above are the edits.
+		requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", m2mToken))
+	})
+
+	t.Run("5 key rotation", func(t *testing.T) {
+		c := h.createClient(t, m2mClientSpec("rotation", []string{"data:read"}, apiAudience))
+		oldToken := h.clientCredentials(t, c, []string{"data:read"}, apiAudience)
+		requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", oldToken)) // the server now caches the current key
+
+		newKid := h.rotateKey(t)
+		newToken := h.clientCredentials(t, c, []string{"data:read"}, apiAudience)
+		require.Equal(t, newKid, kidOf(t, newToken))
+		require.NotEqual(t, kidOf(t, oldToken), newKid)
+
+		// The unknown kid must make the server refetch the JWKS. The refetch
+		// is rate-limited, so allow a bounded wait, but report it.
+		t1 := time.Now()
+		r := srv.call(t, http.MethodGet, "/whoami", newToken)
+		if r.status != http.StatusOK {
+			t.Logf("new kid not accepted at once: %s", r)
+			deadline := time.Now().Add(90 * time.Second)
+			for r.status != http.StatusOK && time.Now().Before(deadline) {
+				time.Sleep(500 * time.Millisecond) // polling interval, not synchronisation
+				r = srv.call(t, http.MethodGet, "/whoami", newToken)
+			}
+			t.Logf("new kid accepted after %s", time.Since(t1).Round(time.Millisecond))
+		}
+		w := requireWhoami(t, r)
+		assert.Equal(t, c.ID, w.Subject)
+
+		w = requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", oldToken))
+		assert.Equal(t, c.ID, w.Subject, "a token signed by the previous, still published key stays valid")
+		requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", m2mToken))
+	})
+
+	t.Run("6 expiry", func(t *testing.T) {
+		c := h.createClient(t, m2mClientSpec("short-lived", []string{"data:read"}, apiAudience))
+		h.adminJSON(t, http.MethodPut, "/admin/clients/"+c.ID+"/lifespans",
+			map[string]string{"client_credentials_grant_access_token_lifespan": "3s"}, http.StatusOK, nil)
+		tok := h.clientCredentials(t, c, []string{"data:read"}, apiAudience)
+		_, claims := jwtParts(t, tok)
+		exp := time.Unix(int64(claims["exp"].(float64)), 0)
+		require.WithinDuration(t, time.Now().Add(3*time.Second), exp, 2*time.Second)
+
+		requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", tok))
+
+		// Poll until the server rejects the token: after exp plus its clock
+		// leeway (30s by default).
+		deadline := time.Now().Add(2 * time.Minute)
+		var r response
+		for {
+			r = srv.call(t, http.MethodGet, "/whoami", tok)
+			if r.status != http.StatusOK || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(250 * time.Millisecond) // polling interval, not synchronisation
+		}
+		rejected := time.Now()
+		assertChallenge(t, r, http.StatusUnauthorized, "invalid_token")
+		assert.False(t, rejected.Before(exp), "rejected at %s, before exp %s", rejected, exp)
+		t.Logf("rejected %s after exp (server leeway)", rejected.Sub(exp).Round(time.Millisecond))
+	})
+
+	t.Run("7 audience mismatch", func(t *testing.T) {
+		other := startServer(t, "server-other-audience", "-issuer", h.public, "-audience", otherAudience)
+		assertChallenge(t, other.call(t, http.MethodGet, "/whoami", m2mToken), http.StatusUnauthorized, "invalid_token")
+		assertChallenge(t, other.call(t, http.MethodGet, "/data", m2mToken), http.StatusUnauthorized, "invalid_token")
+
+		// Control: a token for the other audience passes there and only there.
+		c := h.createClient(t, m2mClientSpec("other-audience", []string{"data:read"}, otherAudience))
+		tok := h.clientCredentials(t, c, []string{"data:read"}, otherAudience)
+		w := requireWhoami(t, other.call(t, http.MethodGet, "/whoami", tok))
+		assert.Equal(t, c.ID, w.Subject)
+		assertChallenge(t, srv.call(t, http.MethodGet, "/whoami", tok), http.StatusUnauthorized, "invalid_token")
+	})
+
+	t.Run("8 keys unobtainable", func(t *testing.T) {
+		port, err := freePort() // nothing listens there
+		require.NoError(t, err)
+		dark := startServer(t, "server-no-jwks", "-issuer", h.public, "-audience", apiAudience,
+			"-jwks-url", fmt.Sprintf("http://127.0.0.1:%d/.well-known/jwks.json", port))
+		r := dark.call(t, http.MethodGet, "/whoami", m2mToken)
+		require.Equal(t, http.StatusServiceUnavailable, r.status, "%s", r)
+		assertMediaType(t, r, "application/problem+json")
+		assert.NotEmpty(t, r.header.Get("Retry-After"), "503 without Retry-After")
+	})
+}
