@@ -37,6 +37,9 @@ type Config struct {
 	TokenLifetime time.Duration
 	// Now is the clock for iat, nbf and exp; default time.Now.
 	Now func() time.Time
+	// HideIntrospectionEndpoint leaves introspection_endpoint out of the
+	// metadata, as Ory Hydra does; the endpoint still answers.
+	HideIntrospectionEndpoint bool
 }
 
 // DefaultAudience is the audience of minted tokens unless configured.
@@ -91,6 +94,11 @@ type Issuer struct {
 	extra     []json.RawMessage
 	override  http.Handler
 	clients   map[string]Client
+
+	introspections        atomic.Int64
+	minted                map[[32]byte]map[string]any
+	introspectionClient   *Client
+	introspectionOverride http.Handler
 }
 
 // NewIssuer starts an Issuer with one signing key and stops it when the test
@@ -121,6 +129,7 @@ func Start(cfg Config) *Issuer {
 	mux.HandleFunc("GET /.well-known/openid-configuration", i.serveMetadata)
 	mux.HandleFunc("GET /.well-known/jwks.json", i.serveJWKS)
 	mux.HandleFunc("POST /oauth2/token", i.serveToken)
+	mux.HandleFunc("POST /oauth2/introspect", i.serveIntrospection)
 	i.server = httptest.NewServer(mux)
 	i.URL = i.server.URL
 	i.Rotate(cfg.Algorithm)
@@ -221,15 +230,20 @@ func (i *Issuer) ServeJWKSWith(h http.Handler) {
 }
 
 func (i *Issuer) serveMetadata(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
+	meta := map[string]any{
 		"issuer":                                i.URL,
 		"jwks_uri":                              i.JWKSURL(),
 		"token_endpoint":                        i.URL + "/oauth2/token",
+		"introspection_endpoint":                i.IntrospectionURL(),
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
-	})
+	}
+	if i.cfg.HideIntrospectionEndpoint {
+		delete(meta, "introspection_endpoint")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(meta)
 }
 
 func (i *Issuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
@@ -326,7 +340,9 @@ func (i *Issuer) SignWith(key *Key, header map[string]any, claims map[string]any
 	if err != nil {
 		panic(fmt.Sprintf("jwkstest: claims: %v", err))
 	}
-	return SignRaw(key, hj, cj)
+	token := SignRaw(key, hj, cj)
+	i.remember(token, claims)
+	return token
 }
 
 // SignRaw signs the exact header and payload bytes with key's algorithm and

@@ -1,0 +1,432 @@
+// Package introspect validates opaque access tokens by OAuth 2.0 Token
+// Introspection (RFC 7662), with a cache that never outlives a token.
+//
+// A Client asks the authorization server whether a token is active,
+// checks the answer strictly (active must be the JSON value true; exp, nbf,
+// iss and aud are checked again locally; token_use must be access_token)
+// and caches it under the token's SHA-256, never the token itself. Positive
+// answers live at most Cache.TTL and never past the token's exp; inactive
+// answers are cached for Cache.NegativeTTL; concurrent requests for the same
+// uncached token share one call; the number of calls under way is bounded.
+// Any failure to get a trustworthy answer is ErrUnavailable, never a pass.
+package introspect
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/olympus/aegis/internal/b64token"
+	"github.com/olympus/aegis/internal/issuerhttp"
+)
+
+// AuthMethod is how the Client authenticates to the introspection endpoint.
+type AuthMethod string
+
+// Client authentication methods (RFC 7591 names).
+const (
+	// AuthBasic sends client_id and client_secret in HTTP Basic auth.
+	AuthBasic AuthMethod = "client_secret_basic"
+	// AuthPost sends them in the form body.
+	AuthPost AuthMethod = "client_secret_post"
+	// AuthNone sends no credentials (Ory Hydra's admin port).
+	AuthNone AuthMethod = "none"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultTimeout          = 5 * time.Second
+	DefaultMaxResponseBytes = 64 << 10
+	DefaultMaxConcurrent    = 32
+	DefaultCacheTTL         = 30 * time.Second
+	DefaultNegativeTTL      = 10 * time.Second
+	DefaultMaxEntries       = 10000
+	DefaultLeeway           = 30 * time.Second
+	DefaultMaxTokenLength   = 8 << 10
+	// DefaultRetryAfter is the retry hint of an UnavailableError.
+	DefaultRetryAfter = 5 * time.Second
+)
+
+// CacheConfig bounds the answer cache.
+type CacheConfig struct {
+	// TTL is the longest a positive answer is served; default
+	// DefaultCacheTTL; negative disables caching of positive answers. A
+	// revoked token is refused at the latest TTL after its revocation.
+	TTL time.Duration
+	// NegativeTTL is how long an inactive answer is served; default
+	// DefaultNegativeTTL; negative disables negative caching.
+	NegativeTTL time.Duration
+	// MaxEntries bounds the cache; the least recently used entry goes
+	// first. Default DefaultMaxEntries.
+	MaxEntries int
+	// Grace lets a positive answer be served up to this long after it went
+	// stale, while the server is unreachable, never past the token's exp.
+	// Zero (the default) disables it.
+	Grace time.Duration
+}
+
+// Config configures a Client.
+type Config struct {
+	// Endpoint is the introspection endpoint. When empty it is discovered
+	// from Issuer's metadata (introspection_endpoint); Ory Hydra publishes
+	// none, so set it for Hydra ({admin}/admin/oauth2/introspect).
+	Endpoint string
+	// Issuer is the authorization server. An answer naming another iss is
+	// refused.
+	Issuer string
+	// Audience must be among the answer's aud values, unless AnyAudience.
+	Audience string
+	// AnyAudience skips the audience check.
+	AnyAudience bool
+	// Auth is the client authentication method; default AuthBasic when
+	// ClientID is set, else AuthNone.
+	Auth AuthMethod
+	// ClientID and ClientSecret authenticate Aegis to the endpoint.
+	ClientID, ClientSecret string
+	// Authenticate, when set, prepares each request instead of Auth
+	// (a bearer header, private_key_jwt, mTLS headers…).
+	Authenticate func(req *http.Request) error
+	// HTTPClient makes the calls; default: same-origin redirects only.
+	HTTPClient *http.Client
+	// AllowInsecureHTTP permits http:// beyond loopback.
+	AllowInsecureHTTP bool
+	// Timeout bounds each call, including the wait for a free slot.
+	Timeout time.Duration
+	// MaxResponseBytes caps each answer's body.
+	MaxResponseBytes int64
+	// MaxConcurrent bounds the calls under way at once.
+	MaxConcurrent int
+	// MaxTokenLength bounds tokens; longer ones are refused with no call.
+	MaxTokenLength int
+	// Leeway is the clock skew tolerated on exp and nbf; zero means
+	// DefaultLeeway, negative none.
+	Leeway time.Duration
+	// Cache bounds the answer cache.
+	Cache CacheConfig
+	// Logger receives failures; default slog.Default(). Tokens are never
+	// logged.
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Client validates tokens by introspection. It is safe for concurrent use.
+type Client struct {
+	cfg    Config
+	client *http.Client
+	log    *slog.Logger
+	leeway time.Duration
+	cache  *cache
+	group  singleflight.Group
+	slots  chan struct{}
+	calls  atomic.Int64
+
+	mu             sync.Mutex
+	endpoint       string
+	discoveryAfter time.Time
+}
+
+// New checks cfg and returns a Client. It makes no request.
+func New(cfg Config) (*Client, error) {
+	if cfg.Endpoint == "" && cfg.Issuer == "" {
+		return nil, errors.New("introspect: Config needs Endpoint or Issuer")
+	}
+	if cfg.Audience == "" && !cfg.AnyAudience {
+		return nil, errors.New("introspect: Config.Audience is required (or set AnyAudience)")
+	}
+	if cfg.Endpoint != "" {
+		if err := issuerhttp.CheckURL(cfg.Endpoint, cfg.AllowInsecureHTTP); err != nil {
+			return nil, fmt.Errorf("introspect: %w", err)
+		}
+	}
+	if cfg.Auth == "" {
+		cfg.Auth = AuthNone
+		if cfg.ClientID != "" {
+			cfg.Auth = AuthBasic
+		}
+	}
+	switch cfg.Auth {
+	case AuthNone:
+	case AuthBasic, AuthPost:
+		if cfg.ClientID == "" {
+			return nil, fmt.Errorf("introspect: auth %s needs ClientID", cfg.Auth)
+		}
+	default:
+		return nil, fmt.Errorf("introspect: unknown auth method %q", cfg.Auth)
+	}
+	positive(&cfg.Timeout, DefaultTimeout)
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if cfg.MaxTokenLength <= 0 {
+		cfg.MaxTokenLength = DefaultMaxTokenLength
+	}
+	if cfg.Cache.TTL == 0 {
+		cfg.Cache.TTL = DefaultCacheTTL
+	}
+	if cfg.Cache.NegativeTTL == 0 {
+		cfg.Cache.NegativeTTL = DefaultNegativeTTL
+	}
+	if cfg.Cache.MaxEntries <= 0 {
+		cfg.Cache.MaxEntries = DefaultMaxEntries
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Client{
+		cfg:      cfg,
+		client:   cfg.HTTPClient,
+		log:      cfg.Logger,
+		cache:    newCache(cfg.Cache.MaxEntries),
+		slots:    make(chan struct{}, cfg.MaxConcurrent),
+		endpoint: cfg.Endpoint,
+	}
+	switch {
+	case cfg.Leeway == 0:
+		c.leeway = DefaultLeeway
+	case cfg.Leeway > 0:
+		c.leeway = cfg.Leeway
+	}
+	if c.client == nil {
+		c.client = issuerhttp.NewClient()
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	return c, nil
+}
+
+func positive(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+// Calls returns how many introspection requests were sent.
+func (c *Client) Calls() int64 { return c.calls.Load() }
+
+// CachedEntries returns how many answers the cache holds.
+func (c *Client) CachedEntries() int { return c.cache.len() }
+
+// Introspect returns the server's description of an active token, from the
+// cache when it can. Refusals wrap ErrInactive, ErrExpired and the other
+// reasons of this package; ErrUnavailable means no trustworthy answer could
+// be had. A token that fails the syntax check never causes a call.
+func (c *Client) Introspect(ctx context.Context, token string) (*Result, error) {
+	if len(token) > c.cfg.MaxTokenLength || !b64token.Valid(token) {
+		return nil, refuse(ErrMalformed, "not a bearer token")
+	}
+	key := cacheKey(sha256.Sum256([]byte(token)))
+	now := c.cfg.Now()
+	if e, ok := c.cache.get(key, now); ok && now.Before(e.fresh) {
+		if e.err != nil {
+			return nil, e.err
+		}
+		if err := c.check(e.res, now); err != nil {
+			return nil, err
+		}
+		return e.res, nil
+	}
+	ch := c.group.DoChan(string(key[:]), func() (any, error) {
+		return c.introspect(context.WithoutCancel(ctx), token, key)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*Result), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// introspect makes the call and caches what it learns.
+func (c *Client) introspect(ctx context.Context, token string, key cacheKey) (*Result, error) {
+	res, err := c.call(ctx, token)
+	now := c.cfg.Now()
+	var unavailable *UnavailableError
+	switch {
+	case errors.As(err, &unavailable):
+		if e, ok := c.cache.get(key, now); ok && e.res != nil && now.Before(e.graceUntil) {
+			if c.check(e.res, now) == nil {
+				c.log.LogAttrs(ctx, slog.LevelWarn, "introspect: server unavailable, serving a cached answer within its grace window",
+					slog.String("client_id", e.res.ClientID), slog.String("error", err.Error()))
+				return e.res, nil
+			}
+		}
+		return nil, err
+	case err != nil:
+		c.remember(entry{key: key, err: err, fresh: now.Add(c.cfg.Cache.NegativeTTL)})
+		return nil, err
+	}
+	if err := c.check(res, now); err != nil {
+		c.remember(entry{key: key, err: err, fresh: now.Add(c.cfg.Cache.NegativeTTL)})
+		return nil, err
+	}
+	fresh := now.Add(c.cfg.Cache.TTL)
+	grace := fresh.Add(c.cfg.Cache.Grace)
+	if !res.Expiry.IsZero() {
+		fresh = minTime(fresh, res.Expiry)
+		grace = minTime(grace, res.Expiry)
+	}
+	c.remember(entry{key: key, res: res, fresh: fresh, graceUntil: grace})
+	return res, nil
+}
+
+func (c *Client) remember(e entry) {
+	if (e.res != nil && c.cfg.Cache.TTL < 0) || (e.err != nil && c.cfg.Cache.NegativeTTL < 0) {
+		return
+	}
+	c.cache.put(e)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// check applies the local checks to an active answer (RFC 7662 §4).
+func (c *Client) check(r *Result, now time.Time) error {
+	if r.TokenUse != "" && r.TokenUse != "access_token" {
+		return refuse(ErrTokenUse, "token_use is not access_token")
+	}
+	if r.Issuer != "" && c.cfg.Issuer != "" && r.Issuer != c.cfg.Issuer {
+		return refuse(ErrIssuer, "iss is not the configured issuer")
+	}
+	if !r.Expiry.IsZero() && !now.Before(r.Expiry.Add(c.leeway)) {
+		return refuse(ErrExpired, "exp is not in the future")
+	}
+	if !r.NotBefore.IsZero() && now.Add(c.leeway).Before(r.NotBefore) {
+		return refuse(ErrNotYetValid, "nbf is in the future")
+	}
+	if !c.cfg.AnyAudience && !slices.Contains(r.Audience, c.cfg.Audience) {
+		return refuse(ErrAudience, "aud does not contain the configured audience")
+	}
+	if r.Subject == "" {
+		return refuse(ErrClaims, "sub is missing")
+	}
+	return nil
+}
+
+func (c *Client) unavailable(err error) error {
+	return &UnavailableError{RetryAfter: DefaultRetryAfter, Err: err}
+}
+
+// call sends one introspection request.
+func (c *Client) call(ctx context.Context, token string) (*Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	endpoint, err := c.endpointURL(ctx)
+	if err != nil {
+		return nil, c.unavailable(err)
+	}
+	select {
+	case c.slots <- struct{}{}:
+		defer func() { <-c.slots }()
+	case <-ctx.Done():
+		return nil, c.unavailable(fmt.Errorf("too many introspection calls under way: %w", ctx.Err()))
+	}
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	if c.cfg.Authenticate == nil && c.cfg.Auth == AuthPost {
+		form.Set("client_id", c.cfg.ClientID)
+		form.Set("client_secret", c.cfg.ClientSecret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, c.unavailable(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	switch {
+	case c.cfg.Authenticate != nil:
+		if err := c.cfg.Authenticate(req); err != nil {
+			return nil, c.unavailable(fmt.Errorf("authenticating the request: %w", err))
+		}
+	case c.cfg.Auth == AuthBasic:
+		// RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
+		req.SetBasicAuth(url.QueryEscape(c.cfg.ClientID), url.QueryEscape(c.cfg.ClientSecret))
+	}
+	c.calls.Add(1)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, c.unavailable(fmt.Errorf("POST %s: %w", endpoint, scrub(err, token)))
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		c.log.LogAttrs(ctx, slog.LevelError, "introspect: the server refused Aegis's client credentials",
+			slog.String("endpoint", endpoint), slog.Int("status", resp.StatusCode), slog.String("client_id", c.cfg.ClientID))
+		return nil, c.unavailable(ErrCredentials)
+	case resp.StatusCode != http.StatusOK:
+		return nil, c.unavailable(fmt.Errorf("POST %s: status %d", endpoint, resp.StatusCode))
+	}
+	body, err := issuerhttp.ReadCapped(resp.Body, c.cfg.MaxResponseBytes)
+	if err != nil {
+		return nil, c.unavailable(fmt.Errorf("POST %s: %w", endpoint, err))
+	}
+	res, err := parseAnswer(body)
+	switch {
+	case errors.Is(err, ErrInactive):
+		return nil, refuse(ErrInactive, "the server says the token is not active")
+	case err != nil:
+		return nil, c.unavailable(err)
+	}
+	return res, nil
+}
+
+// scrub removes the token from an error text, should a transport ever
+// include the request body in one.
+func scrub(err error, token string) error {
+	if strings.Contains(err.Error(), token) {
+		return errors.New(strings.ReplaceAll(err.Error(), token, "[token]"))
+	}
+	return err
+}
+
+// discoveryCooldown spaces out failed discoveries.
+const discoveryCooldown = 10 * time.Second
+
+func (c *Client) endpointURL(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	endpoint, after := c.endpoint, c.discoveryAfter
+	c.mu.Unlock()
+	if endpoint != "" {
+		return endpoint, nil
+	}
+	if c.cfg.Now().Before(after) {
+		return "", errors.New("introspection endpoint not discovered yet")
+	}
+	meta, err := issuerhttp.Discover(ctx, c.client, c.cfg.Issuer, c.cfg.Timeout, c.cfg.MaxResponseBytes)
+	if err == nil && meta.IntrospectionEndpoint == "" {
+		err = fmt.Errorf("the metadata of %s names no introspection_endpoint: configure it", c.cfg.Issuer)
+	}
+	if err == nil {
+		err = issuerhttp.CheckURL(meta.IntrospectionEndpoint, c.cfg.AllowInsecureHTTP)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.discoveryAfter = c.cfg.Now().Add(discoveryCooldown)
+		c.log.LogAttrs(ctx, slog.LevelError, "introspect: discovery failed", slog.String("issuer", c.cfg.Issuer), slog.String("error", err.Error()))
+		return "", err
+	}
+	c.endpoint = meta.IntrospectionEndpoint
+	return c.endpoint, nil
+}
