@@ -277,3 +277,47 @@ func (v *Validator) checkClaims(c *Claims) error {
 	}
 	return nil
 }
+
+// UnverifiedIssuer returns the iss a JWT claims, without verifying
+// anything, so that a token can be routed to its issuer's validator (or
+// refused) before any key lookup or network call. ok is false when token is
+// not shaped like a compact JWS with a string iss.
+func UnverifiedIssuer(token string) (iss string, ok bool) {
+	first := strings.IndexByte(token, '.')
+	last := strings.LastIndexByte(token, '.')
+	if first <= 0 || first == last || len(token) > DefaultMaxTokenLength*8 {
+		return "", false
+	}
+	payload, err := b64.DecodeString(token[first+1 : last])
+	if err != nil {
+		return "", false
+	}
+	members, err := strictjson.Object(payload, maxClaimsDepth)
+	if err != nil {
+		return "", false
+	}
+	for _, m := range members {
+		if m.Name == "iss" {
+			s, err := strictjson.String(m.Value)
+			return s, err == nil
+		}
+	}
+	return "", false
+}
+
+// LooksLikeJWT reports whether token has the shape of a compact JWS: three
+// base64url parts whose first decodes to a JSON object naming an alg. Opaque
+// tokens such as Hydra's "ory_at_….…" do not.
+func LooksLikeJWT(token string) bool {
+	first := strings.IndexByte(token, '.')
+	last := strings.LastIndexByte(token, '.')
+	if first <= 0 || first == last || strings.IndexByte(token[first+1:last], '.') >= 0 || first > 4096 {
+		return false
+	}
+	header, err := b64.DecodeString(token[:first])
+	if err != nil {
+		return false
+	}
+	h, err := parseHeader(header)
+	return err == nil && h.alg != ""
+}

@@ -470,3 +470,30 @@ func TestNewValidatorConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestTokenShape(t *testing.T) {
+	f := newFixture(t, "ES256", nil)
+	jwt := f.iss.M2M("w")
+	tests := []struct {
+		name  string
+		token string
+		jwt   bool
+		iss   string
+	}{
+		{name: "JWT", token: jwt, jwt: true, iss: f.iss.URL},
+		{name: "Hydra opaque token", token: f.iss.OpaqueM2M("w"), jwt: false},
+		{name: "three parts, header not JSON", token: "abc.def.ghi", jwt: false},
+		{name: "header without alg", token: b64(`{"typ":"JWT"}`) + "." + b64(`{"iss":"x"}`) + ".sig", jwt: false, iss: "x"},
+		{name: "four parts", token: jwt + ".x", jwt: false},
+		{name: "no iss", token: b64(`{"alg":"ES256"}`) + "." + b64(`{"sub":"x"}`) + ".sig", jwt: true},
+		{name: "iss not a string", token: b64(`{"alg":"ES256"}`) + "." + b64(`{"iss":7}`) + ".sig", jwt: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.jwt, jwks.LooksLikeJWT(tc.token))
+			iss, ok := jwks.UnverifiedIssuer(tc.token)
+			assert.Equal(t, tc.iss != "", ok)
+			assert.Equal(t, tc.iss, iss)
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/olympus/aegis/internal/b64token"
+	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/scopes"
 )
@@ -49,6 +50,19 @@ type Config struct {
 	// Keys replaces the remote key set, for example with a fixed *jwks.Set.
 	Keys jwks.KeySource
 
+	// Mode is ModeJWT (the default), ModeIntrospect or ModeHybrid.
+	Mode Mode
+	// Introspection configures token introspection (RFC 7662), used in
+	// ModeIntrospect and ModeHybrid, and by RequireIntrospection when its
+	// Endpoint is set. Its Issuer, Audience, HTTPClient, Logger, Now and
+	// Leeway default to the fields of this Config.
+	Introspection introspect.Config
+	// Issuers lists several trusted issuers; when set, the fields Issuer
+	// to Introspection above are ignored. A JWT is routed by its iss,
+	// checked against this list before any network call; opaque tokens are
+	// introspected at the first issuer that can introspect.
+	Issuers []IssuerConfig
+
 	// Bearer configures where tokens are taken from.
 	Bearer BearerConfig
 	// Realm is the realm of WWW-Authenticate challenges; default "api".
@@ -65,8 +79,8 @@ type Config struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 
-	// Validator replaces JWT validation altogether; the fields Issuer to
-	// Keys are then ignored.
+	// Validator replaces validation altogether; the fields Issuer to
+	// Issuers are then ignored.
 	Validator TokenValidator
 }
 
@@ -74,6 +88,7 @@ type Config struct {
 // token and the scopes a route needs. It is safe for concurrent use.
 type Guard struct {
 	validator  TokenValidator
+	dispatch   *dispatcher // nil with a custom Validator
 	bearer     BearerConfig
 	realm      string
 	classify   Classifier
@@ -105,11 +120,11 @@ func New(cfg Config) (*Guard, error) {
 		g.log = slog.Default()
 	}
 	if g.validator == nil {
-		v, err := newJWTValidator(cfg, g.log)
+		d, err := newDispatcher(cfg, g.log)
 		if err != nil {
 			return nil, err
 		}
-		g.validator = v
+		g.validator, g.dispatch = d, d
 	}
 	return g, nil
 }
@@ -169,6 +184,39 @@ func (g *Guard) Require(reqs ...scopes.Requirement) func(http.Handler) http.Hand
 	}
 }
 
+// RequireIntrospection is middleware for revocation-sensitive routes: the
+// token must be confirmed active by the issuer's introspection endpoint
+// even when it is a valid JWT (the answer is cached as configured in
+// Introspection.Cache). It authenticates the request itself when needed.
+// It panics at route setup when no introspection is configured.
+//
+//	r.With(guard.RequireIntrospection()).Delete("/account", closeAccount)
+func (g *Guard) RequireIntrospection() func(http.Handler) http.Handler {
+	if g.dispatch == nil || !g.dispatch.canIntrospect() {
+		panic("aegis: RequireIntrospection needs introspection: set Mode to introspect or hybrid, or Introspection.Endpoint")
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p, ok := PrincipalFrom(r.Context()); ok && p.Method == MethodIntrospection {
+				next.ServeHTTP(w, r)
+				return
+			}
+			token, e := g.extract(w, r)
+			if e != nil {
+				g.refuse(w, r, e)
+				return
+			}
+			p, err := g.dispatch.introspect(r.Context(), token, jwks.LooksLikeJWT(token))
+			if err != nil {
+				g.refuse(w, r, toError(err))
+				return
+			}
+			p.Kind = g.classify(p)
+			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		})
+	}
+}
+
 // Protect wraps h for plain net/http: the request needs a valid token
 // granting every requirement given.
 //
@@ -214,7 +262,12 @@ func toError(err error) *Error {
 		return e
 	}
 	var unavailable *jwks.UnavailableError
+	var introUnavailable *introspect.UnavailableError
 	switch {
+	case errors.As(err, &introUnavailable):
+		return &Error{Status: http.StatusServiceUnavailable, Reason: "introspection_unavailable",
+			Description: "The issuer cannot confirm the access token now; try again later",
+			RetryAfter:  max(introUnavailable.RetryAfter, time.Second), Err: err}
 	case errors.As(err, &unavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Reason: "keys_unavailable",
 			Description: "The issuer's keys cannot be obtained; try again later",
@@ -248,6 +301,14 @@ var jwtRefusals = []struct {
 	{jwks.ErrExpired, errorf(http.StatusUnauthorized, CodeInvalidToken, "token_expired", "The access token expired")},
 	{jwks.ErrNotYetValid, errorf(http.StatusUnauthorized, CodeInvalidToken, "token_not_yet_valid", "The access token is not valid yet")},
 	{jwks.ErrClaims, errorf(http.StatusUnauthorized, CodeInvalidToken, "claims_invalid", "The access token's claims are invalid")},
+	{introspect.ErrMalformed, errSyntax},
+	{introspect.ErrInactive, errorf(http.StatusUnauthorized, CodeInvalidToken, "token_inactive", "The access token is not active")},
+	{introspect.ErrExpired, errorf(http.StatusUnauthorized, CodeInvalidToken, "token_expired", "The access token expired")},
+	{introspect.ErrNotYetValid, errorf(http.StatusUnauthorized, CodeInvalidToken, "token_not_yet_valid", "The access token is not valid yet")},
+	{introspect.ErrIssuer, errorf(http.StatusUnauthorized, CodeInvalidToken, "issuer_mismatch", "The access token is not from a trusted issuer")},
+	{introspect.ErrAudience, errorf(http.StatusUnauthorized, CodeInvalidToken, "audience_mismatch", "The access token is not meant for this API")},
+	{introspect.ErrTokenUse, errorf(http.StatusUnauthorized, CodeInvalidToken, "token_use_rejected", "The token is not an access token")},
+	{introspect.ErrClaims, errorf(http.StatusUnauthorized, CodeInvalidToken, "claims_invalid", "The access token's claims are invalid")},
 }
 
 // ValidatorFunc adapts a function to TokenValidator.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -67,6 +68,16 @@ func whoami(w http.ResponseWriter, r *http.Request) {
 		"kind": p.Kind, "subject": p.Subject, "client_id": p.ClientID, "scopes": p.Scopes, "email": p.Email,
 		"method": p.Method, "issuer": p.Issuer, "audience": p.Audience, "expiry": p.Expiry.Unix(), "token_id": p.TokenID,
 	})
+}
+
+func jsonInt(n int64) string { return strconv.FormatInt(n, 10) }
+
+func tokenID(t *testing.T, rec *httptest.ResponseRecorder) string {
+	var body struct {
+		TokenID string `json:"token_id"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+	return body.TokenID
 }
 
 func (e *env) do(t *testing.T, req *http.Request) *httptest.ResponseRecorder {
@@ -385,8 +396,10 @@ func TestKeysUnavailable(t *testing.T) {
 		g, err := middleware.New(middleware.Config{Issuer: "http://127.0.0.1:1", Audience: "a"})
 		require.NoError(t, err)
 		iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+		c := iss.Claims("w", "w")
+		c["iss"], c["aud"] = "http://127.0.0.1:1", "a"
 		rec := httptest.NewRecorder()
-		g.Protect(http.HandlerFunc(ok)).ServeHTTP(rec, get("/", "Bearer "+iss.M2M("w")))
+		g.Protect(http.HandlerFunc(ok)).ServeHTTP(rec, get("/", "Bearer "+iss.Sign(c)))
 		assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 		assert.NotEmpty(t, rec.Header().Get("Retry-After"))
 	})

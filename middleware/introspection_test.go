@@ -1,0 +1,269 @@
+package middleware_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/olympus/aegis/introspect"
+	"github.com/olympus/aegis/jwks/jwkstest"
+	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/scopes"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestModes sends a JWT and an opaque token through each mode.
+func TestModes(t *testing.T) {
+	tests := []struct {
+		mode         middleware.Mode
+		jwtStatus    int
+		jwtMethod    middleware.Method
+		opaqueStatus int
+		calls        int64 // introspection calls for the two requests
+	}{
+		{mode: middleware.ModeJWT, jwtStatus: 200, jwtMethod: middleware.MethodJWT, opaqueStatus: 401, calls: 0},
+		{mode: middleware.ModeHybrid, jwtStatus: 200, jwtMethod: middleware.MethodJWT, opaqueStatus: 200, calls: 1},
+		{mode: middleware.ModeIntrospect, jwtStatus: 200, jwtMethod: middleware.MethodIntrospection, opaqueStatus: 200, calls: 2},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
+			g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Mode: tc.mode, Now: fixedClock, Logger: quiet()})
+			require.NoError(t, err)
+			var got *middleware.Principal
+			h := g.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got, _ = middleware.PrincipalFrom(r.Context()) }),
+				scopes.All("data:read"))
+
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, get("/", "Bearer "+iss.M2M("worker", "data:read")))
+			require.Equal(t, tc.jwtStatus, rec.Code)
+			assert.Equal(t, tc.jwtMethod, got.Method)
+
+			got = nil
+			rec = httptest.NewRecorder()
+			h.ServeHTTP(rec, get("/", "Bearer "+iss.OpaqueUser("user-42", "web-app", "alice@example.com", "data:read", "openid")))
+			require.Equal(t, tc.opaqueStatus, rec.Code)
+			if tc.opaqueStatus == 200 {
+				assert.Equal(t, middleware.MethodIntrospection, got.Method)
+				assert.Equal(t, middleware.KindUser, got.Kind)
+				assert.Equal(t, "alice@example.com", got.Email)
+				assert.Equal(t, []string{"data:read", "openid"}, got.Scopes.Strings())
+				assert.Equal(t, iss.URL, got.Issuer)
+				assert.Equal(t, t0.Add(time.Hour), got.Expiry)
+			} else {
+				assert.Equal(t, `Bearer realm="api", error="invalid_token", error_description="The access token is malformed"`, rec.Header().Get("WWW-Authenticate"))
+			}
+			assert.Equal(t, tc.calls, iss.IntrospectionCalls())
+		})
+	}
+}
+
+func newIntrospectingEnv(t *testing.T, mode middleware.Mode, tweak func(*middleware.Config)) (*jwkstest.Issuer, http.Handler) {
+	t.Helper()
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
+	cfg := middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Mode: mode, Now: fixedClock, Logger: quiet(),
+		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL()}}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	g, err := middleware.New(cfg)
+	require.NoError(t, err)
+	return iss, g.Protect(http.HandlerFunc(whoami))
+}
+
+func TestOpaqueTokenRefusals(t *testing.T) {
+	tests := []struct {
+		name       string
+		serve      http.HandlerFunc
+		token      func(iss *jwkstest.Issuer) string
+		status     int
+		challenge  string
+		retryAfter string
+	}{
+		{name: "M2M opaque token", token: func(iss *jwkstest.Issuer) string { return iss.OpaqueM2M("worker") }, status: 200},
+		{name: "revoked", token: func(iss *jwkstest.Issuer) string {
+			tok := iss.OpaqueM2M("worker")
+			iss.Revoke(tok)
+			return tok
+		}, status: 401, challenge: challengePrefix + `The access token is not active"`},
+		{name: "never issued", token: func(*jwkstest.Issuer) string { return "ory_at_forged.token" }, status: 401, challenge: challengePrefix + `The access token is not active"`},
+		{name: "for another audience", token: func(iss *jwkstest.Issuer) string {
+			c := iss.Claims("w", "w")
+			c["aud"] = []string{"https://other.test"}
+			return iss.Opaque(c)
+		}, status: 401, challenge: challengePrefix + `The access token is not meant for this API"`},
+		{name: "active as a string", serve: func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, `{"active":"true","sub":"w","aud":["https://api.test"]}`)
+		}, token: func(iss *jwkstest.Issuer) string { return iss.OpaqueM2M("w") }, status: 503, retryAfter: "5"},
+		{name: "server error", serve: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) },
+			token: func(iss *jwkstest.Issuer) string { return iss.OpaqueM2M("w") }, status: 503, retryAfter: "5"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			iss, h := newIntrospectingEnv(t, middleware.ModeHybrid, nil)
+			if tc.serve != nil {
+				iss.ServeIntrospectionWith(tc.serve)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, get("/", "Bearer "+tc.token(iss)))
+			require.Equal(t, tc.status, rec.Code)
+			assert.Equal(t, tc.challenge, rec.Header().Get("WWW-Authenticate"))
+			assert.Equal(t, tc.retryAfter, rec.Header().Get("Retry-After"))
+			if tc.status == 200 {
+				assert.JSONEq(t, `{"kind":"m2m","subject":"worker","client_id":"worker","scopes":[],"email":"","method":"introspection",
+					"issuer":"`+iss.URL+`","audience":["https://api.test"],"expiry":`+jsonInt(t0.Add(time.Hour).Unix())+`,"token_id":"`+tokenID(t, rec)+`"}`, rec.Body.String())
+			}
+		})
+	}
+}
+
+func TestIntrospectionServerDown(t *testing.T) {
+	_, h := newIntrospectingEnv(t, middleware.ModeIntrospect, func(c *middleware.Config) {
+		c.Introspection.Endpoint = "http://127.0.0.1:1/introspect"
+	})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, get("/", "Bearer ory_at_abc.def"))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, "5", rec.Header().Get("Retry-After"))
+	assert.Empty(t, rec.Header().Get("WWW-Authenticate"))
+}
+
+// TestNoNetworkCallsForHopelessTokens: junk tokens, and tokens from issuers
+// outside the allowlist, are refused before any call in every mode.
+func TestNoNetworkCallsForHopelessTokens(t *testing.T) {
+	stranger := jwkstest.NewIssuer(t, jwkstest.Config{})
+	for _, mode := range []middleware.Mode{middleware.ModeJWT, middleware.ModeHybrid, middleware.ModeIntrospect} {
+		t.Run(string(mode), func(t *testing.T) {
+			iss, h := newIntrospectingEnv(t, mode, nil)
+			tests := []struct {
+				token, challenge string
+			}{
+				{token: stranger.M2M("w"), challenge: challengePrefix + `The access token is not from a trusted issuer"`},
+				{token: `junk"token`, challenge: challengePrefix + `The access token is malformed"`},
+				{token: "ééé", challenge: challengePrefix + `The access token is malformed"`},
+			}
+			for _, tc := range tests {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, get("/", "Bearer "+tc.token))
+				require.Equal(t, http.StatusUnauthorized, rec.Code)
+				assert.Equal(t, tc.challenge, rec.Header().Get("WWW-Authenticate"))
+			}
+			assert.Zero(t, iss.IntrospectionCalls())
+			assert.Zero(t, iss.JWKSFetches())
+			assert.Zero(t, stranger.JWKSFetches())
+		})
+	}
+}
+
+func TestRequireIntrospection(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
+	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet(),
+		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(), Cache: introspect.CacheConfig{TTL: -1}}})
+	require.NoError(t, err)
+	var method middleware.Method
+	sensitive := g.Authenticate(g.RequireIntrospection()(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := middleware.PrincipalFrom(r.Context())
+		method = p.Method
+	})))
+
+	token := iss.M2M("worker", "data:write")
+	rec := httptest.NewRecorder()
+	sensitive.ServeHTTP(rec, get("/", "Bearer "+token))
+	require.Equal(t, 200, rec.Code)
+	assert.Equal(t, middleware.MethodIntrospection, method)
+	assert.Equal(t, int64(1), iss.IntrospectionCalls())
+
+	iss.Revoke(token)
+	rec = httptest.NewRecorder()
+	sensitive.ServeHTTP(rec, get("/", "Bearer "+token))
+	require.Equal(t, 401, rec.Code)
+	assert.Equal(t, challengePrefix+`The access token is not active"`, rec.Header().Get("WWW-Authenticate"))
+
+	// Plain routes keep validating the JWT locally.
+	rec = httptest.NewRecorder()
+	g.Protect(http.HandlerFunc(ok)).ServeHTTP(rec, get("/", "Bearer "+token))
+	assert.Equal(t, 200, rec.Code)
+	assert.Equal(t, int64(2), iss.IntrospectionCalls())
+
+	rec = httptest.NewRecorder()
+	sensitive.ServeHTTP(rec, get("/", ""))
+	assert.Equal(t, 401, rec.Code)
+
+	plain, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience})
+	require.NoError(t, err)
+	assert.Panics(t, func() { plain.RequireIntrospection() })
+}
+
+func TestSeveralIssuers(t *testing.T) {
+	a := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock, Audience: "https://api.a"})
+	b := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock, Audience: "https://api.b", Algorithm: "ES256"})
+	g, err := middleware.New(middleware.Config{Mode: middleware.ModeHybrid, Now: fixedClock, Logger: quiet(), Issuers: []middleware.IssuerConfig{
+		{Issuer: a.URL, Audience: "https://api.a", Introspection: introspect.Config{Endpoint: a.IntrospectionURL()}},
+		{Issuer: b.URL, Audience: "https://api.b"},
+	}})
+	require.NoError(t, err)
+	var issuer string
+	h := g.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := middleware.PrincipalFrom(r.Context())
+		issuer = p.Issuer
+	}))
+	wrongAud := b.Claims("w", "w")
+	wrongAud["aud"] = []string{"https://api.a"}
+	tests := []struct {
+		name   string
+		token  string
+		status int
+		issuer string
+	}{
+		{name: "JWT from A", token: a.M2M("w"), status: 200, issuer: a.URL},
+		{name: "JWT from B", token: b.M2M("w"), status: 200, issuer: b.URL},
+		{name: "B's token for A's audience", token: b.Sign(wrongAud), status: 401},
+		{name: "opaque token from A", token: a.OpaqueM2M("w"), status: 200, issuer: a.URL},
+		{name: "opaque token from B goes to A and is unknown there", token: b.OpaqueM2M("w"), status: 401},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			issuer = ""
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, get("/", "Bearer "+tc.token))
+			require.Equal(t, tc.status, rec.Code)
+			assert.Equal(t, tc.issuer, issuer)
+		})
+	}
+	assert.Zero(t, b.IntrospectionCalls())
+}
+
+func TestIntrospectionEndpointDiscovered(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Mode: middleware.ModeIntrospect, Logger: quiet()})
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	g.Protect(http.HandlerFunc(ok)).ServeHTTP(rec, get("/", "Bearer "+iss.OpaqueM2M("w")))
+	assert.Equal(t, 200, rec.Code)
+}
+
+func TestModeConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  middleware.Config
+	}{
+		{name: "unknown mode", cfg: middleware.Config{Issuer: "https://i.example", Audience: "a", Mode: "magic"}},
+		{name: "issuer twice", cfg: middleware.Config{Issuers: []middleware.IssuerConfig{{Issuer: "https://i.example", Audience: "a"}, {Issuer: "https://i.example", Audience: "a"}}}},
+		{name: "issuer without audience", cfg: middleware.Config{Issuers: []middleware.IssuerConfig{{Issuer: "https://i.example"}}}},
+		{name: "bad introspection auth", cfg: middleware.Config{Issuer: "https://i.example", Audience: "a", Mode: middleware.ModeIntrospect,
+			Introspection: introspect.Config{Auth: introspect.AuthBasic}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := middleware.New(tc.cfg)
+			assert.Error(t, err)
+		})
+	}
+}

@@ -1,0 +1,329 @@
+package middleware
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/olympus/aegis/internal/strictjson"
+	"github.com/olympus/aegis/introspect"
+	"github.com/olympus/aegis/jwks"
+	"github.com/olympus/aegis/scopes"
+)
+
+// Mode selects how tokens are validated.
+type Mode string
+
+const (
+	// ModeJWT validates JWT access tokens locally against the issuer's
+	// keys; opaque tokens are refused. The default.
+	ModeJWT Mode = "jwt"
+	// ModeIntrospect asks the issuer about every token (RFC 7662).
+	ModeIntrospect Mode = "introspect"
+	// ModeHybrid validates JWT-shaped tokens locally and introspects the
+	// others (Hydra's opaque "ory_at_…" tokens).
+	ModeHybrid Mode = "hybrid"
+)
+
+// IssuerConfig describes one trusted issuer when a Guard trusts several.
+type IssuerConfig struct {
+	// Issuer is the exact iss of its tokens.
+	Issuer string
+	// Audience must be among its tokens' aud values, unless AnyAudience.
+	Audience    string
+	AnyAudience bool
+	// JWKSURL is its jwks_uri; empty means discovered.
+	JWKSURL string
+	// JWKS tunes its key set; Keys replaces it.
+	JWKS jwks.Config
+	Keys jwks.KeySource
+	// Introspection configures its introspection client. Its Issuer,
+	// Audience, AnyAudience, HTTPClient, Logger and Now default to the
+	// issuer's and the Guard's; an empty Endpoint is discovered (Hydra
+	// publishes none: set it).
+	Introspection introspect.Config
+}
+
+// issuerValidator validates the tokens of one issuer.
+type issuerValidator struct {
+	issuer string
+	jwt    *jwks.Validator    // nil in ModeIntrospect
+	intro  *introspect.Client // nil when introspection is not configured
+}
+
+// dispatcher routes each token to its issuer and validation path.
+type dispatcher struct {
+	mode    Mode
+	issuers []*issuerValidator
+	byIss   map[string]*issuerValidator
+	// opaque is the issuer whose introspection handles tokens that are not
+	// JWTs: the first issuer that can introspect.
+	opaque *issuerValidator
+}
+
+func (c Config) issuers() []IssuerConfig {
+	if len(c.Issuers) > 0 {
+		return c.Issuers
+	}
+	return []IssuerConfig{{
+		Issuer: c.Issuer, Audience: c.Audience, AnyAudience: c.AnyAudience,
+		JWKSURL: c.JWKSURL, JWKS: c.JWKS, Keys: c.Keys, Introspection: c.Introspection,
+	}}
+}
+
+func newDispatcher(cfg Config, log *slog.Logger) (*dispatcher, error) {
+	d := &dispatcher{mode: cfg.Mode, byIss: map[string]*issuerValidator{}}
+	switch d.mode {
+	case "":
+		d.mode = ModeJWT
+	case ModeJWT, ModeIntrospect, ModeHybrid:
+	default:
+		return nil, fmt.Errorf("aegis: unknown Mode %q (jwt, introspect or hybrid)", cfg.Mode)
+	}
+	for _, ic := range cfg.issuers() {
+		if ic.Issuer == "" {
+			return nil, errors.New("aegis: Config.Issuer is required")
+		}
+		if _, dup := d.byIss[ic.Issuer]; dup {
+			return nil, fmt.Errorf("aegis: issuer %q configured twice", ic.Issuer)
+		}
+		v := &issuerValidator{issuer: ic.Issuer}
+		if d.mode != ModeIntrospect {
+			jv, err := newJWTValidator(cfg, ic, log)
+			if err != nil {
+				return nil, err
+			}
+			v.jwt = jv
+		}
+		if d.mode != ModeJWT || ic.Introspection.Endpoint != "" {
+			client, err := newIntrospector(cfg, ic, log)
+			if err != nil {
+				return nil, err
+			}
+			v.intro = client
+			if d.opaque == nil {
+				d.opaque = v
+			}
+		}
+		d.issuers = append(d.issuers, v)
+		d.byIss[ic.Issuer] = v
+	}
+	return d, nil
+}
+
+func newJWTValidator(cfg Config, ic IssuerConfig, log *slog.Logger) (*jwks.Validator, error) {
+	keys := ic.Keys
+	if keys == nil {
+		kc := ic.JWKS
+		if kc.Issuer == "" {
+			kc.Issuer = ic.Issuer
+		}
+		if kc.URL == "" {
+			kc.URL = ic.JWKSURL
+		}
+		if kc.HTTPClient == nil {
+			kc.HTTPClient = cfg.HTTPClient
+		}
+		if kc.Logger == nil {
+			kc.Logger = log
+		}
+		if kc.Now == nil {
+			kc.Now = cfg.Now
+		}
+		remote, err := jwks.NewRemote(kc)
+		if err != nil {
+			return nil, err
+		}
+		keys = remote
+	}
+	return jwks.NewValidator(jwks.ValidatorConfig{
+		Issuer:                    ic.Issuer,
+		Audience:                  ic.Audience,
+		AnyAudience:               ic.AnyAudience,
+		Keys:                      keys,
+		Algorithms:                cfg.Algorithms,
+		Leeway:                    cfg.Leeway,
+		RequireJWTAccessTokenType: cfg.RequireJWTAccessTokenType,
+		MaxTokenLength:            cfg.Bearer.withDefaults().MaxLength,
+		Now:                       cfg.Now,
+	})
+}
+
+func newIntrospector(cfg Config, ic IssuerConfig, log *slog.Logger) (*introspect.Client, error) {
+	c := ic.Introspection
+	if c.Issuer == "" {
+		c.Issuer = ic.Issuer
+	}
+	if c.Audience == "" && !c.AnyAudience {
+		c.Audience, c.AnyAudience = ic.Audience, ic.AnyAudience
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = cfg.HTTPClient
+	}
+	if c.Logger == nil {
+		c.Logger = log
+	}
+	if c.Now == nil {
+		c.Now = cfg.Now
+	}
+	if c.Leeway == 0 {
+		c.Leeway = cfg.Leeway
+	}
+	if c.MaxTokenLength == 0 {
+		c.MaxTokenLength = cfg.Bearer.withDefaults().MaxLength
+	}
+	return introspect.New(c)
+}
+
+var errUntrustedIssuer = errorf(http.StatusUnauthorized, CodeInvalidToken, "issuer_mismatch", "The access token is not from a trusted issuer")
+
+// route finds the issuer of a JWT-shaped token before any network call.
+func (d *dispatcher) route(token string) (*issuerValidator, *Error) {
+	iss, ok := jwks.UnverifiedIssuer(token)
+	if !ok {
+		if len(d.issuers) == 1 {
+			return d.issuers[0], nil // the validator says what is wrong
+		}
+		return nil, errSyntax
+	}
+	v, ok := d.byIss[iss]
+	if !ok {
+		return nil, errUntrustedIssuer
+	}
+	return v, nil
+}
+
+// ValidateToken implements TokenValidator.
+func (d *dispatcher) ValidateToken(ctx context.Context, token string) (*Principal, error) {
+	isJWT := jwks.LooksLikeJWT(token)
+	switch {
+	case isJWT && d.mode != ModeIntrospect:
+		v, e := d.route(token)
+		if e != nil {
+			return nil, e
+		}
+		return v.validateJWT(ctx, token)
+	case d.mode == ModeJWT:
+		return nil, errSyntax
+	default:
+		return d.introspect(ctx, token, isJWT)
+	}
+}
+
+// introspect validates token by introspection at its issuer: a JWT's iss,
+// or the issuer that handles opaque tokens.
+func (d *dispatcher) introspect(ctx context.Context, token string, isJWT bool) (*Principal, error) {
+	v := d.opaque
+	if isJWT {
+		var e *Error
+		if v, e = d.route(token); e != nil {
+			return nil, e
+		}
+	}
+	if v == nil || v.intro == nil {
+		return nil, errNoIntrospection
+	}
+	res, err := v.intro.Introspect(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return principalFromIntrospection(res, v.issuer)
+}
+
+func (d *dispatcher) canIntrospect() bool { return d.opaque != nil }
+
+var errNoIntrospection = &Error{Status: http.StatusServiceUnavailable, Reason: "introspection_unconfigured",
+	Description: "Token introspection is not configured for this issuer", RetryAfter: time.Minute}
+
+func (v *issuerValidator) validateJWT(ctx context.Context, token string) (*Principal, error) {
+	c, err := v.jwt.Validate(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	p, e := newPrincipal(c.Raw, MethodJWT)
+	if e != nil {
+		return nil, e
+	}
+	p.Subject, p.ClientID, p.Issuer, p.Audience, p.Expiry, p.TokenID = c.Subject, c.ClientID, c.Issuer, c.Audience, c.Expiry, c.TokenID
+	return p, nil
+}
+
+func principalFromIntrospection(r *introspect.Result, issuer string) (*Principal, error) {
+	p, e := newPrincipal(r.Raw, MethodIntrospection)
+	if e != nil {
+		return nil, e
+	}
+	p.Subject, p.ClientID, p.Audience, p.Expiry, p.TokenID = r.Subject, r.ClientID, r.Audience, r.Expiry, r.TokenID
+	p.Issuer = r.Issuer
+	if p.Issuer == "" {
+		p.Issuer = issuer
+	}
+	return p, nil
+}
+
+// newPrincipal reads what both paths carry the same way: scopes and email.
+func newPrincipal(claim func(string) (json.RawMessage, bool), m Method) (*Principal, *Error) {
+	granted, e := grantedScopes(claim)
+	if e != nil {
+		return nil, e
+	}
+	email, e := emailOf(claim)
+	if e != nil {
+		return nil, e
+	}
+	return &Principal{Scopes: granted, Email: email, Method: m, claims: claim}, nil
+}
+
+// grantedScopes unites the scope (string) and scp (array or string) claims.
+func grantedScopes(claim func(string) (json.RawMessage, bool)) (scopes.Set, *Error) {
+	var granted scopes.Set
+	for _, name := range []string{"scope", "scp"} {
+		raw, ok := claim(name)
+		if !ok {
+			continue
+		}
+		s, err := scopes.FromClaim(raw)
+		if err != nil {
+			return scopes.Set{}, errScopeClaim.withCause(err)
+		}
+		if granted.Len() == 0 {
+			granted = s
+		} else {
+			granted = granted.Union(s)
+		}
+	}
+	return granted, nil
+}
+
+// emailOf reads the top-level email claim, or Ory Hydra's ext.email.
+func emailOf(claim func(string) (json.RawMessage, bool)) (string, *Error) {
+	if raw, ok := claim("email"); ok && string(raw) != "null" {
+		email, err := strictjson.String(raw)
+		if err != nil {
+			return "", errEmailClaim.withCause(err)
+		}
+		return email, nil
+	}
+	raw, ok := claim("ext")
+	if !ok || len(raw) == 0 || raw[0] != '{' {
+		return "", nil
+	}
+	members, err := strictjson.Object(raw, 16)
+	if err != nil {
+		return "", errEmailClaim.withCause(err)
+	}
+	for _, m := range members {
+		if m.Name == "email" {
+			email, err := strictjson.String(m.Value)
+			if err != nil {
+				return "", errEmailClaim.withCause(err)
+			}
+			return email, nil
+		}
+	}
+	return "", nil
+}
