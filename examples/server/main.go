@@ -9,6 +9,11 @@
 // AEGIS_<FLAG_IN_UPPER_SNAKE> (AEGIS_ISSUER, AEGIS_JWKS_URL, ...); a flag on
 // the command line wins.
 //
+// Validation: -mode jwt (the default) checks JWTs locally; introspect asks
+// the issuer about every token (RFC 7662); hybrid checks JWTs locally and
+// introspects opaque tokens. For Hydra, set -introspection-url to
+// {admin}/admin/oauth2/introspect with -introspection-auth none.
+//
 // Routes: GET /healthz (public), GET /data (data:read), POST /data
 // (data:write), GET /whoami (any valid token).
 package main
@@ -29,6 +34,7 @@ import (
 
 	"github.com/olympus/aegis/examples/internal/flagenv"
 	"github.com/olympus/aegis/examples/server/api"
+	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/middleware"
 )
 
@@ -45,6 +51,11 @@ func main() {
 
 type options struct {
 	addr, issuer, audience, jwksURL, logLevel string
+
+	mode                                 string
+	introspectionURL, introspectionAuth  string
+	introspectionID, introspectionSecret string
+	introspectionCacheTTL                time.Duration
 }
 
 // parseFlags reads flags, then AEGIS_* variables for the flags not given.
@@ -57,6 +68,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.audience, "audience", "", "audience every token must carry in aud (empty: no audience check)")
 	fs.StringVar(&o.jwksURL, "jwks-url", "", "the issuer's JWK Set URL (default: discovered from the issuer)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.mode, "mode", "jwt", "validation: jwt (local), introspect (RFC 7662) or hybrid (JWTs locally, opaque tokens by introspection)")
+	fs.StringVar(&o.introspectionURL, "introspection-url", "", "introspection endpoint (default: discovered; Hydra: {admin}/admin/oauth2/introspect)")
+	fs.StringVar(&o.introspectionAuth, "introspection-auth", "", "client authentication at the endpoint: basic, post or none (default: basic with a client ID, else none)")
+	fs.StringVar(&o.introspectionID, "introspection-client-id", "", "client ID for the introspection endpoint")
+	fs.StringVar(&o.introspectionSecret, "introspection-client-secret", "", "client secret for the introspection endpoint (prefer AEGIS_INTROSPECTION_CLIENT_SECRET)")
+	fs.DurationVar(&o.introspectionCacheTTL, "introspection-cache-ttl", introspect.DefaultCacheTTL, "longest an active answer is cached, never past the token's exp; 0 disables the cache")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -69,7 +86,48 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if o.issuer == "" {
 		return o, errors.New("-issuer (or AEGIS_ISSUER) is required")
 	}
+	switch middleware.Mode(o.mode) {
+	case middleware.ModeJWT, middleware.ModeIntrospect, middleware.ModeHybrid:
+	default:
+		return o, fmt.Errorf("-mode %q: want jwt, introspect or hybrid", o.mode)
+	}
+	if _, ok := authMethods[o.introspectionAuth]; !ok {
+		return o, fmt.Errorf("-introspection-auth %q: want basic, post or none", o.introspectionAuth)
+	}
+	if o.introspectionCacheTTL < 0 {
+		return o, errors.New("-introspection-cache-ttl must not be negative")
+	}
 	return o, nil
+}
+
+var authMethods = map[string]introspect.AuthMethod{
+	"":      "",
+	"basic": introspect.AuthBasic,
+	"post":  introspect.AuthPost,
+	"none":  introspect.AuthNone,
+}
+
+// config turns the options into the Guard's configuration.
+func (o options) config(log *slog.Logger) middleware.Config {
+	cfg := middleware.Config{
+		Issuer: o.issuer, Audience: o.audience, JWKSURL: o.jwksURL, Logger: log,
+		Mode: middleware.Mode(o.mode),
+		Introspection: introspect.Config{
+			Endpoint:     o.introspectionURL,
+			Auth:         authMethods[o.introspectionAuth],
+			ClientID:     o.introspectionID,
+			ClientSecret: o.introspectionSecret,
+			Cache:        introspect.CacheConfig{TTL: o.introspectionCacheTTL},
+		},
+	}
+	if o.introspectionCacheTTL == 0 {
+		cfg.Introspection.Cache.TTL = -1
+	}
+	if o.audience == "" {
+		cfg.AnyAudience = true
+		log.Warn("no -audience given: tokens for any audience are accepted")
+	}
+	return cfg
 }
 
 // run serves until ctx ends. ready, when set, gets the listening address.
@@ -83,12 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg := middleware.Config{Issuer: o.issuer, Audience: o.audience, JWKSURL: o.jwksURL, Logger: log}
-	if o.audience == "" {
-		cfg.AnyAudience = true
-		log.Warn("no -audience given: tokens for any audience are accepted")
-	}
-	guard, err := middleware.New(cfg)
+	guard, err := middleware.New(o.config(log))
 	if err != nil {
 		return err
 	}
@@ -106,7 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "issuer", o.issuer, "audience", o.audience)
+	log.Info("listening", "addr", ln.Addr().String(), "issuer", o.issuer, "audience", o.audience, "mode", o.mode)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -156,6 +156,11 @@ func TestServerFlagErrors(t *testing.T) {
 		{name: "bad log level", args: []string{"-issuer", "https://i.example", "-log-level", "loud"}, want: "-log-level"},
 		{name: "insecure issuer", args: []string{"-issuer", "http://id.example.com", "-addr", "127.0.0.1:0"}, want: "http"},
 		{name: "bad address", args: []string{"-issuer", "https://i.example", "-addr", "nonsense"}, want: "nonsense"},
+		{name: "unknown mode", args: []string{"-issuer", "https://i.example", "-mode", "magic"}, want: "-mode"},
+		{name: "unknown introspection auth", args: []string{"-issuer", "https://i.example", "-introspection-auth", "tls"}, want: "-introspection-auth"},
+		{name: "negative cache TTL", args: []string{"-issuer", "https://i.example", "-introspection-cache-ttl", "-1s"}, want: "negative"},
+		{name: "bad cache TTL in the environment", args: []string{"-issuer", "https://i.example"}, env: map[string]string{"AEGIS_INTROSPECTION_CACHE_TTL": "soon"}, want: "AEGIS_INTROSPECTION_CACHE_TTL"},
+		{name: "basic auth without a client ID", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-mode", "introspect", "-introspection-auth", "basic"}, want: "ClientID"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -183,4 +188,49 @@ func keys(m map[string]any) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+func TestServerModes(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{HideIntrospectionEndpoint: true})
+	iss.RequireIntrospectionClient("api-gateway", "s3cret")
+	tests := []struct {
+		name         string
+		args         []string
+		env          map[string]string
+		jwtStatus    int
+		opaqueStatus int
+	}{
+		{name: "jwt", args: []string{"-mode", "jwt"}, jwtStatus: 200, opaqueStatus: 401},
+		{name: "hybrid with basic auth", args: []string{"-mode", "hybrid", "-introspection-url", iss.IntrospectionURL(),
+			"-introspection-client-id", "api-gateway"}, env: map[string]string{"AEGIS_INTROSPECTION_CLIENT_SECRET": "s3cret"},
+			jwtStatus: 200, opaqueStatus: 200},
+		{name: "introspect with post auth from the environment", env: map[string]string{
+			"AEGIS_MODE": "introspect", "AEGIS_INTROSPECTION_URL": iss.IntrospectionURL(), "AEGIS_INTROSPECTION_AUTH": "post",
+			"AEGIS_INTROSPECTION_CLIENT_ID": "api-gateway", "AEGIS_INTROSPECTION_CLIENT_SECRET": "s3cret", "AEGIS_INTROSPECTION_CACHE_TTL": "0s",
+		}, jwtStatus: 200, opaqueStatus: 200},
+		{name: "hybrid with wrong credentials", args: []string{"-mode", "hybrid", "-introspection-url", iss.IntrospectionURL(),
+			"-introspection-auth", "basic", "-introspection-client-id", "api-gateway", "-introspection-client-secret", "wrong"},
+			jwtStatus: 200, opaqueStatus: 503},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience}, tc.args...)
+			base, _ := startServer(t, args, tc.env)
+			resp, _ := call(t, "GET", base+"/data", iss.M2M("w", "data:read"))
+			assert.Equal(t, tc.jwtStatus, resp.StatusCode)
+			resp, body := call(t, "GET", base+"/whoami", iss.OpaqueUser("user-42", "web-app", "alice@example.com", "data:read"))
+			require.Equal(t, tc.opaqueStatus, resp.StatusCode, body)
+			if tc.opaqueStatus == 200 {
+				assert.JSONEq(t, `{"kind":"user","subject":"user-42","client_id":"web-app","scopes":["data:read"],"email":"alice@example.com"}`, body)
+				revoked := iss.OpaqueM2M("w", "data:read")
+				iss.Revoke(revoked)
+				resp, _ = call(t, "GET", base+"/data", revoked)
+				assert.Equal(t, 401, resp.StatusCode)
+				assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`)
+			}
+			if tc.opaqueStatus == 503 {
+				assert.Equal(t, "5", resp.Header.Get("Retry-After"))
+			}
+		})
+	}
 }
