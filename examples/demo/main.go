@@ -21,6 +21,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/olympus/aegis/examples/server/api"
+	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
 )
@@ -48,6 +49,9 @@ func run(ctx context.Context, out io.Writer) error {
 		Issuer:   issuer.URL,
 		Audience: issuer.Audience,
 		Logger:   slog.New(slog.DiscardHandler),
+		// JWTs are checked locally; opaque tokens are introspected (RFC 7662).
+		Mode:          middleware.ModeHybrid,
+		Introspection: introspect.Config{Endpoint: issuer.IntrospectionURL()},
 	})
 	if err != nil {
 		return err
@@ -58,7 +62,8 @@ func run(ctx context.Context, out io.Writer) error {
 	d := &demo{out: out, api: srv.URL}
 	fmt.Fprintf(out, "Aegis demo: an issuer, an API guarded by Aegis and a backend worker, in one process.\n\n")
 	fmt.Fprintf(out, "  issuer    %s (signing key %s, %s)\n", issuer.URL, issuer.CurrentKey().ID, issuer.CurrentKey().Algorithm)
-	fmt.Fprintf(out, "  API       %s (accepts tokens from the issuer for audience %s)\n\n", srv.URL, issuer.Audience)
+	fmt.Fprintf(out, "  API       %s (accepts tokens from the issuer for audience %s;\n", srv.URL, issuer.Audience)
+	fmt.Fprintf(out, "            JWTs checked locally, opaque tokens by introspection)\n\n")
 
 	// 1. The worker of Athena's cookbook: client_credentials, token cached.
 	d.step("A backend worker (client_credentials) reads and writes data")
@@ -85,6 +90,15 @@ func run(ctx context.Context, out io.Writer) error {
 
 	d.step("An expired token")
 	d.expect(plain, http.MethodGet, "/whoami", issuer.Expired("nightly-data-sync", "data:read"), http.StatusUnauthorized)
+
+	d.step("An opaque token (ory_at_…), confirmed by introspection")
+	d.expect(plain, http.MethodGet, "/whoami", issuer.OpaqueM2M("report-reader", "data:read"), http.StatusOK)
+
+	d.step("A revoked opaque token")
+	revoked := issuer.OpaqueM2M("report-reader", "data:read")
+	issuer.Revoke(revoked)
+	d.expect(plain, http.MethodGet, "/data", revoked, http.StatusUnauthorized)
+	d.note("%d introspection calls so far; a JWT never needs one", issuer.IntrospectionCalls())
 
 	d.step("No token at all")
 	d.expect(plain, http.MethodGet, "/data", "", http.StatusUnauthorized)

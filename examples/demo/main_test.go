@@ -25,10 +25,12 @@ func TestDemoTranscript(t *testing.T) {
 		`error_description="The access token's signature is invalid"`,
 		`error_description="The access token expired"`,
 		"with 1 token request(s)",
-		"All 6 steps went as expected.",
+		`error_description="The access token is not active"`,
+		"2 introspection calls so far",
+		"All 8 steps went as expected.",
 	} {
 		assert.Contains(t, transcript, want)
 	}
 	assert.NotContains(t, transcript, "UNEXPECTED")
-	assert.Equal(t, 3, strings.Count(transcript, "-> 401"))
+	assert.Equal(t, 4, strings.Count(transcript, "-> 401"))
 }
