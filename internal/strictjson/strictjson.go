@@ -301,18 +301,8 @@ func (p *parser) object(depth int, top *[]Member) error {
 		if top != nil {
 			*top = append(*top, Member{Name: name, Value: p.data[start:p.pos]})
 		}
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return ErrSyntax
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case '}':
-			p.pos++
-			return nil
-		default:
-			return ErrSyntax
+		if done, err := p.next('}'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -332,20 +322,28 @@ func (p *parser) array(depth int) error {
 		if err := p.value(depth+1, nil); err != nil {
 			return err
 		}
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return ErrSyntax
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case ']':
-			p.pos++
-			return nil
-		default:
-			return ErrSyntax
+		if done, err := p.next(']'); done || err != nil {
+			return err
 		}
 	}
+}
+
+// next consumes the ',' between members or elements, or the closing byte
+// (done).
+func (p *parser) next(closing byte) (done bool, err error) {
+	p.skipSpace()
+	if p.pos >= len(p.data) {
+		return false, ErrSyntax
+	}
+	switch p.data[p.pos] {
+	case ',':
+		p.pos++
+		return false, nil
+	case closing:
+		p.pos++
+		return true, nil
+	}
+	return false, ErrSyntax
 }
 
 // ErrType reports a value of another JSON type than the one asked for.
