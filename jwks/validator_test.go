@@ -487,6 +487,7 @@ func TestTokenShape(t *testing.T) {
 		{name: "four parts", token: jwt + ".x", jwt: false},
 		{name: "no iss", token: b64(`{"alg":"ES256"}`) + "." + b64(`{"sub":"x"}`) + ".sig", jwt: true},
 		{name: "iss not a string", token: b64(`{"alg":"ES256"}`) + "." + b64(`{"iss":7}`) + ".sig", jwt: true},
+		{name: "forbidden header is still JWT-shaped", token: b64(`{"alg":"ES256","crit":["x"]}`) + "." + b64(`{"iss":"x"}`) + ".sig", jwt: true, iss: "x"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -138,11 +138,10 @@ func (g *Guard) Validate(ctx context.Context, token string) (*Principal, error) 
 	if !b64token.Valid(token) {
 		return nil, errSyntax
 	}
-	p, err := g.validator.ValidateToken(ctx, token)
+	p, err := g.validate(ctx, token)
 	if err != nil {
-		return nil, toError(err)
+		return nil, err
 	}
-	p.Kind = g.classify(p)
 	return p, nil
 }
 
@@ -246,13 +245,25 @@ func (g *Guard) authenticate(w http.ResponseWriter, r *http.Request) (*http.Requ
 		g.refuse(w, r, e)
 		return r, false
 	}
-	p, err := g.validator.ValidateToken(r.Context(), token)
-	if err != nil {
-		g.refuse(w, r, toError(err))
+	p, e := g.validate(r.Context(), token)
+	if e != nil {
+		g.refuse(w, r, e)
 		return r, false
 	}
-	p.Kind = g.classify(p)
 	return r.WithContext(WithPrincipal(r.Context(), p)), true
+}
+
+// validate runs the validator and classifies the Principal.
+func (g *Guard) validate(ctx context.Context, token string) (*Principal, *Error) {
+	p, err := g.validator.ValidateToken(ctx, token)
+	if err != nil {
+		return nil, toError(err)
+	}
+	if p == nil {
+		return nil, errInvalid.withCause(errors.New("validator returned no principal"))
+	}
+	p.Kind = g.classify(p)
+	return p, nil
 }
 
 // toError maps a validator's error to the response it deserves.

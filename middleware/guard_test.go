@@ -551,6 +551,7 @@ func TestCustomErrorWriterAndValidatorErrors(t *testing.T) {
 		{name: "unknown error is invalid_token", err: errors.New("boom"), status: 401, reason: "token_invalid"},
 		{name: "wrapped keys unavailable is 503", err: jwks.ErrKeysUnavailable, status: 503, reason: "keys_unavailable"},
 		{name: "deadline is 503", err: context.DeadlineExceeded, status: 503, reason: "validation_aborted"},
+		{name: "no principal and no error is invalid_token", err: nil, status: 401, reason: "token_invalid"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
