@@ -6,9 +6,11 @@
 //
 //	CGO_ENABLED=1 go build -tags sqlite,sqlite_omit_load_extension -o hydra github.com/ory/hydra/v2
 //
-// The tests start Hydra (in-memory, --dev, JWT access tokens) and the
-// examples/server binary built from the repository root, each on free
-// loopback ports, and drive them over HTTP. Run them with
+// The tests start Hydra (in-memory, --dev, JWT access tokens by default,
+// opaque ones for clients that ask) and examples/server binaries built from
+// the repository root (in jwt, introspect and hybrid modes), each on free
+// loopback ports, drive them over HTTP, and run examples/worker against
+// them. Run them with
 //
 //	cd examples/hydra && go test ./...
 //

@@ -191,6 +191,26 @@ func TestE2E(t *testing.T) {
 	m2m := h.createClient(t, m2mSpec)
 	m2mToken := h.clientCredentials(t, m2m, []string{"data:read", "data:write"}, apiAudience)
 
+	// One server per introspecting mode, shared by the opaque-token
+	// scenarios (9 to 14).
+	introspectionURL := h.admin + "/admin/oauth2/introspect"
+	intro := startServer(t, "server-introspect", introspectionFlags(h, "introspect", introspectionURL)...)
+	hybrid := startServer(t, "server-hybrid", introspectionFlags(h, "hybrid", introspectionURL)...)
+	introServers := []struct {
+		mode string
+		srv  *server
+	}{{"introspect", intro}, {"hybrid", hybrid}}
+
+	opaqueSpec := m2mClientSpec("opaque-data-sync", []string{"data:read", "data:write"}, apiAudience)
+	opaqueSpec["access_token_strategy"] = "opaque"
+	opaque := h.createClient(t, opaqueSpec)
+	opaqueToken := func(t *testing.T) string {
+		t.Helper()
+		tok := h.clientCredentials(t, opaque, []string{"data:read", "data:write"}, apiAudience)
+		require.True(t, strings.HasPrefix(tok, "ory_at_"), "not an opaque Hydra token: %q", tok)
+		return tok
+	}
+
 	t.Run("0 logs listening line", func(t *testing.T) {
 		var line string
 		for _, l := range strings.Split(srv.proc.out.String(), "\n") {
@@ -370,4 +390,186 @@ func TestE2E(t *testing.T) {
 		assertMediaType(t, r, "application/problem+json")
 		assert.NotEmpty(t, r.header.Get("Retry-After"), "503 without Retry-After")
 	})
+
+	t.Run("9 opaque token by introspection", func(t *testing.T) {
+		tok := opaqueToken(t)
+		assert.Equal(t, 1, strings.Count(tok, "."), "Hydra's opaque tokens are ory_at_X.Y: %q", tok)
+		// A JWT of the M2M client, minted now: a token signed by a key
+		// rotated out since (scenario 5) is inactive for Hydra's
+		// introspection (scenario 14).
+		jwt := h.clientCredentials(t, m2m, []string{"data:read", "data:write"}, apiAudience)
+
+		for _, s := range introServers {
+			t.Run(s.mode, func(t *testing.T) {
+				r := s.srv.call(t, http.MethodGet, "/data", tok)
+				require.Equal(t, http.StatusOK, r.status, "GET /data: %s", r)
+				assertMediaType(t, r, "application/json")
+				r = s.srv.call(t, http.MethodPost, "/data", tok)
+				require.Equal(t, http.StatusOK, r.status, "POST /data: %s", r)
+
+				w := requireWhoami(t, s.srv.call(t, http.MethodGet, "/whoami", tok))
+				assert.Equal(t, "m2m", w.Kind)
+				assert.Equal(t, opaque.ID, w.Subject)
+				assert.Equal(t, opaque.ID, w.ClientID)
+				assert.ElementsMatch(t, []string{"data:read", "data:write"}, w.Scopes)
+				assert.Equal(t, "", w.Email)
+
+				r = s.srv.call(t, http.MethodGet, "/data", jwt)
+				require.Equal(t, http.StatusOK, r.status, "GET /data with a JWT: %s", r)
+				w = requireWhoami(t, s.srv.call(t, http.MethodGet, "/whoami", jwt))
+				assert.Equal(t, "m2m", w.Kind)
+				assert.Equal(t, m2m.ID, w.Subject)
+				assert.Equal(t, m2m.ID, w.ClientID)
+				assert.ElementsMatch(t, []string{"data:read", "data:write"}, w.Scopes)
+			})
+		}
+	})
+
+	t.Run("10 revocation", func(t *testing.T) {
+		t.Run("after use", func(t *testing.T) {
+			tok := opaqueToken(t)
+			for _, s := range introServers {
+				r := s.srv.call(t, http.MethodGet, "/data", tok) // now cached as active
+				require.Equal(t, http.StatusOK, r.status, "%s: GET /data before revocation: %s", s.mode, r)
+			}
+			h.revoke(t, opaque, tok)
+			revoked := time.Now()
+			require.False(t, h.introspectActive(t, tok), "Hydra still calls the revoked token active")
+
+			// A cached active answer may be served until it is cacheTTL
+			// old; after that the server must ask again and refuse.
+			deadline := revoked.Add(introspectionCacheTTL + 8*time.Second)
+			for _, s := range introServers {
+				r := s.srv.pollStatus(t, http.MethodGet, "/data", tok, http.StatusUnauthorized, deadline, 100*time.Millisecond)
+				took := time.Since(revoked)
+				params := assertChallenge(t, r, http.StatusUnauthorized, "invalid_token")
+				assert.Equal(t, inactiveDescription, params["error_description"])
+				t.Logf("%s: refused %s after revocation (cache TTL %s)", s.mode, took.Round(time.Millisecond), introspectionCacheTTL)
+				assertChallenge(t, s.srv.call(t, http.MethodGet, "/whoami", tok), http.StatusUnauthorized, "invalid_token")
+			}
+		})
+
+		t.Run("before first use", func(t *testing.T) {
+			tok := opaqueToken(t)
+			h.revoke(t, opaque, tok)
+			for _, s := range introServers {
+				for _, path := range []string{"/data", "/whoami"} {
+					params := assertChallenge(t, s.srv.call(t, http.MethodGet, path, tok), http.StatusUnauthorized, "invalid_token")
+					assert.Equal(t, inactiveDescription, params["error_description"], "%s GET %s", s.mode, path)
+				}
+			}
+		})
+	})
+
+	t.Run("11 opaque token in jwt mode", func(t *testing.T) {
+		tok := opaqueToken(t)
+		for _, path := range []string{"/data", "/whoami"} {
+			r := srv.call(t, http.MethodGet, path, tok)
+			assertChallenge(t, r, http.StatusUnauthorized, "invalid_token")
+			t.Logf("GET %s: %s", path, r.header.Get("WWW-Authenticate"))
+		}
+		// Control: the same token is good where introspection is on.
+		requireWhoami(t, hybrid.call(t, http.MethodGet, "/whoami", tok))
+	})
+
+	t.Run("12 introspection unreachable", func(t *testing.T) {
+		port, err := freePort() // nothing listens there
+		require.NoError(t, err)
+		darkURL := fmt.Sprintf("http://127.0.0.1:%d/admin/oauth2/introspect", port)
+		tok := opaqueToken(t)
+		jwt := h.clientCredentials(t, m2m, []string{"data:read"}, apiAudience)
+		for _, mode := range []string{"introspect", "hybrid"} {
+			t.Run(mode, func(t *testing.T) {
+				dark := startServer(t, "server-"+mode+"-no-introspection", introspectionFlags(h, mode, darkURL)...)
+				assertUnavailable := func(r response) {
+					t.Helper()
+					require.Equal(t, http.StatusServiceUnavailable, r.status, "%s", r)
+					assertMediaType(t, r, "application/problem+json")
+					assert.Equal(t, "5", r.header.Get("Retry-After"), "%s", r)
+				}
+				assertUnavailable(dark.call(t, http.MethodGet, "/data", tok))
+				assertUnavailable(dark.call(t, http.MethodGet, "/whoami", tok))
+				if mode == "hybrid" {
+					// JWTs are checked locally: the dead endpoint does not matter.
+					w := requireWhoami(t, dark.call(t, http.MethodGet, "/whoami", jwt))
+					assert.Equal(t, m2m.ID, w.Subject)
+				} else {
+					assertUnavailable(dark.call(t, http.MethodGet, "/whoami", jwt))
+				}
+			})
+		}
+	})
+
+	t.Run("13 worker", func(t *testing.T) {
+		needWorker(t)
+		args := []string{"-token-url", h.public + "/oauth2/token", "-client-id", m2m.ID,
+			"-api", srv.base, "-calls", "3"}
+		run := runWorker(t, []string{"AEGIS_CLIENT_SECRET=" + m2m.Secret}, append(args, "-audience", apiAudience)...)
+		require.NoError(t, run.err, "%s", run)
+		assert.NotContains(t, run.stdout+run.stderr, m2m.Secret, "the worker printed the client secret")
+
+		var lines []string
+		for _, l := range strings.Split(strings.TrimSpace(run.stdout), "\n") {
+			if strings.Contains(l, "-> 200") {
+				lines = append(lines, l)
+			}
+		}
+		require.Len(t, lines, 6, "%s", run)
+		for i, l := range lines {
+			round, path := i/2+1, []string{"/data", "/whoami"}[i%2]
+			prefix := fmt.Sprintf("call %d: GET %s -> 200 ", round, path)
+			require.True(t, strings.HasPrefix(l, prefix), "line %d: want prefix %q, got %q", i+1, prefix, l)
+			body := strings.TrimPrefix(l, prefix)
+			require.True(t, json.Valid([]byte(body)), "line %d: body is not JSON: %q", i+1, l)
+			if path == "/whoami" {
+				var w whoami
+				require.NoError(t, json.Unmarshal([]byte(body), &w))
+				assert.Equal(t, "m2m", w.Kind, "%s", l)
+				assert.Equal(t, m2m.ID, w.Subject, "%s", l)
+				assert.ElementsMatch(t, []string{"data:read", "data:write"}, w.Scopes, "%s", l)
+			}
+		}
+
+		// Without -audience Hydra issues a token with an empty aud, which
+		// the server refuses: the worker must fail.
+		run = runWorker(t, []string{"AEGIS_CLIENT_SECRET=" + m2m.Secret}, args...)
+		require.Error(t, run.err, "%s", run)
+		assert.NotContains(t, run.stdout, "-> 200", "%s", run)
+		assert.Contains(t, run.stderr, "401", "%s", run)
+		assert.Contains(t, run.stderr, "invalid_token", "%s", run)
+	})
+
+	t.Run("14 rotated-out key under introspection", func(t *testing.T) {
+		// Last, because rotating makes the JWT-mode servers refetch keys.
+		jwt := h.clientCredentials(t, m2m, []string{"data:read"}, apiAudience)
+		require.True(t, h.introspectActive(t, jwt))
+		h.rotateKey(t)
+		// Hydra's quirk: its introspection calls a JWT signed by the
+		// previous (still published) key inactive.
+		assert.False(t, h.introspectActive(t, jwt), "Hydra now introspects JWTs of rotated-out keys as active")
+
+		params := assertChallenge(t, intro.call(t, http.MethodGet, "/whoami", jwt), http.StatusUnauthorized, "invalid_token")
+		assert.Equal(t, inactiveDescription, params["error_description"])
+		w := requireWhoami(t, hybrid.call(t, http.MethodGet, "/whoami", jwt))
+		assert.Equal(t, m2m.ID, w.Subject, "hybrid checks JWTs locally against the published keys")
+		requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", jwt))
+	})
+}
+
+// introspectionCacheTTL is the -introspection-cache-ttl of the
+// introspecting servers: short, so revocation takes effect within seconds.
+const introspectionCacheTTL = 2 * time.Second
+
+// inactiveDescription is the server's error_description for a token the
+// introspection endpoint calls inactive (revoked, unknown, rotated out).
+const inactiveDescription = "The access token is not active"
+
+// introspectionFlags are examples/server's flags for mode (introspect or
+// hybrid) with Hydra's admin introspection endpoint at url.
+func introspectionFlags(h *hydraProc, mode, url string) []string {
+	return []string{
+		"-issuer", h.public, "-audience", apiAudience, "-mode", mode,
+		"-introspection-url", url, "-introspection-auth", "none",
+		"-introspection-cache-ttl", introspectionCacheTTL.String(),
+	}
 }

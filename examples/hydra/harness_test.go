@@ -47,6 +47,8 @@ var suite struct {
 	hydraErr  error
 	serverBin string
 	serverErr error
+	workerBin string
+	workerErr error
 	repoRoot  string
 }
 
@@ -69,9 +71,13 @@ func runMain(m *testing.M) int {
 	suite.repoRoot, _ = filepath.Abs(filepath.Join("..", ".."))
 
 	code := 1
-	suite.serverBin, suite.serverErr = buildServer(tmp)
+	suite.serverBin, suite.serverErr = buildExample(tmp, "server")
 	if suite.serverErr != nil {
 		fmt.Fprintln(os.Stderr, "e2e setup:", suite.serverErr)
+	}
+	suite.workerBin, suite.workerErr = buildExample(tmp, "worker")
+	if suite.workerErr != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup:", suite.workerErr)
 	}
 	if !inCI() || suite.serverErr == nil {
 		suite.hydra, suite.hydraErr = setupHydra(tmp)
@@ -116,6 +122,20 @@ func needServer(t *testing.T) (*hydraProc, string) {
 		t.Skipf("examples/server unavailable (set CI to make this fail): %v", suite.serverErr)
 	}
 	return h, suite.serverBin
+}
+
+// needWorker returns the examples/worker binary. Unlike Hydra and the
+// server it is not checked before the run, so a missing worker fails here
+// when CI is set and skips otherwise.
+func needWorker(t *testing.T) string {
+	t.Helper()
+	if suite.workerErr != nil {
+		if inCI() {
+			t.Fatalf("examples/worker unavailable: %v", suite.workerErr)
+		}
+		t.Skipf("examples/worker unavailable (set CI to make this fail): %v", suite.workerErr)
+	}
+	return suite.workerBin
 }
 
 // ---------------------------------------------------------------- processes
@@ -437,6 +457,40 @@ func (h *hydraProc) clientCredentials(t *testing.T, c oauthClient, scopes []stri
 	return h.token(t, c, form).AccessToken
 }
 
+// revoke revokes token at Hydra's public POST /oauth2/revoke (RFC 7009)
+// with the client's basic authentication.
+func (h *hydraProc) revoke(t *testing.T, c oauthClient, token string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.public+"/oauth2/revoke",
+		strings.NewReader(url.Values{"token": {token}}.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	require.Equalf(t, http.StatusOK, resp.StatusCode, "POST /oauth2/revoke: %s", raw)
+}
+
+// introspectActive asks Hydra's admin POST /admin/oauth2/introspect
+// directly whether token is active.
+func (h *hydraProc) introspectActive(t *testing.T, token string) bool {
+	t.Helper()
+	resp, err := h.hc.PostForm(h.admin+"/admin/oauth2/introspect", url.Values{"token": {token}})
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equalf(t, http.StatusOK, resp.StatusCode, "introspect: %s", raw)
+	var ans struct {
+		Active *bool `json:"active"`
+	}
+	require.NoErrorf(t, json.Unmarshal(raw, &ans), "introspect: %s", raw)
+	require.NotNilf(t, ans.Active, "introspection answer without active: %s", raw)
+	return *ans.Active
+}
+
 // userToken runs the authorization-code flow without a browser: Hydra's
 // redirects are followed by hand with a cookie jar, and the login and
 // consent apps (which do not exist) are replaced by the admin accept calls.
@@ -601,19 +655,19 @@ func randomHex(t *testing.T, n int) string {
 
 // ---------------------------------------------------------------- server
 
-// buildServer builds examples/server from the repository root, with the
+// buildExample builds examples/<name> from the repository root, with the
 // root module's own dependencies.
-func buildServer(tmp string) (string, error) {
+func buildExample(tmp, name string) (string, error) {
 	root := suite.repoRoot
-	if _, err := os.Stat(filepath.Join(root, "examples", "server")); err != nil {
-		return "", fmt.Errorf("examples/server: %w", err)
+	if _, err := os.Stat(filepath.Join(root, "examples", name)); err != nil {
+		return "", fmt.Errorf("examples/%s: %w", name, err)
 	}
-	bin := filepath.Join(tmp, "server")
+	bin := filepath.Join(tmp, name)
 	t0 := time.Now()
-	if err := goBuild(root, nil, "-o", bin, "./examples/server"); err != nil {
+	if err := goBuild(root, nil, "-o", bin, "./examples/"+name); err != nil {
 		return "", err
 	}
-	fmt.Fprintf(os.Stderr, "e2e: built examples/server in %s\n", time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "e2e: built examples/%s in %s\n", name, time.Since(t0).Round(time.Millisecond))
 	return bin, nil
 }
 
@@ -648,6 +702,45 @@ func startServer(t *testing.T, name string, flags ...string) *server {
 		return status == http.StatusOK
 	}))
 	return s
+}
+
+// pollStatus calls method path with token every interval until the
+// status is want or the deadline passes, and returns the last answer.
+func (s *server) pollStatus(t *testing.T, method, path, token string, want int, deadline time.Time, interval time.Duration) response {
+	t.Helper()
+	for {
+		r := s.call(t, method, path, token)
+		if r.status == want || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(interval) // polling interval, not synchronisation
+	}
+}
+
+// workerRun is the outcome of one examples/worker run.
+type workerRun struct {
+	err            error // nil: exit status 0
+	stdout, stderr string
+}
+
+func (w workerRun) String() string {
+	return fmt.Sprintf("err=%v\nstdout:\n%s\nstderr:\n%s", w.err, w.stdout, w.stderr)
+}
+
+// runWorker runs examples/worker with args and the extra environment
+// (inherited AEGIS_ variables are dropped) and waits at most a minute.
+func runWorker(t *testing.T, extraEnv []string, args ...string) workerRun {
+	t.Helper()
+	bin := needWorker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = childEnv([]string{"AEGIS_"}, extraEnv...)
+	var stdout, stderr lockedBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	require.NoError(t, ctx.Err(), "worker did not finish within a minute")
+	return workerRun{err: err, stdout: stdout.String(), stderr: stderr.String()}
 }
 
 type response struct {
