@@ -40,6 +40,7 @@ type RefusalError struct {
 	Detail string
 }
 
+// Error describes the refusal in Aegis's own words.
 func (e *RefusalError) Error() string {
 	if e.Detail == "" {
 		return e.Reason.Error()
@@ -61,6 +62,7 @@ type UnavailableError struct {
 	Err error
 }
 
+// Error describes the failure.
 func (e *UnavailableError) Error() string {
 	if e.Err == nil {
 		return ErrUnavailable.Error()

@@ -44,6 +44,7 @@ type ValidationError struct {
 	Detail string
 }
 
+// Error describes the refusal in Aegis's own words.
 func (e *ValidationError) Error() string {
 	if e.Detail == "" {
 		return e.Reason.Error()
@@ -67,6 +68,7 @@ type UnavailableError struct {
 	Err error
 }
 
+// Error describes the failure.
 func (e *UnavailableError) Error() string {
 	if e.Err == nil {
 		return ErrKeysUnavailable.Error()

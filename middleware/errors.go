@@ -37,6 +37,7 @@ type Error struct {
 	Err error
 }
 
+// Error describes the refusal in Aegis's own words.
 func (e *Error) Error() string {
 	s := e.Reason
 	if e.Description != "" {
