@@ -245,7 +245,8 @@ func (p *parser) object(depth int, top *[]Member) error {
 		return ErrDepth
 	}
 	p.pos++ // '{'
-	var names []string
+	var small [16]string
+	names := small[:0]
 	var seen map[string]struct{}
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
@@ -261,13 +262,7 @@ func (p *parser) object(depth int, top *[]Member) error {
 		if err != nil {
 			return err
 		}
-		if top != nil {
-			for _, m := range *top {
-				if m.Name == name {
-					return ErrDuplicate
-				}
-			}
-		} else if !p.shallow {
+		if top != nil || !p.shallow {
 			if seen != nil {
 				if _, dup := seen[name]; dup {
 					return ErrDuplicate

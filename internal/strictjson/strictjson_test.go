@@ -2,6 +2,7 @@ package strictjson
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,4 +174,31 @@ func TestNumericDate(t *testing.T) {
 		require.NoError(t, err, tc.in)
 		assert.Equal(t, tc.want, got, tc.in)
 	}
+}
+
+// TestManyMembersStayLinear: an object of thousands of members is checked
+// for duplicates in linear time, at the top level as below it.
+func TestManyMembersStayLinear(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 5000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`"k` + strconv.Itoa(i) + `":1`)
+	}
+	b.WriteString("}")
+	doc := []byte(b.String())
+	allocs := testing.AllocsPerRun(5, func() {
+		_, err := Object(doc, 8)
+		require.NoError(t, err)
+	})
+	assert.Less(t, allocs, 20000.0)
+	dup := append(append([]byte{}, doc[:len(doc)-1]...), []byte(`,"k0":2}`)...)
+	_, err := Object(dup, 8)
+	assert.ErrorIs(t, err, ErrDuplicate)
+	_, err = Object([]byte(`{"a":{"b":1,"b":2}}`), 8)
+	assert.ErrorIs(t, err, ErrDuplicate)
+	_, err = Shallow([]byte(`{"a":{"b":1,"b":2}}`), 8)
+	assert.NoError(t, err)
 }
