@@ -97,7 +97,8 @@ type Config struct {
 	// Authenticate, when set, prepares each request instead of Auth
 	// (a bearer header, private_key_jwt, mTLS headers…).
 	Authenticate func(req *http.Request) error
-	// HTTPClient makes the calls; default: same-origin redirects only.
+	// HTTPClient makes the calls. Whatever its own policy, redirects are
+	// followed only within the same origin.
 	HTTPClient *http.Client
 	// AllowInsecureHTTP permits http:// beyond loopback.
 	AllowInsecureHTTP bool
@@ -189,7 +190,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg:      cfg,
-		client:   cfg.HTTPClient,
+		client:   issuerhttp.Harden(cfg.HTTPClient),
 		log:      cfg.Logger,
 		cache:    newCache(cfg.Cache.MaxEntries),
 		slots:    make(chan struct{}, cfg.MaxConcurrent),
@@ -200,9 +201,6 @@ func New(cfg Config) (*Client, error) {
 		c.leeway = DefaultLeeway
 	case cfg.Leeway > 0:
 		c.leeway = cfg.Leeway
-	}
-	if c.client == nil {
-		c.client = issuerhttp.NewClient()
 	}
 	if c.log == nil {
 		c.log = slog.Default()

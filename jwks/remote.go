@@ -37,8 +37,9 @@ type Config struct {
 	Issuer string
 	// URL is the jwks_uri. Setting it skips discovery.
 	URL string
-	// HTTPClient makes the requests. The default follows redirects only
-	// within the same host; every request is bounded by FetchTimeout.
+	// HTTPClient makes the requests. Whatever its own policy, redirects are
+	// followed only within the same origin; every request is bounded by
+	// FetchTimeout.
 	HTTPClient *http.Client
 	// RefreshInterval is how long keys are used before they are fetched
 	// again in the background, when the answer names no max-age.
@@ -123,10 +124,7 @@ func NewRemote(cfg Config) (*Remote, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Remote{cfg: cfg, client: cfg.HTTPClient, log: cfg.Logger, jwksURL: cfg.URL, warned: map[string]struct{}{}}
-	if r.client == nil {
-		r.client = issuerhttp.NewClient()
-	}
+	r := &Remote{cfg: cfg, client: issuerhttp.Harden(cfg.HTTPClient), log: cfg.Logger, jwksURL: cfg.URL, warned: map[string]struct{}{}}
 	if r.log == nil {
 		r.log = slog.Default()
 	}

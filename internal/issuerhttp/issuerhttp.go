@@ -53,6 +53,27 @@ func NewClient() *http.Client {
 	return &http.Client{CheckRedirect: SameOriginRedirects}
 }
 
+// Harden returns a client that follows redirects only within the same
+// origin, whatever c allows: a shallow copy of c (nil means a new client)
+// whose CheckRedirect applies SameOriginRedirects before c's own policy.
+func Harden(c *http.Client) *http.Client {
+	if c == nil {
+		return NewClient()
+	}
+	hardened := *c
+	own := c.CheckRedirect
+	hardened.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if err := SameOriginRedirects(req, via); err != nil {
+			return err
+		}
+		if own != nil {
+			return own(req, via)
+		}
+		return nil
+	}
+	return &hardened
+}
+
 // SameOriginRedirects is an http.Client CheckRedirect policy.
 func SameOriginRedirects(req *http.Request, via []*http.Request) error {
 	if len(via) >= 3 {

@@ -77,3 +77,31 @@ func TestDiscoverAndGet(t *testing.T) {
 	_, _, err = Get(context.Background(), NewClient(), base+"/missing", time.Second, 10, "*/*")
 	assert.ErrorIs(t, err, ErrNotFound)
 }
+
+func TestHardenKeepsRedirectsWithinTheOrigin(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "elsewhere") }))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, other.URL, http.StatusFound)
+		case "/near":
+			http.Redirect(w, r, "/here", http.StatusFound)
+		default:
+			fmt.Fprint(w, "here")
+		}
+	}))
+	defer srv.Close()
+	var ownCalls int
+	own := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { ownCalls++; return nil }}
+	for _, c := range []*http.Client{nil, {}, own} {
+		h := Harden(c)
+		_, _, err := Get(context.Background(), h, srv.URL+"/away", time.Second, 100, "*/*")
+		assert.ErrorContains(t, err, "another origin")
+		body, _, err := Get(context.Background(), h, srv.URL+"/near", time.Second, 100, "*/*")
+		require.NoError(t, err)
+		assert.Equal(t, "here", string(body))
+	}
+	assert.Equal(t, 1, ownCalls, "the caller's own policy still runs after ours")
+	assert.Nil(t, own.CheckRedirect(nil, nil), "the caller's client is not modified")
+}
