@@ -53,6 +53,7 @@ const (
 	DefaultNegativeTTL      = 10 * time.Second
 	DefaultMaxEntries       = 10000
 	DefaultLeeway           = 30 * time.Second
+	MaxLeeway               = 5 * time.Minute
 	DefaultMaxTokenLength   = 8 << 10
 	// DefaultRetryAfter is the retry hint of an UnavailableError.
 	DefaultRetryAfter = 5 * time.Second
@@ -128,7 +129,8 @@ type Client struct {
 	client *http.Client
 	log    *slog.Logger
 	leeway time.Duration
-	cache  *cache
+	cache  *cache // active answers
+	denied *cache // refusals, apart so that random tokens cannot flush active answers
 	group  singleflight.Group
 	slots  chan struct{}
 	calls  atomic.Int64
@@ -136,6 +138,7 @@ type Client struct {
 	mu             sync.Mutex
 	endpoint       string
 	discoveryAfter time.Time
+	discoveryErr   error
 }
 
 // New checks cfg and returns a Client. It makes no request.
@@ -193,12 +196,15 @@ func New(cfg Config) (*Client, error) {
 		client:   issuerhttp.Harden(cfg.HTTPClient),
 		log:      cfg.Logger,
 		cache:    newCache(cfg.Cache.MaxEntries),
+		denied:   newCache(cfg.Cache.MaxEntries),
 		slots:    make(chan struct{}, cfg.MaxConcurrent),
 		endpoint: cfg.Endpoint,
 	}
 	switch {
 	case cfg.Leeway == 0:
 		c.leeway = DefaultLeeway
+	case cfg.Leeway > MaxLeeway:
+		return nil, fmt.Errorf("introspect: leeway %v is over the maximum %v", cfg.Leeway, MaxLeeway)
 	case cfg.Leeway > 0:
 		c.leeway = cfg.Leeway
 	}
@@ -217,8 +223,9 @@ func positive(d *time.Duration, def time.Duration) {
 // Calls returns how many introspection requests were sent.
 func (c *Client) Calls() int64 { return c.calls.Load() }
 
-// CachedEntries returns how many answers the cache holds.
-func (c *Client) CachedEntries() int { return c.cache.len() }
+// CachedEntries returns how many answers the caches hold (active and
+// refused, which are kept apart).
+func (c *Client) CachedEntries() int { return c.cache.len() + c.denied.len() }
 
 // Introspect returns the server's description of an active token, from the
 // cache when it can. Refusals wrap ErrInactive, ErrExpired and the other
@@ -231,15 +238,16 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Result, error) 
 	key := cacheKey(sha256.Sum256([]byte(token)))
 	now := c.cfg.Now()
 	if e, ok := c.cache.get(key, now); ok && now.Before(e.fresh) {
-		if e.err != nil {
-			return nil, e.err
-		}
 		if err := c.check(e.res, now); err != nil {
 			return nil, err
 		}
 		return e.res, nil
 	}
-	ch := c.group.DoChan(string(key[:]), func() (any, error) {
+	if e, ok := c.denied.get(key, now); ok {
+		return nil, e.err
+	}
+	ch := c.group.DoChan(string(key[:]), func() (res any, err error) {
+		defer recoverInto(&err)
 		return c.introspect(context.WithoutCancel(ctx), token, key)
 	})
 	select {
@@ -287,10 +295,21 @@ func (c *Client) introspect(ctx context.Context, token string, key cacheKey) (*R
 }
 
 func (c *Client) remember(e entry) {
-	if (e.res != nil && c.cfg.Cache.TTL < 0) || (e.err != nil && c.cfg.Cache.NegativeTTL < 0) {
-		return
+	switch {
+	case e.res != nil && c.cfg.Cache.TTL >= 0:
+		c.cache.put(e)
+	case e.err != nil && c.cfg.Cache.NegativeTTL >= 0:
+		c.denied.put(e)
 	}
-	c.cache.put(e)
+}
+
+// recoverInto turns a panic in a shared call (a caller's Authenticate or
+// Transport, say) into an error: singleflight would re-raise it on a
+// goroutine no server can recover.
+func recoverInto(err *error) {
+	if v := recover(); v != nil {
+		*err = &UnavailableError{RetryAfter: DefaultRetryAfter, Err: fmt.Errorf("introspection panicked: %v", v)}
+	}
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -401,15 +420,37 @@ func scrub(err error, token string) error {
 // discoveryCooldown spaces out failed discoveries.
 const discoveryCooldown = 10 * time.Second
 
+// endpointURL returns the endpoint, discovering it at most once at a time
+// and at most once per cooldown after a failure.
 func (c *Client) endpointURL(ctx context.Context) (string, error) {
 	c.mu.Lock()
-	endpoint, after := c.endpoint, c.discoveryAfter
+	endpoint, after, last := c.endpoint, c.discoveryAfter, c.discoveryErr
 	c.mu.Unlock()
 	if endpoint != "" {
 		return endpoint, nil
 	}
 	if c.cfg.Now().Before(after) {
-		return "", errors.New("introspection endpoint not discovered yet")
+		return "", last
+	}
+	v, err, _ := c.group.Do("\x00discovery", func() (res any, err error) {
+		defer recoverInto(&err)
+		return c.discover(ctx)
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+func (c *Client) discover(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	endpoint, after, last := c.endpoint, c.discoveryAfter, c.discoveryErr
+	c.mu.Unlock()
+	if endpoint != "" {
+		return endpoint, nil
+	}
+	if c.cfg.Now().Before(after) {
+		return "", last
 	}
 	meta, err := issuerhttp.Discover(ctx, c.client, c.cfg.Issuer, c.cfg.Timeout, c.cfg.MaxResponseBytes)
 	if err == nil && meta.IntrospectionEndpoint == "" {
@@ -421,7 +462,7 @@ func (c *Client) endpointURL(ctx context.Context) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
-		c.discoveryAfter = c.cfg.Now().Add(discoveryCooldown)
+		c.discoveryAfter, c.discoveryErr = c.cfg.Now().Add(discoveryCooldown), err
 		c.log.LogAttrs(ctx, slog.LevelError, "introspect: discovery failed", slog.String("issuer", c.cfg.Issuer), slog.String("error", err.Error()))
 		return "", err
 	}

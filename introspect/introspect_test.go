@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -469,6 +470,7 @@ func TestNewConfig(t *testing.T) {
 		{name: "plain http", cfg: introspect.Config{Endpoint: "http://id.example.com/introspect", Audience: "a"}},
 		{name: "basic without id", cfg: introspect.Config{Endpoint: "https://id.example.com/i", Audience: "a", Auth: introspect.AuthBasic}},
 		{name: "unknown auth", cfg: introspect.Config{Endpoint: "https://id.example.com/i", Audience: "a", Auth: "magic"}},
+		{name: "leeway over the maximum", cfg: introspect.Config{Endpoint: "https://id.example.com/i", Audience: "a", Leeway: time.Hour}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -480,4 +482,63 @@ func TestNewConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDiscoveryIsSharedAndCooledDown: a flood of tokens while discovery
+// fails costs one metadata request per cooldown, not one per token.
+func TestDiscoveryIsSharedAndCooledDown(t *testing.T) {
+	var metadataHits atomic.Int64
+	var base string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		metadataHits.Add(1)
+		fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":"%s/jwks"}`, base, base) // no introspection_endpoint, as on Hydra
+	}))
+	defer srv.Close()
+	base = srv.URL
+	clk := newClock()
+	c, err := introspect.New(introspect.Config{Issuer: base, AnyAudience: true, MaxConcurrent: 2, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for i := range 300 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Introspect(context.Background(), fmt.Sprintf("ory_at_random%d.x", i))
+			assert.ErrorIs(t, err, introspect.ErrUnavailable)
+		}()
+	}
+	wg.Wait()
+	// One discovery tries the two well-known locations.
+	assert.LessOrEqual(t, metadataHits.Load(), int64(2))
+	assert.Zero(t, c.Calls())
+	clk.Advance(11 * time.Second)
+	_, err = c.Introspect(context.Background(), "ory_at_later.x")
+	require.ErrorIs(t, err, introspect.ErrUnavailable)
+	assert.LessOrEqual(t, metadataHits.Load(), int64(4), "one more discovery after the cooldown")
+}
+
+// TestRandomTokensCannotFlushActiveAnswers: refusals are cached apart.
+func TestRandomTokensCannotFlushActiveAnswers(t *testing.T) {
+	f := newFixture(t, func(c *introspect.Config) { c.Cache.MaxEntries = 5 })
+	valid := f.iss.OpaqueM2M("worker")
+	_, err := f.client.Introspect(context.Background(), valid)
+	require.NoError(t, err)
+	for i := range 50 {
+		_, err := f.client.Introspect(context.Background(), fmt.Sprintf("ory_at_random%d.x", i))
+		require.ErrorIs(t, err, introspect.ErrInactive)
+	}
+	calls := f.iss.IntrospectionCalls()
+	_, err = f.client.Introspect(context.Background(), valid)
+	require.NoError(t, err)
+	assert.Equal(t, calls, f.iss.IntrospectionCalls(), "the active answer is still cached")
+	assert.Equal(t, 6, f.client.CachedEntries())
+}
+
+func TestPanicInSharedCallIsAnError(t *testing.T) {
+	f := newFixture(t, func(c *introspect.Config) {
+		c.Authenticate = func(*http.Request) error { panic("boom") }
+	})
+	_, err := f.client.Introspect(context.Background(), "ory_at_a.b")
+	require.ErrorIs(t, err, introspect.ErrUnavailable)
+	assert.Contains(t, err.Error(), "panicked")
 }

@@ -201,7 +201,8 @@ func (r *Remote) first(ctx context.Context) (*snapshot, error) {
 }
 
 func (r *Remote) refetchForUnknownKID(ctx context.Context) *snapshot {
-	ch := r.group.DoChan("unknown-kid", func() (any, error) {
+	ch := r.group.DoChan("unknown-kid", func() (_ any, err error) {
+		defer recoverInto(&err)
 		r.mu.Lock()
 		now := r.cfg.Now()
 		if !r.lastForced.IsZero() && now.Sub(r.lastForced) < r.cfg.RefetchCooldown {
@@ -210,7 +211,7 @@ func (r *Remote) refetchForUnknownKID(ctx context.Context) *snapshot {
 		}
 		r.lastForced = now
 		r.mu.Unlock()
-		_, err := r.fetchShared(context.WithoutCancel(ctx))
+		_, err = r.fetchShared(context.WithoutCancel(ctx))
 		return nil, err
 	})
 	select {
@@ -218,6 +219,15 @@ func (r *Remote) refetchForUnknownKID(ctx context.Context) *snapshot {
 	case <-ctx.Done():
 	}
 	return r.snap.Load()
+}
+
+// recoverInto turns a panic in a shared fetch (a caller's Transport, say)
+// into an error: singleflight would re-raise it on a goroutine no server
+// can recover.
+func recoverInto(err *error) {
+	if v := recover(); v != nil {
+		*err = fmt.Errorf("jwks: fetch panicked: %v", v)
+	}
 }
 
 func (r *Remote) refreshInBackground() {
@@ -233,7 +243,8 @@ func (r *Remote) refreshInBackground() {
 // fetchShared runs one fetch for all concurrent callers; each caller stops
 // waiting when its own context ends, without cancelling the fetch.
 func (r *Remote) fetchShared(ctx context.Context) (*snapshot, error) {
-	ch := r.group.DoChan("fetch", func() (any, error) {
+	ch := r.group.DoChan("fetch", func() (_ any, err error) {
+		defer recoverInto(&err)
 		return r.fetch(context.WithoutCancel(ctx))
 	})
 	select {

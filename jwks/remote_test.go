@@ -456,3 +456,14 @@ func TestRemoteRedirects(t *testing.T) {
 	assert.Contains(t, err.Error(), "another origin")
 	assert.Zero(t, keysrv.fetches.Load())
 }
+
+type panickingTransport struct{}
+
+func (panickingTransport) RoundTrip(*http.Request) (*http.Response, error) { panic("transport bug") }
+
+func TestRemotePanicInFetchIsAnError(t *testing.T) {
+	r := newRemote(t, jwks.Config{URL: "https://keys.example.com/jwks", HTTPClient: &http.Client{Transport: panickingTransport{}}})
+	_, err := r.LookupKeys(context.Background(), "kid")
+	require.ErrorIs(t, err, jwks.ErrKeysUnavailable)
+	assert.Contains(t, err.Error(), "panicked")
+}
