@@ -27,6 +27,8 @@ type Claims struct {
 	IssuedAt  time.Time // iat, zero when absent
 
 	raw []strictjson.Member
+	// idTokenClaim names a claim only OpenID Connect ID tokens carry.
+	idTokenClaim string
 }
 
 // Raw returns the JSON value of a top-level claim as sent.
@@ -68,6 +70,8 @@ func parseClaims(payload []byte) (*Claims, error) {
 			c.TokenID, err = strictjson.String(m.Value)
 		case "aud":
 			c.Audience, err = strictjson.StringOrArray(m.Value)
+		case "nonce", "at_hash", "c_hash":
+			c.idTokenClaim = m.Name
 		case "exp", "nbf", "iat":
 			t, err := strictjson.NumericDate(m.Value)
 			if err != nil {

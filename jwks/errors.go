@@ -19,7 +19,9 @@ var (
 	ErrUnknownKey = errors.New("jwks: no key for the token")
 	// ErrSignature: the signature does not verify.
 	ErrSignature = errors.New("jwks: signature invalid")
-	// ErrType: the typ header is not at+jwt while that is required.
+	// ErrType: not a JWT access token: typ is not at+jwt while that is
+	// required, or the claims are an OpenID Connect ID token's (nonce,
+	// at_hash, c_hash).
 	ErrType = errors.New("jwks: wrong token type")
 	// ErrIssuer: iss is not the configured issuer.
 	ErrIssuer = errors.New("jwks: issuer mismatch")

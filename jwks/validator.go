@@ -262,6 +262,12 @@ func (v *Validator) checkClaims(c *Claims) error {
 	if c.Subject == "" {
 		return refuse(ErrClaims, "sub is missing or empty")
 	}
+	if c.ClientID == "" {
+		return refuse(ErrClaims, "client_id is missing or empty")
+	}
+	if c.idTokenClaim != "" {
+		return refuse(ErrType, "an ID token ("+c.idTokenClaim+"), not an access token")
+	}
 	now := v.cfg.Now()
 	if !now.Before(c.Expiry.Add(v.leeway)) {
 		return refuse(ErrExpired, "exp is not in the future")

@@ -358,6 +358,16 @@ func TestValidatorRules(t *testing.T) {
 			c["sub"] = 42
 			return f.iss.Sign(c)
 		}},
+		{name: "client_id missing (RFC 9068 §2.2)", want: jwks.ErrClaims, token: func(t *testing.T, f *fixture) string {
+			c := m2m(f)
+			delete(c, "client_id")
+			return f.iss.Sign(c)
+		}, jwxAccept: true},
+		{name: "an ID token signed by the same key", want: jwks.ErrType, token: func(t *testing.T, f *fixture) string {
+			c := m2m(f)
+			c["nonce"], c["at_hash"] = "n-0S6_WzA2Mj", "77QmUPtjPfzWtF2AnpK9RQ"
+			return f.iss.Sign(c)
+		}, jwxAccept: true},
 		{name: "client_id not a string", want: jwks.ErrClaims, token: func(t *testing.T, f *fixture) string {
 			c := m2m(f)
 			c["client_id"] = []string{"a"}

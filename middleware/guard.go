@@ -306,7 +306,7 @@ var jwtRefusals = []struct {
 	{jwks.ErrAlgorithm, errorf(http.StatusUnauthorized, CodeInvalidToken, "algorithm_rejected", "The access token's signing algorithm is not accepted")},
 	{jwks.ErrUnknownKey, errorf(http.StatusUnauthorized, CodeInvalidToken, "key_unknown", "The access token is signed by an unknown key")},
 	{jwks.ErrSignature, errorf(http.StatusUnauthorized, CodeInvalidToken, "signature_invalid", "The access token's signature is invalid")},
-	{jwks.ErrType, errorf(http.StatusUnauthorized, CodeInvalidToken, "type_rejected", "The access token is not of type at+jwt")},
+	{jwks.ErrType, errorf(http.StatusUnauthorized, CodeInvalidToken, "type_rejected", "The token is not a JWT access token")},
 	{jwks.ErrIssuer, errorf(http.StatusUnauthorized, CodeInvalidToken, "issuer_mismatch", "The access token is not from a trusted issuer")},
 	{jwks.ErrAudience, errorf(http.StatusUnauthorized, CodeInvalidToken, "audience_mismatch", "The access token is not meant for this API")},
 	{jwks.ErrExpired, errorf(http.StatusUnauthorized, CodeInvalidToken, "token_expired", "The access token expired")},

@@ -427,11 +427,6 @@ func TestPrincipal(t *testing.T) {
 		}, kind: middleware.KindUser, email: "bob@example.com", scopes: []string{"data:read"}},
 		{name: "sub equals client_id but with email is a user", token: func(e *env) string { return e.iss.User("app", "app", "c@example.com") },
 			kind: middleware.KindUser, email: "c@example.com"},
-		{name: "no client_id is a user", token: func(e *env) string {
-			c := e.iss.Claims("svc", "svc")
-			delete(c, "client_id")
-			return e.iss.Sign(c)
-		}, kind: middleware.KindUser},
 		{name: "scope string and scp array are united", token: func(e *env) string {
 			c := e.iss.Claims("svc", "svc", "a", "b")
 			c["scope"] = "b c"

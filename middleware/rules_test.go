@@ -120,9 +120,19 @@ func TestVerificationRulesOverHTTP(t *testing.T) {
 			c["sub"] = ""
 			return e.iss.Sign(c)
 		}, description: "The access token's claims are invalid"},
+		{name: "client_id missing", token: func(t *testing.T, e *env) string {
+			c := claims(e)
+			delete(c, "client_id")
+			return e.iss.Sign(c)
+		}, description: "The access token's claims are invalid"},
+		{name: "an OpenID Connect ID token from the same issuer", token: func(t *testing.T, e *env) string {
+			c := claims(e)
+			c["nonce"] = "abc"
+			return e.iss.Sign(c)
+		}, description: "The token is not a JWT access token"},
 		{name: "typ JWT when at+jwt is required", tweak: func(c *middleware.Config) { c.RequireJWTAccessTokenType = true },
 			token:       func(t *testing.T, e *env) string { return e.iss.Sign(claims(e)) },
-			description: "The access token is not of type at+jwt"},
+			description: "The token is not a JWT access token"},
 		{name: "typ application/at+jwt when required", tweak: func(c *middleware.Config) { c.RequireJWTAccessTokenType = true },
 			token: func(t *testing.T, e *env) string {
 				return e.iss.SignWith(e.iss.CurrentKey(), map[string]any{"typ": "application/AT+JWT"}, claims(e))
