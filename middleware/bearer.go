@@ -1,7 +1,8 @@
 package middleware
 
 import (
-	"errors"
+	"bytes"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -25,6 +26,9 @@ type BearerConfig struct {
 	MaxLength int
 	// AllowFormBody accepts access_token in an
 	// application/x-www-form-urlencoded body of non-GET requests (§2.2).
+	// The body is read up to MaxFormBytes and put back for the handler;
+	// a larger body is not inspected (400 unless a header carries the
+	// token).
 	AllowFormBody bool
 	// MaxFormBytes bounds the body read for it; default DefaultMaxFormBytes.
 	MaxFormBytes int64
@@ -64,31 +68,29 @@ func (g *Guard) extract(w http.ResponseWriter, r *http.Request) (string, *Error)
 		}
 	}
 
-	if strings.Contains(r.URL.RawQuery, "access_token") {
-		q, err := url.ParseQuery(r.URL.RawQuery)
-		if err == nil && len(q["access_token"]) > 0 {
+	if r.URL.RawQuery != "" {
+		// ParseQuery keeps every valid pair even when it reports an error,
+		// so a malformed pair cannot hide a token.
+		q, _ := url.ParseQuery(r.URL.RawQuery)
+		if v := q["access_token"]; len(v) > 0 {
 			if !g.bearer.AllowQuery {
 				if found > 0 {
 					return "", errTwoTokens
 				}
 				return "", errQueryDisabled
 			}
-			found += len(q["access_token"])
-			token = q.Get("access_token")
+			found += len(v)
+			token = v[0]
 			w.Header().Set("Cache-Control", "private")
 		}
 	}
 
-	if g.bearer.AllowFormBody && r.Method != http.MethodGet && r.Body != nil && isForm(r) {
-		r.Body = http.MaxBytesReader(w, r.Body, g.bearer.MaxFormBytes)
-		if err := r.ParseForm(); err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return "", errFormTooLarge
-			}
-			return "", errFormTooLarge.withCause(err)
+	if g.bearer.AllowFormBody && r.Method != http.MethodGet && r.Body != nil && r.Body != http.NoBody && isForm(r) {
+		v, e := g.fromForm(r, found > 0)
+		if e != nil {
+			return "", e
 		}
-		if v := r.PostForm["access_token"]; len(v) > 0 {
+		if len(v) > 0 {
 			found += len(v)
 			token = v[0]
 		}
@@ -107,6 +109,32 @@ func (g *Guard) extract(w http.ResponseWriter, r *http.Request) (string, *Error)
 		return "", errSyntax
 	}
 	return token, nil
+}
+
+// fromForm looks for access_token in a form body and puts the body back
+// as it was, so the handler reads all of it. A body over MaxFormBytes is
+// not inspected: when the request has no other token that is a 400.
+func (g *Guard) fromForm(r *http.Request, haveToken bool) ([]string, *Error) {
+	head, err := io.ReadAll(io.LimitReader(r.Body, g.bearer.MaxFormBytes+1))
+	if err != nil {
+		return nil, errFormTooLarge.withCause(err)
+	}
+	if int64(len(head)) > g.bearer.MaxFormBytes {
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
+		if haveToken {
+			return nil, nil
+		}
+		return nil, errFormTooLarge
+	}
+	r.Body = io.NopCloser(bytes.NewReader(head))
+	form, err := url.ParseQuery(string(head))
+	if err != nil && len(form) == 0 {
+		return nil, nil
+	}
+	return form["access_token"], nil
 }
 
 // fromHeader reads "Bearer <token>"; the scheme is case-insensitive. Other

@@ -39,6 +39,9 @@ type Error struct {
 
 // Error describes the refusal in Aegis's own words.
 func (e *Error) Error() string {
+	if e == nil {
+		return "aegis: <nil>"
+	}
 	s := e.Reason
 	if e.Description != "" {
 		s += ": " + e.Description
@@ -47,7 +50,12 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the underlying cause.
-func (e *Error) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Err
+}
 
 // Challenge returns the WWW-Authenticate value for e under realm, or "" for
 // answers that carry none (503).
@@ -61,7 +69,7 @@ func (e *Error) Challenge(realm string) string {
 	b.WriteByte('"')
 	if e.Code != "" {
 		b.WriteString(`, error="`)
-		b.WriteString(e.Code)
+		b.WriteString(quotable(e.Code))
 		b.WriteByte('"')
 		if e.Description != "" {
 			b.WriteString(`, error_description="`)
@@ -140,6 +148,7 @@ func WriteProblem(w http.ResponseWriter, _ *http.Request, e *Error) {
 }
 
 func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, e *Error) {
+	e = e.clone() // the writer may change its copy
 	if c := e.Challenge(g.realm); c != "" {
 		w.Header().Set("WWW-Authenticate", c)
 	}
@@ -167,6 +176,29 @@ func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, e *Error) {
 
 func errorf(status int, code, reason, description string) *Error {
 	return &Error{Status: status, Code: code, Reason: reason, Description: description}
+}
+
+func (e *Error) clone() *Error {
+	c := *e
+	return &c
+}
+
+// normalized is a copy of an *Error from a custom validator with a status
+// Aegis can answer with: any 4xx, or 503 for server trouble; anything else
+// becomes 401 (below 400, above 599) or 503 (other 5xx).
+func (e *Error) normalized() *Error {
+	c := e.clone()
+	switch {
+	case c.Status >= 400 && c.Status < 500, c.Status == http.StatusServiceUnavailable:
+	case c.Status >= 500 && c.Status < 600:
+		c.Status = http.StatusServiceUnavailable
+	default:
+		c.Status = http.StatusUnauthorized
+	}
+	if c.Status == http.StatusServiceUnavailable && c.RetryAfter <= 0 {
+		c.RetryAfter = 5 * time.Second
+	}
+	return c
 }
 
 func (e *Error) withCause(err error) *Error {

@@ -138,9 +138,9 @@ func (g *Guard) Validate(ctx context.Context, token string) (*Principal, error) 
 	if !b64token.Valid(token) {
 		return nil, errSyntax
 	}
-	p, err := g.validate(ctx, token)
-	if err != nil {
-		return nil, err
+	p, e := g.validate(ctx, token)
+	if e != nil {
+		return nil, e.clone()
 	}
 	return p, nil
 }
@@ -166,7 +166,9 @@ func (g *Guard) Require(reqs ...scopes.Requirement) func(http.Handler) http.Hand
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, ok := PrincipalFrom(r.Context())
-			if !ok {
+			if !ok || p.guard != g {
+				// Only a Principal this Guard validated counts: another
+				// Guard may trust other issuers or audiences.
 				if r, ok = g.authenticate(w, r); !ok {
 					return
 				}
@@ -196,7 +198,7 @@ func (g *Guard) RequireIntrospection() func(http.Handler) http.Handler {
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if p, ok := PrincipalFrom(r.Context()); ok && p.Method == MethodIntrospection {
+			if p, ok := PrincipalFrom(r.Context()); ok && p.guard == g && p.Method == MethodIntrospection {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -205,12 +207,18 @@ func (g *Guard) RequireIntrospection() func(http.Handler) http.Handler {
 				g.refuse(w, r, e)
 				return
 			}
-			p, err := g.dispatch.introspect(r.Context(), token, jwks.LooksLikeJWT(token))
+			isJWT := jwks.LooksLikeJWT(token)
+			if !isJWT && g.dispatch.mode == ModeJWT {
+				g.refuse(w, r, errSyntax) // ModeJWT accepts no opaque token, here either
+				return
+			}
+			p, err := g.dispatch.introspect(r.Context(), token, isJWT)
 			if err != nil {
 				g.refuse(w, r, toError(err))
 				return
 			}
 			p.Kind = g.classify(p)
+			p.guard = g
 			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 		})
 	}
@@ -263,14 +271,15 @@ func (g *Guard) validate(ctx context.Context, token string) (*Principal, *Error)
 		return nil, errInvalid.withCause(errors.New("validator returned no principal"))
 	}
 	p.Kind = g.classify(p)
+	p.guard = g
 	return p, nil
 }
 
 // toError maps a validator's error to the response it deserves.
 func toError(err error) *Error {
 	var e *Error
-	if errors.As(err, &e) {
-		return e
+	if errors.As(err, &e) && e != nil {
+		return e.normalized()
 	}
 	var unavailable *jwks.UnavailableError
 	var introUnavailable *introspect.UnavailableError

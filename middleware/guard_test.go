@@ -170,6 +170,20 @@ func TestBearerExtraction(t *testing.T) {
 		{name: "oversized form body", tweak: func(c *middleware.Config) { c.Bearer.AllowFormBody = true; c.Bearer.MaxFormBytes = 100 }, request: func(e *env) *http.Request {
 			return formPost("access_token=" + strings.Repeat("a", 200))
 		}, status: 400, code: "invalid_request", challenge: `Bearer realm="api", error="invalid_request"*`},
+		{name: "query with a malformed pair cannot hide a second token", request: func(e *env) *http.Request {
+			return get("/data?a=1;b=2&access_token="+url.QueryEscape(m2m(e)), "Bearer "+m2m(e))
+		}, status: 400, code: "invalid_request", challenge: `Bearer realm="api", error="invalid_request"*`},
+		{name: "percent-encoded query name is still access_token", tweak: func(c *middleware.Config) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
+			return get("/data?access%5Ftoken="+url.QueryEscape(m2m(e)), "Bearer "+m2m(e))
+		}, status: 400, code: "invalid_request", challenge: `Bearer realm="api", error="invalid_request"*`},
+		{name: "query token beside a malformed pair, query allowed", tweak: func(c *middleware.Config) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
+			return get("/data?a=1;b=2&access_token="+url.QueryEscape(m2m(e)), "")
+		}, status: 200},
+		{name: "oversized form body beside a header token is left alone", tweak: func(c *middleware.Config) { c.Bearer.AllowFormBody = true; c.Bearer.MaxFormBytes = 100 }, request: func(e *env) *http.Request {
+			req := formPost("note=" + strings.Repeat("a", 200))
+			req.Header.Set("Authorization", "Bearer "+e.iss.M2M("w", "data:write"))
+			return req
+		}, status: 200},
 		{name: "form token while the form is off is not read", request: func(e *env) *http.Request {
 			return formPost("access_token=" + url.QueryEscape(e.iss.M2M("worker", "data:write")))
 		}, status: 401, challenge: `Bearer realm="api"`},
@@ -216,7 +230,7 @@ func TestQueryTokenResponseIsPrivate(t *testing.T) {
 func TestFormTokenLeavesFormToHandler(t *testing.T) {
 	e := newEnv(t, func(c *middleware.Config) { c.Bearer.AllowFormBody = true })
 	var got string
-	h := e.guard.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.PostForm.Get("note") }))
+	h := e.guard.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.FormValue("note") }))
 	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("note=hello&access_token="+url.QueryEscape(e.iss.M2M("w"))))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	rec := httptest.NewRecorder()
@@ -547,6 +561,10 @@ func TestCustomErrorWriterAndValidatorErrors(t *testing.T) {
 		{name: "wrapped keys unavailable is 503", err: jwks.ErrKeysUnavailable, status: 503, reason: "keys_unavailable"},
 		{name: "deadline is 503", err: context.DeadlineExceeded, status: 503, reason: "validation_aborted"},
 		{name: "no principal and no error is invalid_token", err: nil, status: 401, reason: "token_invalid"},
+		{name: "typed nil *Error is invalid_token, not a pass", err: (*middleware.Error)(nil), status: 401, reason: "token_invalid"},
+		{name: "status 0 becomes 401", err: &middleware.Error{Reason: "custom"}, status: 401, reason: "custom"},
+		{name: "status 500 becomes 503", err: &middleware.Error{Status: 500, Reason: "custom"}, status: 503, reason: "custom"},
+		{name: "a 429 of the validator's stands", err: &middleware.Error{Status: 429, Reason: "slow_down"}, status: 429, reason: "slow_down"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -569,10 +587,72 @@ func TestCustomErrorWriterAndValidatorErrors(t *testing.T) {
 	}
 }
 
+// TestOversizedFormBodyReachesHandlerWhole: inspecting the body for a
+// token loses none of it.
+func TestOversizedFormBodyReachesHandlerWhole(t *testing.T) {
+	for _, size := range []int{50, 5000} {
+		e := newEnv(t, func(c *middleware.Config) { c.Bearer.AllowFormBody = true; c.Bearer.MaxFormBytes = 100 })
+		body := "note=" + strings.Repeat("a", size)
+		req := httptest.NewRequest(http.MethodPost, "/data", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+e.iss.M2M("w", "data:write"))
+		rec := e.do(t, req)
+		require.Equal(t, 200, rec.Code)
+		assert.Equal(t, body, rec.Body.String())
+	}
+}
+
+// TestErrorWriterCannotChangeLaterAnswers: each refusal is a copy.
+func TestErrorWriterCannotChangeLaterAnswers(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, ErrorWriter: func(w http.ResponseWriter, r *http.Request, e *middleware.Error) {
+		e.Description, e.Status = "Jeton invalide", http.StatusTeapot
+		w.WriteHeader(http.StatusUnauthorized)
+	}})
+	require.NoError(t, err)
+	h := g.Protect(http.HandlerFunc(ok))
+	for range 2 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, get("/", "Bearer garbage"))
+		assert.Equal(t, `Bearer realm="api", error="invalid_token", error_description="The access token is malformed"`, rec.Header().Get("WWW-Authenticate"))
+	}
+	_, err = g.Validate(context.Background(), "bad token")
+	var ae *middleware.Error
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, http.StatusUnauthorized, ae.Status)
+}
+
+// TestRequireTrustsOnlyItsOwnGuard: a Principal from another Guard (other
+// audience) does not satisfy Require.
+func TestRequireTrustsOnlyItsOwnGuard(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	billing, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: "https://billing.test"})
+	require.NoError(t, err)
+	admin, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: "https://admin.test"})
+	require.NoError(t, err)
+	c := iss.Claims("w", "w", "admin")
+	c["aud"] = []string{"https://billing.test"}
+	token := iss.Sign(c)
+	h := billing.Authenticate(admin.Require(scopes.All("admin"))(http.HandlerFunc(ok)))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, get("/", "Bearer "+token))
+	assert.Equal(t, http.StatusUnauthorized, rec.Code)
+	assert.Contains(t, rec.Header().Get("WWW-Authenticate"), "not meant for this API")
+
+	p := middleware.NewPrincipal(middleware.Principal{Subject: "forged", Scopes: scopes.MustNew("admin")}, nil)
+	req := get("/", "")
+	req = req.WithContext(middleware.WithPrincipal(req.Context(), p))
+	rec = httptest.NewRecorder()
+	admin.Require(scopes.All("admin"))(http.HandlerFunc(ok)).ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusUnauthorized, rec.Code, "a Principal put in the context by hand is not trusted")
+}
+
 func TestChallengeIsSanitised(t *testing.T) {
 	e := &middleware.Error{Status: 401, Code: "invalid_token", Description: "bad \"token\"\r\nX-Injected: 1 \\ é"}
 	assert.Equal(t, `Bearer realm="api", error="invalid_token", error_description="bad tokenX-Injected: 1  "`, e.Challenge("api"))
 	assert.Empty(t, (&middleware.Error{Status: 503}).Challenge("api"))
+	injected := &middleware.Error{Status: 401, Code: `invalid_token", error_uri="https://evil.example`}
+	assert.Equal(t, `Bearer realm="api", error="invalid_token, error_uri=https://evil.example"`, injected.Challenge("api"))
 	assert.Equal(t, "aegis: token_expired: The access token expired", (&middleware.Error{Reason: "token_expired", Description: "The access token expired"}).Error())
 }
 

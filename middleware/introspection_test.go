@@ -196,6 +196,12 @@ func TestRequireIntrospection(t *testing.T) {
 	sensitive.ServeHTTP(rec, get("/", ""))
 	assert.Equal(t, 401, rec.Code)
 
+	// ModeJWT accepts no opaque token, even on a RequireIntrospection route.
+	rec = httptest.NewRecorder()
+	sensitive.ServeHTTP(rec, get("/", "Bearer "+iss.OpaqueM2M("worker")))
+	assert.Equal(t, 401, rec.Code)
+	assert.Equal(t, challengePrefix+`The access token is malformed"`, rec.Header().Get("WWW-Authenticate"))
+
 	plain, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience})
 	require.NoError(t, err)
 	assert.Panics(t, func() { plain.RequireIntrospection() })

@@ -57,6 +57,9 @@ type Principal struct {
 	Method Method
 
 	claims func(name string) (json.RawMessage, bool)
+	// guard is the Guard that validated the token; nil for a Principal
+	// made by NewPrincipal.
+	guard *Guard
 }
 
 // NewPrincipal builds a Principal for custom validators and tests; claims
@@ -113,8 +116,9 @@ func DefaultClassifier(p *Principal) Kind {
 
 type principalKey struct{}
 
-// WithPrincipal returns a copy of ctx carrying p. The Guard uses it; tests
-// of handlers can too.
+// WithPrincipal returns a copy of ctx carrying p, for tests of handlers
+// that read PrincipalFrom. A Guard's Require does not trust such a
+// Principal: it authenticates the request itself.
 func WithPrincipal(ctx context.Context, p *Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
