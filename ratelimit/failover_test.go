@@ -1,0 +1,523 @@
+package ratelimit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// logRecorder is a slog text handler writing to a buffer.
+type logRecorder struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write makes logRecorder the handler's io.Writer.
+func (r *logRecorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.Write(p)
+}
+
+// logger returns a logger writing to the buffer without timestamps.
+func (r *logRecorder) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(r, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+var logLine = regexp.MustCompile(`^level=(\S+) msg=("(?:[^"\\]|\\.)*"|\S+)`)
+
+// lines returns "LEVEL message" per line written.
+func (r *logRecorder) lines() []string {
+	r.mu.Lock()
+	text := r.buf.String()
+	r.mu.Unlock()
+	out := []string{}
+	for line := range strings.Lines(text) {
+		m := logLine.FindStringSubmatch(line)
+		if m == nil {
+			out = append(out, "unparsed: "+line)
+			continue
+		}
+		msg := m[2]
+		if unq, err := strconv.Unquote(msg); err == nil {
+			msg = unq
+		}
+		out = append(out, m[1]+" "+msg)
+	}
+	return out
+}
+
+// text is everything logged.
+func (r *logRecorder) text() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.String()
+}
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// fakeStore is a Store answering with fn (allowing when fn is nil) and
+// counting calls.
+type fakeStore struct {
+	calls atomic.Int64
+	fn    func(ctx context.Context, key string, limit Limit) (Decision, error)
+}
+
+func (s *fakeStore) Allow(ctx context.Context, key string, limit Limit) (Decision, error) {
+	s.calls.Add(1)
+	if s.fn == nil {
+		return Decision{Allowed: true, Limit: limit, Remaining: limit.burst() - 1}, nil
+	}
+	return s.fn(ctx, key, limit)
+}
+
+// switchStore fails while down is set.
+func switchStore(down *atomic.Bool) *fakeStore {
+	return &fakeStore{fn: func(_ context.Context, _ string, l Limit) (Decision, error) {
+		if down.Load() {
+			return Decision{}, unavailable(errors.New("down"))
+		}
+		return Decision{Allowed: true, Limit: l}, nil
+	}}
+}
+
+const (
+	logOpenDown   = "WARN rate-limit store unavailable, deciding in memory"
+	logClosedDown = "ERROR rate-limit store unavailable, refusing requests"
+	logRecovered  = "INFO rate-limit store recovered"
+)
+
+func TestNewFailover(t *testing.T) {
+	p, fb := &fakeStore{}, &fakeStore{}
+	tests := []struct {
+		name string
+		cfg  FailoverConfig
+		ok   bool
+	}{
+		{"no primary", FailoverConfig{Fallback: fb}, false},
+		{"fail-open without fallback", FailoverConfig{Primary: p, Policy: FailOpen}, false},
+		{"unknown policy", FailoverConfig{Primary: p, Fallback: fb, Policy: 7}, false},
+		{"negative retry after", FailoverConfig{Primary: p, Policy: FailClosed, RetryAfter: -time.Second}, false},
+		{"fail-open", FailoverConfig{Primary: p, Fallback: fb}, true},
+		{"fail-closed without fallback", FailoverConfig{Primary: p, Policy: FailClosed}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := NewFailover(tt.cfg)
+			if !tt.ok {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, slog.Default(), f.log)
+			assert.Equal(t, DefaultUnavailableRetryAfter, f.retryAfter)
+			assert.Equal(t, DefaultFailoverCooldown, f.cooldown)
+		})
+	}
+}
+
+func TestFailurePolicyString(t *testing.T) {
+	assert.Equal(t, "fail-open", FailOpen.String())
+	assert.Equal(t, "fail-closed", FailClosed.String())
+	assert.Equal(t, "FailurePolicy(9)", FailurePolicy(9).String())
+}
+
+func TestUnavailableError(t *testing.T) {
+	cause := errors.New("connection refused")
+	var err error = &UnavailableError{RetryAfter: 3 * time.Second, Err: cause}
+	assert.ErrorIs(t, err, ErrStoreUnavailable)
+	assert.ErrorIs(t, err, cause)
+	var ue *UnavailableError
+	require.ErrorAs(t, err, &ue)
+	assert.Equal(t, 3*time.Second, ue.RetryAfter)
+	assert.Equal(t, "ratelimit: store unavailable, retry after 3s: connection refused", err.Error())
+}
+
+// TestFailoverRedisStopped stops Redis under a Failover and starts it
+// again: per policy, decisions go on in the fallback or are refused with
+// ErrStoreUnavailable, then return to Redis; each switch is logged once.
+func TestFailoverRedisStopped(t *testing.T) {
+	tests := []struct {
+		name     string
+		policy   FailurePolicy
+		cooldown time.Duration // negative: the primary is tried every call
+		logDown  string
+	}{
+		{"fail-open with cooldown", FailOpen, time.Second, logOpenDown},
+		{"fail-open, primary every call", FailOpen, -1, logOpenDown},
+		{"fail-closed with cooldown", FailClosed, time.Second, logClosedDown},
+		{"fail-closed, primary every call", FailClosed, -1, logClosedDown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := startRedis(t)
+			c := r.Client()
+			hook := &countingHook{}
+			c.AddHook(hook)
+			prefix := testPrefix(t, c)
+			primary := newTestRedisStore(t, c, prefix, 100*time.Millisecond)
+			fallback := &fakeStore{}
+			logs := &logRecorder{}
+			clock := newFakeClock()
+			f, err := NewFailover(FailoverConfig{
+				Primary:    primary,
+				Fallback:   fallback,
+				Policy:     tt.policy,
+				Logger:     logs.logger(),
+				RetryAfter: 7 * time.Second,
+				Cooldown:   tt.cooldown,
+				Now:        clock.Now,
+			})
+			require.NoError(t, err)
+			ctx := context.Background()
+			limit := Limit{PerMinute: 1000}
+
+			// allow makes n decisions and checks them against the policy
+			// while Redis is down (or, with healthy, up).
+			allow := func(n int, healthy bool) {
+				t.Helper()
+				for i := range n {
+					d, err := f.Allow(ctx, "client", limit)
+					if healthy || tt.policy == FailOpen {
+						require.NoError(t, err, "decision %d", i)
+						require.True(t, d.Allowed, "decision %d", i)
+						continue
+					}
+					require.ErrorIs(t, err, ErrStoreUnavailable, "decision %d", i)
+					var ue *UnavailableError
+					require.ErrorAs(t, err, &ue)
+					assert.Equal(t, 7*time.Second, ue.RetryAfter)
+					assert.False(t, d.Allowed)
+					assert.Equal(t, 7*time.Second, d.RetryAfter)
+				}
+			}
+
+			// Redis up: it decides.
+			allow(3, true)
+			assert.Len(t, keysUnder(t, c, prefix), 1)
+			assert.Zero(t, fallback.calls.Load())
+			assert.Empty(t, logs.lines())
+
+			// Redis down.
+			r.Stop()
+			before := hook.cmds.Load()
+			var downCalls int64
+			if tt.cooldown > 0 {
+				allow(20, false)
+				assert.Equal(t, before+1, hook.cmds.Load(), "Redis tried during cooldown")
+				clock.Advance(tt.cooldown)
+				allow(1, false) // the probe fails
+				assert.Equal(t, before+2, hook.cmds.Load())
+				downCalls = 21
+			} else {
+				allow(5, false) // each waits for the timeout
+				assert.Equal(t, before+5, hook.cmds.Load(), "Redis not tried on every call")
+				downCalls = 5
+			}
+			if tt.policy == FailOpen {
+				assert.Equal(t, downCalls, fallback.calls.Load(), "decisions not made by the fallback")
+			}
+			assert.Equal(t, []string{tt.logDown}, logs.lines())
+			assert.Contains(t, logs.text(), "policy="+tt.policy.String())
+			assert.Contains(t, logs.text(), `error="ratelimit: store unavailable: redis: `)
+
+			// Redis back, empty.
+			r.Restart()
+			if tt.cooldown > 0 {
+				allow(5, false) // still cooling down
+				assert.Empty(t, keysUnder(t, c, prefix), "Redis used during cooldown")
+				clock.Advance(tt.cooldown)
+			}
+			fallbackCalls := fallback.calls.Load()
+			allow(5, true)
+			assert.Equal(t, fallbackCalls, fallback.calls.Load(), "fallback used after recovery")
+			assert.Len(t, keysUnder(t, c, prefix), 1, "decisions are not back in Redis")
+			assert.Equal(t, []string{tt.logDown, logRecovered}, logs.lines())
+		})
+	}
+}
+
+// TestFailoverHungRedis: with a hung Redis, only the first request and one
+// per cooldown wait for the timeout.
+func TestFailoverHungRedis(t *testing.T) {
+	r := startRedis(t)
+	c := r.Client()
+	primary := newTestRedisStore(t, c, testPrefix(t, c), 100*time.Millisecond)
+	logs := &logRecorder{}
+	f, err := NewFailover(FailoverConfig{Primary: primary, Fallback: &fakeStore{}, Logger: logs.logger()})
+	require.NoError(t, err)
+	ctx := context.Background()
+	limit := Limit{PerMinute: 60}
+	_, err = f.Allow(ctx, "client", limit)
+	require.NoError(t, err)
+
+	r.Pause()
+	start := time.Now()
+	d, err := f.Allow(ctx, "client", limit)
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	first := time.Since(start)
+	assert.GreaterOrEqual(t, first, 100*time.Millisecond)
+
+	start = time.Now()
+	for range 100 {
+		d, err := f.Allow(ctx, "client", limit)
+		require.NoError(t, err)
+		assert.True(t, d.Allowed)
+	}
+	rest := time.Since(start)
+	assert.Less(t, rest, 50*time.Millisecond, "requests waited for the hung primary")
+	t.Logf("first decision %v, next 100 %v", first, rest)
+	r.Resume()
+	assert.Equal(t, []string{logOpenDown}, logs.lines())
+}
+
+// TestFailoverCooldown: after a failure the primary is left alone for the
+// cooldown, then tried by exactly one request at a time.
+func TestFailoverCooldown(t *testing.T) {
+	var down atomic.Bool
+	primary := switchStore(&down)
+	clock := newFakeClock()
+	logs := &logRecorder{}
+	f, err := NewFailover(FailoverConfig{
+		Primary: primary, Fallback: &fakeStore{}, Logger: logs.logger(),
+		Cooldown: time.Second, Now: clock.Now,
+	})
+	require.NoError(t, err)
+	limit := Limit{PerMinute: 60}
+	allowN := func(n int) {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				d, err := f.Allow(context.Background(), "k", limit)
+				assert.NoError(t, err)
+				assert.True(t, d.Allowed)
+			})
+		}
+		wg.Wait()
+	}
+
+	down.Store(true)
+	allowN(1)
+	require.Equal(t, int64(1), primary.calls.Load())
+	clock.Advance(999 * time.Millisecond)
+	allowN(50)
+	assert.Equal(t, int64(1), primary.calls.Load(), "tried during cooldown")
+
+	clock.Advance(time.Millisecond)
+	allowN(50)
+	assert.Equal(t, int64(2), primary.calls.Load(), "not exactly one probe")
+	allowN(50)
+	assert.Equal(t, int64(2), primary.calls.Load(), "a failed probe starts another cooldown")
+
+	down.Store(false)
+	clock.Advance(500 * time.Millisecond)
+	allowN(10)
+	assert.Equal(t, int64(2), primary.calls.Load())
+	clock.Advance(500 * time.Millisecond)
+	allowN(1)
+	assert.Equal(t, int64(3), primary.calls.Load())
+	allowN(50)
+	assert.Equal(t, int64(53), primary.calls.Load(), "primary not used after recovery")
+	assert.Equal(t, []string{logOpenDown, logRecovered}, logs.lines())
+}
+
+// TestFailoverLogsOnce: many concurrent requests, one record per change.
+func TestFailoverLogsOnce(t *testing.T) {
+	for _, policy := range []FailurePolicy{FailOpen, FailClosed} {
+		t.Run(policy.String(), func(t *testing.T) {
+			var down atomic.Bool
+			logs := &logRecorder{}
+			fallback := &fakeStore{}
+			f, err := NewFailover(FailoverConfig{
+				Primary: switchStore(&down), Fallback: fallback, Policy: policy,
+				Logger: logs.logger(), Cooldown: -1,
+			})
+			require.NoError(t, err)
+			run := func() (errs int64) {
+				var n atomic.Int64
+				var wg sync.WaitGroup
+				for range 8 {
+					wg.Go(func() {
+						for range 200 {
+							if _, err := f.Allow(context.Background(), "k", Limit{PerMinute: 60}); err != nil {
+								assert.ErrorIs(t, err, ErrStoreUnavailable)
+								n.Add(1)
+							}
+						}
+					})
+				}
+				wg.Wait()
+				return n.Load()
+			}
+			want := []string{logOpenDown, logRecovered}
+			if policy == FailClosed {
+				want[0] = logClosedDown
+			}
+
+			assert.Zero(t, run())
+			down.Store(true)
+			errs := run()
+			if policy == FailOpen {
+				assert.Zero(t, errs)
+				assert.Equal(t, int64(1600), fallback.calls.Load())
+			} else {
+				assert.Equal(t, int64(1600), errs)
+			}
+			down.Store(false)
+			assert.Zero(t, run())
+			assert.Equal(t, want, logs.lines())
+		})
+	}
+}
+
+// TestFailoverStaleAnswers: an answer to a request that started before a
+// change of state does not change it back.
+func TestFailoverStaleAnswers(t *testing.T) {
+	var down atomic.Bool
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	primary := &fakeStore{fn: func(_ context.Context, key string, l Limit) (Decision, error) {
+		if key == "slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		if down.Load() {
+			return Decision{}, unavailable(errors.New("down"))
+		}
+		return Decision{Allowed: true, Limit: l}, nil
+	}}
+	logs := &logRecorder{}
+	f, err := NewFailover(FailoverConfig{
+		Primary: primary, Fallback: &fakeStore{}, Logger: logs.logger(), Cooldown: -1,
+	})
+	require.NoError(t, err)
+	ctx := context.Background()
+	limit := Limit{PerMinute: 60}
+	slow := func() <-chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, err := f.Allow(ctx, "slow", limit)
+			assert.NoError(t, err)
+		}()
+		<-entered
+		return done
+	}
+
+	// A success started while healthy, answered after the failure.
+	done := slow()
+	down.Store(true)
+	_, err = f.Allow(ctx, "k", limit)
+	require.NoError(t, err)
+	down.Store(false)
+	release <- struct{}{}
+	<-done
+	assert.Equal(t, uint64(1), f.state.Load(), "stale success recovered")
+	assert.Equal(t, []string{logOpenDown}, logs.lines())
+
+	// A failure started while down, answered after recovery.
+	down.Store(true)
+	done = slow()
+	down.Store(false)
+	_, err = f.Allow(ctx, "k", limit)
+	require.NoError(t, err)
+	down.Store(true)
+	release <- struct{}{}
+	<-done
+	assert.Equal(t, uint64(2), f.state.Load(), "stale failure marked the store down")
+	assert.Equal(t, []string{logOpenDown, logRecovered}, logs.lines())
+}
+
+// TestFailoverCallerGaveUp: a request cancelled by its caller is no sign
+// of a failed store.
+func TestFailoverCallerGaveUp(t *testing.T) {
+	for _, policy := range []FailurePolicy{FailOpen, FailClosed} {
+		t.Run(policy.String(), func(t *testing.T) {
+			primary := &fakeStore{fn: func(ctx context.Context, _ string, _ Limit) (Decision, error) {
+				return Decision{}, unavailable(ctx.Err())
+			}}
+			logs := &logRecorder{}
+			f, err := NewFailover(FailoverConfig{
+				Primary: primary, Fallback: &fakeStore{}, Policy: policy, Logger: logs.logger(),
+			})
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_, err = f.Allow(ctx, "k", Limit{PerMinute: 60})
+			if policy == FailClosed {
+				assert.ErrorIs(t, err, ErrStoreUnavailable)
+			} else {
+				assert.NoError(t, err)
+			}
+			assert.Empty(t, logs.lines())
+			assert.Equal(t, uint64(0), f.state.Load())
+		})
+	}
+}
+
+// TestFailoverFallbackFails: under FailOpen, nothing is refused because a
+// store failed, and no error escapes.
+func TestFailoverFallbackFails(t *testing.T) {
+	failing := &fakeStore{fn: func(context.Context, string, Limit) (Decision, error) {
+		return Decision{}, unavailable(errors.New("down"))
+	}}
+	f, err := NewFailover(FailoverConfig{
+		Primary: failing, Fallback: failing, Logger: (&logRecorder{}).logger(),
+	})
+	require.NoError(t, err)
+	d, err := f.Allow(context.Background(), "k", Limit{PerMinute: 60})
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	assert.Equal(t, Limit{PerMinute: 60}, d.Limit)
+}
+
+// TestFailoverInvalidLimit: the caller's error, no store asked, no log.
+func TestFailoverInvalidLimit(t *testing.T) {
+	primary, fallback := &fakeStore{}, &fakeStore{}
+	logs := &logRecorder{}
+	f, err := NewFailover(FailoverConfig{Primary: primary, Fallback: fallback, Logger: logs.logger()})
+	require.NoError(t, err)
+	_, err = f.Allow(context.Background(), "k", Limit{PerMinute: 0})
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, ErrStoreUnavailable)
+	assert.Zero(t, primary.calls.Load()+fallback.calls.Load())
+	assert.Empty(t, logs.lines())
+}
