@@ -58,9 +58,11 @@ func (e *Error) Unwrap() error {
 }
 
 // Challenge returns the WWW-Authenticate value for e under realm, or "" for
-// answers that carry none (503).
+// answers that carry none (429, 503: the token was not the problem).
 func (e *Error) Challenge(realm string) string {
-	if e.Status == http.StatusServiceUnavailable {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+	default:
 		return ""
 	}
 	var b strings.Builder

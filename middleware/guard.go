@@ -63,6 +63,10 @@ type Config struct {
 	// introspected at the first issuer that can introspect.
 	Issuers []IssuerConfig
 
+	// RateLimit charges every authenticated request to its client; nil
+	// means no limits.
+	RateLimit *RateLimitConfig
+
 	// Bearer configures where tokens are taken from.
 	Bearer BearerConfig
 	// Realm is the realm of WWW-Authenticate challenges; default "api".
@@ -89,6 +93,7 @@ type Config struct {
 type Guard struct {
 	validator  TokenValidator
 	dispatch   *dispatcher // nil with a custom Validator
+	limiter    *rateLimiter
 	bearer     BearerConfig
 	realm      string
 	classify   Classifier
@@ -119,6 +124,11 @@ func New(cfg Config) (*Guard, error) {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
+	limiter, err := newRateLimiter(cfg.RateLimit, g.log)
+	if err != nil {
+		return nil, err
+	}
+	g.limiter = limiter
 	if g.validator == nil {
 		d, err := newDispatcher(cfg, g.log)
 		if err != nil {
@@ -219,7 +229,12 @@ func (g *Guard) RequireIntrospection() func(http.Handler) http.Handler {
 			}
 			p.Kind = g.classify(p)
 			p.guard = g
-			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+			_, charged := PrincipalFrom(r.Context())
+			r = r.WithContext(WithPrincipal(r.Context(), p))
+			if !charged && !g.admit(w, r, p) {
+				return
+			}
+			next.ServeHTTP(w, r)
 		})
 	}
 }
@@ -258,7 +273,21 @@ func (g *Guard) authenticate(w http.ResponseWriter, r *http.Request) (*http.Requ
 		g.refuse(w, r, e)
 		return r, false
 	}
-	return r.WithContext(WithPrincipal(r.Context(), p)), true
+	r = r.WithContext(WithPrincipal(r.Context(), p))
+	return r, g.admit(w, r, p)
+}
+
+// admit charges a newly authenticated request to its client's rate limit,
+// after authentication, so a forged token never spends a victim's quota.
+func (g *Guard) admit(w http.ResponseWriter, r *http.Request, p *Principal) bool {
+	if g.limiter == nil {
+		return true
+	}
+	if e := g.limiter.charge(w, r, p); e != nil {
+		g.refuse(w, r, e)
+		return false
+	}
+	return true
 }
 
 // validate runs the validator and classifies the Principal.
