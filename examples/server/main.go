@@ -14,6 +14,10 @@
 // introspects opaque tokens. For Hydra, set -introspection-url to
 // {admin}/admin/oauth2/introspect with -introspection-auth none.
 //
+// Rate limits: -clients-url points at Hydra's admin API, whose client
+// metadata.rate_limit_per_minute sets each client's limit; -default-rate-limit
+// applies to the others; -redis-url shares the counts across replicas.
+//
 // Routes: GET /healthz (public), GET /data (data:read), POST /data
 // (data:write), GET /whoami (any valid token).
 package main
@@ -32,10 +36,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/olympus/aegis/examples/internal/flagenv"
 	"github.com/olympus/aegis/examples/server/api"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/ratelimit"
 )
 
 func main() {
@@ -56,6 +63,10 @@ type options struct {
 	introspectionURL, introspectionAuth  string
 	introspectionID, introspectionSecret string
 	introspectionCacheTTL                time.Duration
+
+	clientsURL, redisURL, rateLimitFailure string
+	defaultRateLimit                       int
+	clientsCacheTTL                        time.Duration
 }
 
 // parseFlags reads flags, then AEGIS_* variables for the flags not given.
@@ -74,6 +85,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.introspectionID, "introspection-client-id", "", "client ID for the introspection endpoint")
 	fs.StringVar(&o.introspectionSecret, "introspection-client-secret", "", "client secret for the introspection endpoint (prefer AEGIS_INTROSPECTION_CLIENT_SECRET)")
 	fs.DurationVar(&o.introspectionCacheTTL, "introspection-cache-ttl", introspect.DefaultCacheTTL, "longest an active answer is cached, never past the token's exp; 0 disables the cache")
+	fs.StringVar(&o.clientsURL, "clients-url", "", "Hydra admin base URL: each client's limit is its metadata.rate_limit_per_minute")
+	fs.DurationVar(&o.clientsCacheTTL, "clients-cache-ttl", ratelimit.DefaultHydraTTL, "how long a client's limit is cached")
+	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL (redis://host:port/db) to share rate limits across replicas (default: in memory)")
+	fs.IntVar(&o.defaultRateLimit, "default-rate-limit", 0, "requests per minute for clients with no limit of their own (0: unlimited)")
+	fs.StringVar(&o.rateLimitFailure, "rate-limit-failure", "open", "when Redis fails: open (decide in memory) or closed (503)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -97,6 +113,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if o.introspectionCacheTTL < 0 {
 		return o, errors.New("-introspection-cache-ttl must not be negative")
 	}
+	if o.defaultRateLimit < 0 {
+		return o, errors.New("-default-rate-limit must not be negative")
+	}
+	if o.clientsCacheTTL <= 0 {
+		return o, errors.New("-clients-cache-ttl must be positive")
+	}
+	if _, ok := failurePolicies[o.rateLimitFailure]; !ok {
+		return o, fmt.Errorf("-rate-limit-failure %q: want open or closed", o.rateLimitFailure)
+	}
 	return o, nil
 }
 
@@ -105,6 +130,43 @@ var authMethods = map[string]introspect.AuthMethod{
 	"basic": introspect.AuthBasic,
 	"post":  introspect.AuthPost,
 	"none":  introspect.AuthNone,
+}
+
+var failurePolicies = map[string]ratelimit.FailurePolicy{"open": ratelimit.FailOpen, "closed": ratelimit.FailClosed}
+
+// rateLimit builds the rate limiting the options ask for; nil when none.
+func (o options) rateLimit(log *slog.Logger) (*middleware.RateLimitConfig, error) {
+	if o.clientsURL == "" && o.defaultRateLimit == 0 {
+		return nil, nil
+	}
+	rl := &middleware.RateLimitConfig{Default: o.defaultRateLimit}
+	if o.clientsURL != "" {
+		src, err := ratelimit.NewHydraSource(ratelimit.HydraConfig{AdminURL: o.clientsURL, TTL: o.clientsCacheTTL, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("-clients-url: %w", err)
+		}
+		rl.Limits = src
+	}
+	memory := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
+	rl.Store = memory
+	if o.redisURL != "" {
+		opts, err := redis.ParseURL(o.redisURL)
+		if err != nil {
+			return nil, fmt.Errorf("-redis-url: %w", err)
+		}
+		opts.ContextTimeoutEnabled = true
+		store, err := ratelimit.NewRedisStore(ratelimit.RedisConfig{Client: redis.NewClient(opts)})
+		if err != nil {
+			return nil, err
+		}
+		rl.Store, err = ratelimit.NewFailover(ratelimit.FailoverConfig{
+			Primary: store, Fallback: memory, Policy: failurePolicies[o.rateLimitFailure], Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return rl, nil
 }
 
 // config turns the options into the Guard's configuration.
@@ -141,7 +203,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	guard, err := middleware.New(o.config(log))
+	cfg := o.config(log)
+	if cfg.RateLimit, err = o.rateLimit(log); err != nil {
+		return err
+	}
+	guard, err := middleware.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/redistest"
 	"github.com/olympus/aegis/jwks/jwkstest"
 )
 
@@ -160,6 +164,11 @@ func TestServerFlagErrors(t *testing.T) {
 		{name: "unknown introspection auth", args: []string{"-issuer", "https://i.example", "-introspection-auth", "tls"}, want: "-introspection-auth"},
 		{name: "negative cache TTL", args: []string{"-issuer", "https://i.example", "-introspection-cache-ttl", "-1s"}, want: "negative"},
 		{name: "bad cache TTL in the environment", args: []string{"-issuer", "https://i.example"}, env: map[string]string{"AEGIS_INTROSPECTION_CACHE_TTL": "soon"}, want: "AEGIS_INTROSPECTION_CACHE_TTL"},
+		{name: "negative default rate limit", args: []string{"-issuer", "https://i.example", "-default-rate-limit", "-1"}, want: "-default-rate-limit"},
+		{name: "unknown failure policy", args: []string{"-issuer", "https://i.example", "-rate-limit-failure", "maybe"}, want: "-rate-limit-failure"},
+		{name: "bad Redis URL", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-redis-url", "http://x", "-default-rate-limit", "1"}, want: "-redis-url"},
+		{name: "insecure clients URL", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-clients-url", "http://hydra:4445"}, want: "-clients-url"},
+		{name: "zero clients cache TTL", args: []string{"-issuer", "https://i.example", "-clients-cache-ttl", "0s"}, want: "-clients-cache-ttl"},
 		{name: "basic auth without a client ID", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-mode", "introspect", "-introspection-auth", "basic"}, want: "ClientID"},
 	}
 	for _, tc := range tests {
@@ -230,6 +239,84 @@ func TestServerModes(t *testing.T) {
 			}
 			if tc.opaqueStatus == 503 {
 				assert.Equal(t, "5", resp.Header.Get("Retry-After"))
+			}
+		})
+	}
+}
+
+// fakeHydraAdmin answers GET /admin/clients/{id} with metadata limits.
+func fakeHydraAdmin(t *testing.T, limits map[string]int) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := strings.TrimPrefix(r.URL.Path, "/admin/clients/")
+		n, ok := limits[id]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"client_id":%q,"metadata":{"rate_limit_per_minute":%d}}`, id, n)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestServerRateLimits(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	admin := fakeHydraAdmin(t, map[string]int{"limited": 3})
+	redisURL := "redis://" + redistest.Start(t).Addr() + "/0"
+	tests := []struct {
+		name   string
+		args   []string
+		client string
+		passes int // of 6 immediate requests
+		limit  string
+	}{
+		{name: "limit from Hydra metadata, in memory", args: []string{"-clients-url", admin}, client: "limited", passes: 3, limit: "3"},
+		{name: "unknown client, no default: unlimited", args: []string{"-clients-url", admin}, client: "other", passes: 6},
+		{name: "default for the others", args: []string{"-clients-url", admin, "-default-rate-limit", "2"}, client: "other", passes: 2, limit: "2"},
+		{name: "default alone", args: []string{"-default-rate-limit", "4"}, client: "anyone", passes: 4, limit: "4"},
+		{name: "shared through Redis", args: []string{"-clients-url", admin, "-redis-url", redisURL}, client: "limited", passes: 3, limit: "3"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience}, tc.args...)
+			base, _ := startServer(t, args, nil)
+			token := iss.M2M(tc.client, "data:read")
+			passes := 0
+			for range 6 {
+				resp, _ := call(t, "GET", base+"/data", token)
+				switch resp.StatusCode {
+				case 200:
+					passes++
+				case 429:
+					assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+					assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
+				default:
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+				assert.Equal(t, tc.limit, resp.Header.Get("X-RateLimit-Limit"))
+				if tc.limit != "" {
+					assert.Equal(t, `"client";q=`+tc.limit+`;w=60`, resp.Header.Get("RateLimit-Policy"))
+				}
+			}
+			assert.Equal(t, tc.passes, passes)
+		})
+	}
+}
+
+func TestServerRateLimitFailurePolicy(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	deadRedis := "redis://127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)) + "/0"
+	for _, tc := range []struct {
+		policy string
+		status int
+	}{{"open", 200}, {"closed", 503}} {
+		t.Run(tc.policy, func(t *testing.T) {
+			base, _ := startServer(t, []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience,
+				"-default-rate-limit", "100", "-redis-url", deadRedis, "-rate-limit-failure", tc.policy}, nil)
+			resp, _ := call(t, "GET", base+"/data", iss.M2M("w", "data:read"))
+			assert.Equal(t, tc.status, resp.StatusCode)
+			if tc.status == 503 {
+				assert.NotEmpty(t, resp.Header.Get("Retry-After"))
 			}
 		})
 	}
