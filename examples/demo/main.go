@@ -24,6 +24,7 @@ import (
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/ratelimit"
 )
 
 func main() {
@@ -44,6 +45,11 @@ func run(ctx context.Context, out io.Writer) error {
 	issuer := jwkstest.Start(jwkstest.Config{})
 	defer issuer.Close()
 	issuer.AddClient(jwkstest.Client{ID: "nightly-data-sync", Secret: "demo-secret", Scopes: []string{"data:read", "data:write"}})
+	// What Hydra's admin API would say of metadata.rate_limit_per_minute.
+	limits, err := ratelimit.NewStatic(map[string]int{"nightly-data-sync": 600, "chatty-reporter": 3})
+	if err != nil {
+		return err
+	}
 
 	guard, err := middleware.New(middleware.Config{
 		Issuer:   issuer.URL,
@@ -52,6 +58,8 @@ func run(ctx context.Context, out io.Writer) error {
 		// JWTs are checked locally; opaque tokens are introspected (RFC 7662).
 		Mode:          middleware.ModeHybrid,
 		Introspection: introspect.Config{Endpoint: issuer.IntrospectionURL()},
+		// Per-client limits; Athena keeps them in each client's metadata.
+		RateLimit: &middleware.RateLimitConfig{Limits: limits},
 	})
 	if err != nil {
 		return err
@@ -99,6 +107,13 @@ func run(ctx context.Context, out io.Writer) error {
 	issuer.Revoke(revoked)
 	d.expect(plain, http.MethodGet, "/data", revoked, http.StatusUnauthorized)
 	d.note("%d introspection calls so far; a JWT never needs one", issuer.IntrospectionCalls())
+
+	d.step("A client limited to 3 requests a minute makes 4")
+	chatty := issuer.M2M("chatty-reporter", "data:read")
+	for range 3 {
+		d.expect(plain, http.MethodGet, "/data", chatty, http.StatusOK)
+	}
+	d.expect(plain, http.MethodGet, "/data", chatty, http.StatusTooManyRequests)
 
 	d.step("No token at all")
 	d.expect(plain, http.MethodGet, "/data", "", http.StatusUnauthorized)
@@ -155,6 +170,13 @@ func (d *demo) expect(client *http.Client, method, path, token string, want int)
 	}
 	if c := resp.Header.Get("WWW-Authenticate"); c != "" {
 		fmt.Fprintf(d.out, "        WWW-Authenticate: %s\n", c)
+	}
+	if rl := resp.Header.Get("RateLimit"); rl != "" && resp.Header.Get("X-RateLimit-Limit") != "600" {
+		fmt.Fprintf(d.out, "        RateLimit-Policy: %s  RateLimit: %s", resp.Header.Get("RateLimit-Policy"), rl)
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			fmt.Fprintf(d.out, "  Retry-After: %s", ra)
+		}
+		fmt.Fprintln(d.out)
 	}
 }
 

@@ -27,7 +27,9 @@ func TestDemoTranscript(t *testing.T) {
 		"with 1 token request(s)",
 		`error_description="The access token is not active"`,
 		"2 introspection calls so far",
-		"All 8 steps went as expected.",
+		"GET  /data   -> 429 Too Many Requests [ok]",
+		`RateLimit-Policy: "client";q=3;w=60  RateLimit: "client";r=0;t=60  Retry-After: 20`,
+		"All 9 steps went as expected.",
 	} {
 		assert.Contains(t, transcript, want)
 	}
