@@ -424,13 +424,10 @@ const discoveryCooldown = 10 * time.Second
 // and at most once per cooldown after a failure.
 func (c *Client) endpointURL(ctx context.Context) (string, error) {
 	c.mu.Lock()
-	endpoint, after, last := c.endpoint, c.discoveryAfter, c.discoveryErr
+	endpoint := c.endpoint
 	c.mu.Unlock()
 	if endpoint != "" {
 		return endpoint, nil
-	}
-	if c.cfg.Now().Before(after) {
-		return "", last
 	}
 	v, err, _ := c.group.Do("\x00discovery", func() (res any, err error) {
 		defer recoverInto(&err)

@@ -1,7 +1,6 @@
 package introspect_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,37 +18,30 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks/jwkstest"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-type clock struct{ now atomic.Int64 }
-
-func newClock() *clock {
-	c := &clock{}
-	c.now.Store(t0.UnixNano())
-	return c
-}
-func (c *clock) Now() time.Time          { return time.Unix(0, c.now.Load()).UTC() }
-func (c *clock) Advance(d time.Duration) { c.now.Add(int64(d)) }
+func newClock() *testutil.Clock { return testutil.NewClock(t0) }
 
 type fixture struct {
 	iss    *jwkstest.Issuer
-	clk    *clock
+	clk    *testutil.Clock
 	client *introspect.Client
-	logs   *bytes.Buffer
+	logs   *testutil.Buffer
 }
 
 func newFixture(t *testing.T, tweak func(*introspect.Config)) *fixture {
 	t.Helper()
 	clk := newClock()
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: clk.Now})
-	logs := &bytes.Buffer{}
+	logs := &testutil.Buffer{}
 	cfg := introspect.Config{
 		Endpoint: iss.IntrospectionURL(), Issuer: iss.URL, Audience: iss.Audience, Now: clk.Now,
-		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)),
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	}
 	if tweak != nil {
 		tweak(&cfg)
@@ -57,17 +49,6 @@ func newFixture(t *testing.T, tweak func(*introspect.Config)) *fixture {
 	c, err := introspect.New(cfg)
 	require.NoError(t, err)
 	return &fixture{iss: iss, clk: clk, client: c, logs: logs}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func TestIntrospectActiveOpaqueToken(t *testing.T) {

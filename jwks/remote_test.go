@@ -15,20 +15,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 )
 
-// clock is a settable clock for tests.
-type clock struct{ now atomic.Int64 }
-
-func newClock() *clock {
-	c := &clock{}
-	c.now.Store(t0.UnixNano())
-	return c
-}
-func (c *clock) Now() time.Time          { return time.Unix(0, c.now.Load()).UTC() }
-func (c *clock) Advance(d time.Duration) { c.now.Add(int64(d)) }
+func newClock() *testutil.Clock { return testutil.NewClock(t0) }
 
 // keyServer serves a JWK Set it can be told to change, fail or hold.
 type keyServer struct {

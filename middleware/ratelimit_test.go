@@ -6,27 +6,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/ratelimit"
 )
-
-type movingClock struct{ now atomic.Int64 }
-
-func newMovingClock() *movingClock {
-	c := &movingClock{}
-	c.now.Store(t0.UnixNano())
-	return c
-}
-func (c *movingClock) Now() time.Time          { return time.Unix(0, c.now.Load()).UTC() }
-func (c *movingClock) Advance(d time.Duration) { c.now.Add(int64(d)) }
 
 // limits is a Source from a map, for tests.
 type limits map[string]int
@@ -36,9 +26,9 @@ func (l limits) Lookup(_ context.Context, c ratelimit.Client) (int, bool, error)
 	return n, ok, nil
 }
 
-func limitedEnv(t *testing.T, rl *middleware.RateLimitConfig) (*jwkstest.Issuer, http.Handler, *movingClock) {
+func limitedEnv(t *testing.T, rl *middleware.RateLimitConfig) (*jwkstest.Issuer, http.Handler, *testutil.Clock) {
 	t.Helper()
-	clk := newMovingClock()
+	clk := testutil.NewClock(t0)
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock, TokenLifetime: 24 * time.Hour})
 	if rl.Store == nil {
 		rl.Store = ratelimit.NewMemoryStore(ratelimit.MemoryConfig{Now: clk.Now})

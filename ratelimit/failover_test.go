@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -15,20 +14,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/olympus/aegis/internal/testutil"
 )
 
 // logRecorder is a slog text handler writing to a buffer.
-type logRecorder struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write makes logRecorder the handler's io.Writer.
-func (r *logRecorder) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.Write(p)
-}
+type logRecorder struct{ testutil.Buffer }
 
 // logger returns a logger writing to the buffer without timestamps.
 func (r *logRecorder) logger() *slog.Logger {
@@ -47,9 +38,7 @@ var logLine = regexp.MustCompile(`^level=(\S+) msg=("(?:[^"\\]|\\.)*"|\S+)`)
 
 // lines returns "LEVEL message" per line written.
 func (r *logRecorder) lines() []string {
-	r.mu.Lock()
-	text := r.buf.String()
-	r.mu.Unlock()
+	text := r.String()
 	out := []string{}
 	for line := range strings.Lines(text) {
 		m := logLine.FindStringSubmatch(line)
@@ -67,31 +56,9 @@ func (r *logRecorder) lines() []string {
 }
 
 // text is everything logged.
-func (r *logRecorder) text() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.String()
-}
+func (r *logRecorder) text() string { return r.String() }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newFakeClock() *testutil.Clock { return testutil.NewClock(time.Unix(1_700_000_000, 0)) }
 
 // fakeStore is a Store answering with fn (allowing when fn is nil) and
 // counting calls.

@@ -1,7 +1,6 @@
 package ratelimit_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,62 +17,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/ratelimit"
 )
 
-// srcClock is a settable clock for the source tests.
-type srcClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newSrcClock() *srcClock {
-	return &srcClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *srcClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *srcClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+func newSrcClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // srcLog collects log lines; safe for concurrent writes.
-type srcLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *srcLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// Lines returns the lines logged so far that contain all of substrings.
-func (l *srcLog) Lines(substrings ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var lines []string
-next:
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		for _, s := range substrings {
-			if !strings.Contains(line, s) {
-				continue next
-			}
-		}
-		lines = append(lines, line)
-	}
-	return lines
-}
+type srcLog = testutil.Buffer
 
 func newSrcLogger() (*slog.Logger, *srcLog) {
 	l := &srcLog{}
@@ -182,7 +135,7 @@ func (f *hydraFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type hydraHarness struct {
 	fake  *hydraFake
 	src   *ratelimit.HydraSource
-	clock *srcClock
+	clock *testutil.Clock
 	log   *srcLog
 }
 

@@ -12,20 +12,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/ratelimit"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-type fakeClock struct{ now atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.now.Store(t0.UnixNano())
-	return c
-}
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.now.Load()).UTC() }
-func (c *fakeClock) Advance(d time.Duration) { c.now.Add(int64(d)) }
+func newFakeClock() *testutil.Clock { return testutil.NewClock(t0) }
 
 // TestSixtyPerMinute: 60 of 100 immediate requests pass; then one more
 // each second.

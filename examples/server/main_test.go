@@ -10,38 +10,20 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/olympus/aegis/internal/redistest"
+	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/jwks/jwkstest"
 )
 
-// syncBuffer is a log sink safe for the server goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startServer(t *testing.T, args []string, env map[string]string) (string, *syncBuffer) {
+func startServer(t *testing.T, args []string, env map[string]string) (string, *testutil.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
