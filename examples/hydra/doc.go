@@ -8,9 +8,10 @@
 //
 // The tests start Hydra (in-memory, --dev, JWT access tokens by default,
 // opaque ones for clients that ask) and examples/server binaries built from
-// the repository root (in jwt, introspect and hybrid modes), each on free
-// loopback ports, drive them over HTTP, and run examples/worker against
-// them. Run them with
+// the repository root (in jwt, introspect and hybrid modes, and with
+// per-client rate limits from Hydra's client metadata, in memory or shared
+// through a private redis-server), each on free loopback ports, drive them
+// over HTTP, and run examples/worker against them. Run them with
 //
 //	cd examples/hydra && go test ./...
 //

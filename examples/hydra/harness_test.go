@@ -410,6 +410,33 @@ func (h *hydraProc) createClient(t *testing.T, spec map[string]any) oauthClient 
 	return c
 }
 
+// hydraClient is the part of GET /admin/clients/{id} the suite reads
+// (never the secret, which Hydra does not return there).
+type hydraClient struct {
+	ID         string         `json:"client_id"`
+	GrantTypes []string       `json:"grant_types"`
+	Scope      string         `json:"scope"`
+	Audience   []string       `json:"audience"`
+	Metadata   map[string]any `json:"metadata"`
+}
+
+// getClient reads a client through GET /admin/clients/{id}.
+func (h *hydraProc) getClient(t *testing.T, id string) hydraClient {
+	t.Helper()
+	var c hydraClient
+	h.adminJSON(t, http.MethodGet, "/admin/clients/"+url.PathEscape(id), nil, http.StatusOK, &c)
+	return c
+}
+
+// patchMetadata replaces only the client's metadata with a JSON Patch
+// (RFC 6902) on PATCH /admin/clients/{id}: PUT (and hydra update client)
+// would replace the whole client and reset its grant types.
+func (h *hydraProc) patchMetadata(t *testing.T, id string, metadata map[string]any) {
+	t.Helper()
+	patch := []map[string]any{{"op": "replace", "path": "/metadata", "value": metadata}}
+	h.adminJSON(t, http.MethodPatch, "/admin/clients/"+url.PathEscape(id), patch, http.StatusOK, nil)
+}
+
 func m2mClientSpec(name string, scopes []string, audience ...string) map[string]any {
 	return map[string]any{
 		"client_name":           name,
