@@ -4,9 +4,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -313,6 +316,27 @@ func TestE2E(t *testing.T) {
 		oldToken := h.clientCredentials(t, c, []string{"data:read"}, apiAudience)
 		requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", oldToken)) // the server now caches the current key
 
+		// A second server reads Hydra's JWKS through a counting proxy, so
+		// the refetch the new kid causes can be counted.
+		var fetches atomic.Int64
+		jwksURL := h.public + "/.well-known/jwks.json"
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fetches.Add(1)
+			resp, err := http.Get(jwksURL)
+			if err != nil {
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			w.Header().Set("Cache-Control", resp.Header.Get("Cache-Control"))
+			w.WriteHeader(resp.StatusCode)
+			_, _ = io.Copy(w, resp.Body)
+		}))
+		defer proxy.Close()
+		counted := startServer(t, "server-counted-jwks", "-issuer", h.public, "-audience", apiAudience, "-jwks-url", proxy.URL)
+		requireWhoami(t, counted.call(t, http.MethodGet, "/whoami", oldToken))
+		require.Equal(t, int64(1), fetches.Load(), "the first request fetches the key set once")
+
 		newKid := h.rotateKey(t)
 		newToken := h.clientCredentials(t, c, []string{"data:read"}, apiAudience)
 		require.Equal(t, newKid, kidOf(t, newToken))
@@ -337,6 +361,15 @@ func TestE2E(t *testing.T) {
 		w = requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", oldToken))
 		assert.Equal(t, c.ID, w.Subject, "a token signed by the previous, still published key stays valid")
 		requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", m2mToken))
+
+		// Through the counting proxy: the new kid is accepted at once,
+		// after exactly one refetch; the old kid needs none.
+		w = requireWhoami(t, counted.call(t, http.MethodGet, "/whoami", newToken))
+		assert.Equal(t, c.ID, w.Subject)
+		assert.Equal(t, int64(2), fetches.Load(), "exactly one refetch for the new kid")
+		requireWhoami(t, counted.call(t, http.MethodGet, "/whoami", oldToken))
+		requireWhoami(t, counted.call(t, http.MethodGet, "/whoami", newToken))
+		assert.Equal(t, int64(2), fetches.Load(), "known kids cause no fetch")
 	})
 
 	t.Run("6 expiry", func(t *testing.T) {

@@ -41,7 +41,7 @@ func serverBin(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if os.Getenv("CI") != "" {
+		if ci := strings.ToLower(os.Getenv("CI")); ci != "" && ci != "false" && ci != "0" {
 			t.Fatalf("redis-server is required under CI: %v", err)
 		}
 		t.Skipf("redis-server not on PATH (apt-get install redis-server): %v", err)
