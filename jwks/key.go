@@ -306,3 +306,7 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// HasKey reports whether the set holds a key with this kid (any key, for
+// an empty kid).
+func (s *Set) HasKey(kid string) bool { return len(s.Lookup(kid)) > 0 }

@@ -386,3 +386,11 @@ func (r *Remote) get(ctx context.Context, u string) ([]byte, http.Header, error)
 	}
 	return body, h, nil
 }
+
+// HasKey reports whether the keys currently held include one with this
+// kid, without fetching. A cache of verified tokens uses it to drop tokens
+// whose key has left the issuer's key set.
+func (r *Remote) HasKey(kid string) bool {
+	s := r.snap.Load()
+	return s != nil && s.set.HasKey(kid)
+}

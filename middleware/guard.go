@@ -63,6 +63,9 @@ type Config struct {
 	// introspected at the first issuer that can introspect.
 	Issuers []IssuerConfig
 
+	// VerifiedCache configures the cache of verified JWTs (on by default).
+	VerifiedCache VerifiedCacheConfig
+
 	// RateLimit charges every authenticated request to its client; nil
 	// means no limits.
 	RateLimit *RateLimitConfig
@@ -94,6 +97,9 @@ type Guard struct {
 	validator  TokenValidator
 	dispatch   *dispatcher // nil with a custom Validator
 	limiter    *rateLimiter
+	verified   *verifiedCache // nil when disabled or with a custom Validator
+	now        func() time.Time
+	leeway     time.Duration
 	bearer     BearerConfig
 	realm      string
 	classify   Classifier
@@ -135,6 +141,17 @@ func New(cfg Config) (*Guard, error) {
 			return nil, err
 		}
 		g.validator, g.dispatch = d, d
+		g.verified = newVerifiedCache(cfg.VerifiedCache)
+	}
+	g.now = cfg.Now
+	if g.now == nil {
+		g.now = time.Now
+	}
+	switch {
+	case cfg.Leeway == 0:
+		g.leeway = jwks.DefaultLeeway
+	case cfg.Leeway > 0:
+		g.leeway = cfg.Leeway
 	}
 	return g, nil
 }
@@ -142,12 +159,6 @@ func New(cfg Config) (*Guard, error) {
 // Validate validates a bearer token outside HTTP (gRPC, WebSocket
 // messages). The Principal is classified as for a request.
 func (g *Guard) Validate(ctx context.Context, token string) (*Principal, error) {
-	if len(token) > g.bearer.MaxLength {
-		return nil, errTooLong
-	}
-	if !b64token.Valid(token) {
-		return nil, errSyntax
-	}
 	p, e := g.validate(ctx, token)
 	if e != nil {
 		return nil, e.clone()
@@ -292,6 +303,19 @@ func (g *Guard) admit(w http.ResponseWriter, r *http.Request, p *Principal) bool
 
 // validate runs the validator and classifies the Principal.
 func (g *Guard) validate(ctx context.Context, token string) (*Principal, *Error) {
+	// A token already verified is served from the cache: it passed the
+	// checks below when it was first seen, and only the identical token hits.
+	if g.verified != nil {
+		if p := g.verified.get(token, g.now()); p != nil {
+			return p, nil
+		}
+	}
+	if len(token) > g.bearer.MaxLength {
+		return nil, errTooLong
+	}
+	if !b64token.Valid(token) {
+		return nil, errSyntax
+	}
 	p, err := g.validator.ValidateToken(ctx, token)
 	if err != nil {
 		return nil, toError(err)
@@ -301,6 +325,9 @@ func (g *Guard) validate(ctx context.Context, token string) (*Principal, *Error)
 	}
 	p.Kind = g.classify(p)
 	p.guard = g
+	if g.verified != nil && p.Method == MethodJWT {
+		g.verified.put(token, p, p.Expiry.Add(g.leeway), g.now())
+	}
 	return p, nil
 }
 

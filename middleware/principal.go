@@ -31,7 +31,8 @@ const (
 )
 
 // Principal is the caller a valid token stands for. Handlers get it with
-// PrincipalFrom.
+// PrincipalFrom. Treat it as read-only: its slices may be shared with the
+// Guard's cache.
 type Principal struct {
 	// Kind is KindM2M or KindUser, as decided by the Guard's Classifier.
 	Kind Kind
@@ -60,6 +61,10 @@ type Principal struct {
 	// guard is the Guard that validated the token; nil for a Principal
 	// made by NewPrincipal.
 	guard *Guard
+	// keyID and keys tell the verified-token cache whether the key that
+	// signed a JWT is still published.
+	keyID string
+	keys  keyPresence
 }
 
 // NewPrincipal builds a Principal for custom validators and tests; claims

@@ -52,6 +52,7 @@ type IssuerConfig struct {
 type issuerValidator struct {
 	issuer string
 	jwt    *jwks.Validator    // nil in ModeIntrospect
+	keys   keyPresence        // the JWT key set, when it can tell which keys it holds
 	intro  *introspect.Client // nil when introspection is not configured
 }
 
@@ -93,11 +94,12 @@ func newDispatcher(cfg Config, log *slog.Logger) (*dispatcher, error) {
 		}
 		v := &issuerValidator{issuer: ic.Issuer}
 		if d.mode != ModeIntrospect {
-			jv, err := newJWTValidator(cfg, ic, log)
+			jv, keys, err := newJWTValidator(cfg, ic, log)
 			if err != nil {
 				return nil, err
 			}
 			v.jwt = jv
+			v.keys, _ = keys.(keyPresence)
 		}
 		if d.mode != ModeJWT || ic.Introspection.Endpoint != "" {
 			client, err := newIntrospector(cfg, ic, log)
@@ -115,7 +117,7 @@ func newDispatcher(cfg Config, log *slog.Logger) (*dispatcher, error) {
 	return d, nil
 }
 
-func newJWTValidator(cfg Config, ic IssuerConfig, log *slog.Logger) (*jwks.Validator, error) {
+func newJWTValidator(cfg Config, ic IssuerConfig, log *slog.Logger) (*jwks.Validator, jwks.KeySource, error) {
 	keys := ic.Keys
 	if keys == nil {
 		kc := ic.JWKS
@@ -136,11 +138,11 @@ func newJWTValidator(cfg Config, ic IssuerConfig, log *slog.Logger) (*jwks.Valid
 		}
 		remote, err := jwks.NewRemote(kc)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		keys = remote
 	}
-	return jwks.NewValidator(jwks.ValidatorConfig{
+	v, err := jwks.NewValidator(jwks.ValidatorConfig{
 		Issuer:                    ic.Issuer,
 		Audience:                  ic.Audience,
 		AnyAudience:               ic.AnyAudience,
@@ -151,6 +153,7 @@ func newJWTValidator(cfg Config, ic IssuerConfig, log *slog.Logger) (*jwks.Valid
 		MaxTokenLength:            cfg.Bearer.withDefaults().MaxLength,
 		Now:                       cfg.Now,
 	})
+	return v, keys, err
 }
 
 func newIntrospector(cfg Config, ic IssuerConfig, log *slog.Logger) (*introspect.Client, error) {
@@ -249,6 +252,7 @@ func (v *issuerValidator) validateJWT(ctx context.Context, token string) (*Princ
 		return nil, e
 	}
 	p.Subject, p.ClientID, p.Issuer, p.Audience, p.Expiry, p.TokenID = c.Subject, c.ClientID, c.Issuer, c.Audience, c.Expiry, c.TokenID
+	p.keyID, p.keys = c.KeyID, v.keys
 	return p, nil
 }
 

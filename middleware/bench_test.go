@@ -1,0 +1,84 @@
+package middleware_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/olympus/aegis/jwks"
+	"github.com/olympus/aegis/jwks/jwkstest"
+	"github.com/olympus/aegis/middleware"
+)
+
+func benchGuard(b *testing.B, alg string, cache bool) (*middleware.Guard, string) {
+	iss := jwkstest.NewIssuer(b, jwkstest.Config{Algorithm: alg})
+	k := iss.CurrentKey()
+	set, err := jwks.NewSet(jwks.Key{ID: k.ID, Algorithm: alg, Public: k.Public()})
+	require.NoError(b, err)
+	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Keys: set, Logger: quiet(),
+		VerifiedCache: middleware.VerifiedCacheConfig{Disabled: !cache}})
+	require.NoError(b, err)
+	return g, iss.M2M("nightly-data-sync", "data:read", "data:write")
+}
+
+// BenchmarkGuardValidate is a token's validation by the Guard: first seen
+// (the cache off, so every iteration verifies) and repeated (a cache hit).
+func BenchmarkGuardValidate(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		for _, tc := range []struct {
+			name  string
+			cache bool
+		}{{"first-seen", false}, {"repeat", true}} {
+			b.Run(alg+"/"+tc.name, func(b *testing.B) {
+				g, token := benchGuard(b, alg, tc.cache)
+				ctx := context.Background()
+				_, err := g.Validate(ctx, token)
+				require.NoError(b, err)
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := g.Validate(ctx, token); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(alg+"/"+tc.name+"/parallel", func(b *testing.B) {
+				g, token := benchGuard(b, alg, tc.cache)
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, err := g.Validate(context.Background(), token); err != nil {
+							b.Error(err)
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkGuardHTTP is a whole request through Guard.Protect with a
+// repeated token, against the bare handler.
+func BenchmarkGuardHTTP(b *testing.B) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	g, token := benchGuard(b, "RS256", true)
+	for _, tc := range []struct {
+		name string
+		h    http.Handler
+	}{{"no-auth", handler}, {"aegis-repeat", g.Protect(handler)}} {
+		b.Run(tc.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/data", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				tc.h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatal(rec.Code)
+				}
+			}
+		})
+	}
+}
