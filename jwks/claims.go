@@ -56,7 +56,6 @@ func parseClaims(payload []byte) (*Claims, error) {
 		return nil, refuse(ErrMalformed, "claims are not a strict JSON object")
 	}
 	c := &Claims{raw: members}
-	hasExp := false
 	for _, m := range members {
 		var err error
 		switch m.Name {
@@ -79,7 +78,7 @@ func parseClaims(payload []byte) (*Claims, error) {
 			}
 			switch m.Name {
 			case "exp":
-				c.Expiry, hasExp = t, true
+				c.Expiry = t
 			case "nbf":
 				c.NotBefore = t
 			case "iat":
@@ -89,9 +88,6 @@ func parseClaims(payload []byte) (*Claims, error) {
 		if err != nil {
 			return nil, refuse(ErrClaims, m.Name+" has the wrong type")
 		}
-	}
-	if !hasExp {
-		return nil, refuse(ErrClaims, "exp is missing")
 	}
 	return c, nil
 }

@@ -2,6 +2,7 @@ package jwks
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -12,6 +13,9 @@ var (
 	// ErrMalformed: not a compact JWS of three canonical base64url parts
 	// with JSON header and claims, or an unusable header.
 	ErrMalformed = errors.New("jwks: malformed token")
+	// ErrNotJWT: not shaped like a JWT at all (an opaque token, say). It
+	// matches ErrMalformed too.
+	ErrNotJWT = fmt.Errorf("%w: not a JWT", ErrMalformed)
 	// ErrAlgorithm: the header's alg is not allowed, or not the algorithm
 	// of the key that would verify it.
 	ErrAlgorithm = errors.New("jwks: algorithm not allowed")

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -140,34 +141,58 @@ var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit", "b64", "enc"
 // Err values of this package; ErrKeysUnavailable means the keys could not be
 // had, not that the token is bad.
 func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
-	if len(token) > v.cfg.MaxTokenLength {
+	t, err := ParseToken(token, v.cfg.MaxTokenLength)
+	if err != nil {
+		return nil, err
+	}
+	return v.Verify(ctx, t)
+}
+
+// Token is a compact JWS whose serialization, header and claims have been
+// read strictly, but whose signature has not been verified: nothing in it
+// is to be trusted before Verify. It lets a caller route a token to the
+// validator of the issuer it names, once, without decoding it twice.
+type Token struct {
+	signingInput string
+	sig          []byte
+	header       header
+	claims       *Claims
+}
+
+// Issuer is the iss the token claims, unverified.
+func (t *Token) Issuer() string { return t.claims.Issuer }
+
+// ParseToken reads token without verifying it: exactly three canonical
+// base64url parts, a strict JSON header with an alg and none of the
+// forbidden parameters, strict JSON claims of the right types. A token
+// that is not shaped like a JWT at all (an opaque token) gives an error
+// matching ErrNotJWT; a token longer than maxLength (0: the default) is
+// refused before any decoding.
+func ParseToken(token string, maxLength int) (*Token, error) {
+	if maxLength <= 0 {
+		maxLength = DefaultMaxTokenLength
+	}
+	if len(token) > maxLength {
 		return nil, refuse(ErrMalformed, "token too long")
 	}
 	first := strings.IndexByte(token, '.')
 	last := strings.LastIndexByte(token, '.')
 	if first <= 0 || first == last || strings.IndexByte(token[first+1:last], '.') >= 0 {
-		return nil, refuse(ErrMalformed, "not a compact JWS of three parts")
+		return nil, refuse(ErrNotJWT, "not a compact JWS of three parts")
+	}
+	headerJSON, err := b64.DecodeString(token[:first])
+	if err != nil {
+		return nil, refuse(ErrNotJWT, "header is not canonical base64url")
+	}
+	h, err := parseHeader(headerJSON)
+	if err != nil {
+		return nil, err
 	}
 	if last == len(token)-1 {
 		return nil, refuse(ErrMalformed, "no signature")
 	}
 	if first+1 == last {
 		return nil, refuse(ErrMalformed, "empty payload")
-	}
-	headerJSON, err := b64.DecodeString(token[:first])
-	if err != nil {
-		return nil, refuse(ErrMalformed, "header is not canonical base64url")
-	}
-	h, err := parseHeader(headerJSON)
-	if err != nil {
-		return nil, err
-	}
-	verifier, ok := v.verifiers[h.alg]
-	if !ok {
-		return nil, refuse(ErrAlgorithm, "alg not in the allowlist")
-	}
-	if v.cfg.RequireJWTAccessTokenType && !isATJWT(h.typ) {
-		return nil, refuse(ErrType, "typ is not at+jwt")
 	}
 	sig, err := b64.DecodeString(token[last+1:])
 	if err != nil {
@@ -177,6 +202,29 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 	if err != nil {
 		return nil, refuse(ErrMalformed, "payload is not canonical base64url")
 	}
+	c, err := parseClaims(payload)
+	if err != nil {
+		return nil, err
+	}
+	c.KeyID, c.Algorithm, c.Type = h.kid, h.alg, h.typ
+	return &Token{signingInput: token[:last], sig: sig, header: h, claims: c}, nil
+}
+
+// Verify checks a parsed token: its algorithm, its issuer (before any key
+// lookup, so a foreign token costs no network call), its signature with the
+// issuer's key, then its claims (RFC 8725, RFC 9068 §4).
+func (v *Validator) Verify(ctx context.Context, t *Token) (*Claims, error) {
+	h := t.header
+	verifier, ok := v.verifiers[h.alg]
+	if !ok {
+		return nil, refuse(ErrAlgorithm, "alg not in the allowlist")
+	}
+	if v.cfg.RequireJWTAccessTokenType && !isATJWT(h.typ) {
+		return nil, refuse(ErrType, "typ is not at+jwt")
+	}
+	if t.claims.Issuer != v.cfg.Issuer {
+		return nil, refuse(ErrIssuer, "iss is not the configured issuer")
+	}
 	keys, err := v.cfg.Keys.LookupKeys(ctx, h.kid)
 	if err != nil {
 		return nil, err
@@ -184,7 +232,9 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 	if len(keys) == 0 {
 		return nil, refuse(ErrUnknownKey, "no key with the token's kid")
 	}
-	signingInput := []byte(token[:last])
+	// The verifier only reads the signing input (it hashes it), so the
+	// token's own bytes serve without a copy.
+	signingInput := unsafe.Slice(unsafe.StringData(t.signingInput), len(t.signingInput))
 	fitting, verified := 0, false
 	for _, k := range keys {
 		if !k.Verifies(h.alg) {
@@ -194,7 +244,7 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 		if fitting > maxCandidateKeys {
 			break
 		}
-		if verifier.Verify(signingInput, sig, k.Public) == nil {
+		if verifier.Verify(signingInput, t.sig, k.Public) == nil {
 			verified = true
 			break
 		}
@@ -205,15 +255,10 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 	case !verified:
 		return nil, refuse(ErrSignature, "signature does not verify")
 	}
-	c, err := parseClaims(payload)
-	if err != nil {
+	if err := v.checkClaims(t.claims); err != nil {
 		return nil, err
 	}
-	c.KeyID, c.Algorithm, c.Type = h.kid, h.alg, h.typ
-	if err := v.checkClaims(c); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return t.claims, nil
 }
 
 type header struct {
@@ -224,7 +269,7 @@ func parseHeader(data []byte) (header, error) {
 	var h header
 	members, err := strictjson.Object(data, 8)
 	if err != nil {
-		return h, refuse(ErrMalformed, "header is not a strict JSON object")
+		return h, refuse(ErrNotJWT, "header is not a strict JSON object")
 	}
 	hasAlg := false
 	for _, m := range members {
@@ -246,7 +291,7 @@ func parseHeader(data []byte) (header, error) {
 		}
 	}
 	if !hasAlg {
-		return h, refuse(ErrMalformed, "header has no alg")
+		return h, refuse(ErrNotJWT, "header has no alg")
 	}
 	return h, nil
 }
@@ -268,6 +313,9 @@ func (v *Validator) checkClaims(c *Claims) error {
 	if c.idTokenClaim != "" {
 		return refuse(ErrType, "an ID token ("+c.idTokenClaim+"), not an access token")
 	}
+	if c.Expiry.IsZero() {
+		return refuse(ErrClaims, "exp is missing")
+	}
 	now := v.cfg.Now()
 	if !now.Before(c.Expiry.Add(v.leeway)) {
 		return refuse(ErrExpired, "exp is not in the future")
@@ -282,58 +330,4 @@ func (v *Validator) checkClaims(c *Claims) error {
 		return refuse(ErrAudience, "aud does not contain the configured audience")
 	}
 	return nil
-}
-
-// UnverifiedIssuer returns the iss a JWT claims, without verifying
-// anything, so that a token can be routed to its issuer's validator (or
-// refused) before any key lookup or network call. ok is false when token is
-// not shaped like a compact JWS with a string iss.
-func UnverifiedIssuer(token string) (iss string, ok bool) {
-	first := strings.IndexByte(token, '.')
-	last := strings.LastIndexByte(token, '.')
-	if first <= 0 || first == last || len(token) > DefaultMaxTokenLength*8 {
-		return "", false
-	}
-	payload, err := b64.DecodeString(token[first+1 : last])
-	if err != nil {
-		return "", false
-	}
-	members, err := strictjson.Object(payload, maxClaimsDepth)
-	if err != nil {
-		return "", false
-	}
-	for _, m := range members {
-		if m.Name == "iss" {
-			s, err := strictjson.String(m.Value)
-			return s, err == nil
-		}
-	}
-	return "", false
-}
-
-// LooksLikeJWT reports whether token has the shape of a compact JWS: three
-// base64url parts whose first decodes to a JSON object naming an alg. Opaque
-// tokens such as Hydra's "ory_at_….…" do not. It says nothing of validity:
-// a JWT-shaped token with a forbidden header is still JWT-shaped, and
-// Validate refuses it.
-func LooksLikeJWT(token string) bool {
-	first := strings.IndexByte(token, '.')
-	last := strings.LastIndexByte(token, '.')
-	if first <= 0 || first == last || strings.IndexByte(token[first+1:last], '.') >= 0 || first > 4096 {
-		return false
-	}
-	header, err := b64.DecodeString(token[:first])
-	if err != nil {
-		return false
-	}
-	members, err := strictjson.Object(header, 8)
-	if err != nil {
-		return false
-	}
-	for _, m := range members {
-		if m.Name == "alg" {
-			return true
-		}
-	}
-	return false
 }

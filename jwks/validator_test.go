@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -481,30 +482,36 @@ func TestNewValidatorConfig(t *testing.T) {
 	}
 }
 
-func TestTokenShape(t *testing.T) {
+func TestParseToken(t *testing.T) {
 	f := newFixture(t, "ES256", nil)
 	jwt := f.iss.M2M("w")
 	tests := []struct {
-		name  string
-		token string
-		jwt   bool
-		iss   string
+		name    string
+		token   string
+		wantErr error // nil: parsed
+		notJWT  bool
+		iss     string
 	}{
-		{name: "JWT", token: jwt, jwt: true, iss: f.iss.URL},
-		{name: "Hydra opaque token", token: f.iss.OpaqueM2M("w"), jwt: false},
-		{name: "three parts, header not JSON", token: "abc.def.ghi", jwt: false},
-		{name: "header without alg", token: b64(`{"typ":"JWT"}`) + "." + b64(`{"iss":"x"}`) + ".sig", jwt: false, iss: "x"},
-		{name: "four parts", token: jwt + ".x", jwt: false},
-		{name: "no iss", token: b64(`{"alg":"ES256"}`) + "." + b64(`{"sub":"x"}`) + ".sig", jwt: true},
-		{name: "iss not a string", token: b64(`{"alg":"ES256"}`) + "." + b64(`{"iss":7}`) + ".sig", jwt: true},
-		{name: "forbidden header is still JWT-shaped", token: b64(`{"alg":"ES256","crit":["x"]}`) + "." + b64(`{"iss":"x"}`) + ".sig", jwt: true, iss: "x"},
+		{name: "JWT", token: jwt, iss: f.iss.URL},
+		{name: "Hydra opaque token", token: f.iss.OpaqueM2M("w"), wantErr: jwks.ErrNotJWT, notJWT: true},
+		{name: "three parts, header not JSON", token: "abc.def.ghi", wantErr: jwks.ErrNotJWT, notJWT: true},
+		{name: "header without alg", token: b64(`{"typ":"JWT"}`) + "." + b64(`{"iss":"x"}`) + ".sig", wantErr: jwks.ErrNotJWT, notJWT: true},
+		{name: "four parts", token: jwt + ".x", wantErr: jwks.ErrNotJWT, notJWT: true},
+		{name: "no iss", token: b64(`{"alg":"ES256"}`) + "." + b64(`{"sub":"x","exp":1}`) + ".sig"},
+		{name: "iss not a string", token: b64(`{"alg":"ES256"}`) + "." + b64(`{"iss":7,"exp":1}`) + ".sig", wantErr: jwks.ErrClaims},
+		{name: "forbidden header: a JWT, but malformed", token: b64(`{"alg":"ES256","crit":["x"]}`) + "." + b64(`{"iss":"x"}`) + ".sig", wantErr: jwks.ErrMalformed},
+		{name: "too long", token: strings.Repeat("a", jwks.DefaultMaxTokenLength+1), wantErr: jwks.ErrMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.jwt, jwks.LooksLikeJWT(tc.token))
-			iss, ok := jwks.UnverifiedIssuer(tc.token)
-			assert.Equal(t, tc.iss != "", ok)
-			assert.Equal(t, tc.iss, iss)
+			tok, err := jwks.ParseToken(tc.token, 0)
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				assert.Equal(t, tc.notJWT, errors.Is(err, jwks.ErrNotJWT))
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.iss, tok.Issuer())
 		})
 	}
 }

@@ -166,7 +166,9 @@ func TestUnfitKeysInTheJWKS(t *testing.T) {
 	rec := e.do(t, get("/data", "Bearer "+e.iss.M2M("worker", "data:read")))
 	assert.Equal(t, http.StatusOK, rec.Code, "the good key survives beside unfit ones")
 
-	input := enc([]byte(`{"alg":"HS256","kid":"hmac"}`)) + "." + enc([]byte(`{"sub":"admin"}`))
+	forged, err := json.Marshal(e.iss.Claims("admin", "admin", "data:read"))
+	require.NoError(t, err)
+	input := enc([]byte(`{"alg":"HS256","kid":"hmac"}`)) + "." + enc(forged)
 	mac := hmac.New(sha256.New, []byte("shared-secret"))
 	mac.Write([]byte(input))
 	rec = e.do(t, get("/data", "Bearer "+input+"."+enc(mac.Sum(nil))))

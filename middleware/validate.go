@@ -58,9 +58,10 @@ type issuerValidator struct {
 
 // dispatcher routes each token to its issuer and validation path.
 type dispatcher struct {
-	mode    Mode
-	issuers []*issuerValidator
-	byIss   map[string]*issuerValidator
+	mode      Mode
+	maxLength int
+	issuers   []*issuerValidator
+	byIss     map[string]*issuerValidator
 	// opaque is the issuer whose introspection handles tokens that are not
 	// JWTs: the first issuer that can introspect.
 	opaque *issuerValidator
@@ -77,7 +78,7 @@ func (c Config) issuers() []IssuerConfig {
 }
 
 func newDispatcher(cfg Config, log *slog.Logger) (*dispatcher, error) {
-	d := &dispatcher{mode: cfg.Mode, byIss: map[string]*issuerValidator{}}
+	d := &dispatcher{mode: cfg.Mode, maxLength: cfg.Bearer.withDefaults().MaxLength, byIss: map[string]*issuerValidator{}}
 	switch d.mode {
 	case "":
 		d.mode = ModeJWT
@@ -184,49 +185,49 @@ func newIntrospector(cfg Config, ic IssuerConfig, log *slog.Logger) (*introspect
 
 var errUntrustedIssuer = errorf(http.StatusUnauthorized, CodeInvalidToken, "issuer_mismatch", "The access token is not from a trusted issuer")
 
-// route finds the issuer of a JWT-shaped token before any network call.
-func (d *dispatcher) route(token string) (*issuerValidator, *Error) {
-	iss, ok := jwks.UnverifiedIssuer(token)
-	if !ok {
-		if len(d.issuers) == 1 {
-			return d.issuers[0], nil // the validator says what is wrong
+// ValidateToken implements TokenValidator. A JWT is read once, routed by
+// the iss it claims (refused before any network call when that is not a
+// trusted issuer) and verified by its issuer's validator, or introspected;
+// other tokens are introspected, or refused in ModeJWT.
+func (d *dispatcher) ValidateToken(ctx context.Context, token string) (*Principal, error) {
+	t, err := jwks.ParseToken(token, d.maxLength)
+	switch {
+	case errors.Is(err, jwks.ErrNotJWT):
+		if d.mode == ModeJWT {
+			return nil, err
 		}
-		return nil, errSyntax
+		return d.introspectAt(ctx, d.opaque, token)
+	case err != nil:
+		return nil, err
 	}
-	v, ok := d.byIss[iss]
+	v, ok := d.byIss[t.Issuer()]
 	if !ok {
 		return nil, errUntrustedIssuer
 	}
-	return v, nil
-}
-
-// ValidateToken implements TokenValidator.
-func (d *dispatcher) ValidateToken(ctx context.Context, token string) (*Principal, error) {
-	isJWT := jwks.LooksLikeJWT(token)
-	switch {
-	case isJWT && d.mode != ModeIntrospect:
-		v, e := d.route(token)
-		if e != nil {
-			return nil, e
-		}
-		return v.validateJWT(ctx, token)
-	case d.mode == ModeJWT:
-		return nil, errSyntax
-	default:
-		return d.introspect(ctx, token, isJWT)
+	if d.mode == ModeIntrospect {
+		return d.introspectAt(ctx, v, token)
 	}
+	return v.verifyJWT(ctx, t)
 }
 
 // introspect validates token by introspection at its issuer: a JWT's iss,
 // or the issuer that handles opaque tokens.
-func (d *dispatcher) introspect(ctx context.Context, token string, isJWT bool) (*Principal, error) {
-	v := d.opaque
-	if isJWT {
-		var e *Error
-		if v, e = d.route(token); e != nil {
-			return nil, e
-		}
+func (d *dispatcher) introspect(ctx context.Context, token string) (*Principal, error) {
+	t, err := jwks.ParseToken(token, d.maxLength)
+	switch {
+	case errors.Is(err, jwks.ErrNotJWT):
+		return d.introspectAt(ctx, d.opaque, token)
+	case err != nil:
+		return nil, err
 	}
+	v, ok := d.byIss[t.Issuer()]
+	if !ok {
+		return nil, errUntrustedIssuer
+	}
+	return d.introspectAt(ctx, v, token)
+}
+
+func (d *dispatcher) introspectAt(ctx context.Context, v *issuerValidator, token string) (*Principal, error) {
 	if v == nil || v.intro == nil {
 		return nil, errNoIntrospection
 	}
@@ -242,8 +243,8 @@ func (d *dispatcher) canIntrospect() bool { return d.opaque != nil }
 var errNoIntrospection = &Error{Status: http.StatusServiceUnavailable, Reason: "introspection_unconfigured",
 	Description: "Token introspection is not configured for this issuer", RetryAfter: time.Minute}
 
-func (v *issuerValidator) validateJWT(ctx context.Context, token string) (*Principal, error) {
-	c, err := v.jwt.Validate(ctx, token)
+func (v *issuerValidator) verifyJWT(ctx context.Context, t *jwks.Token) (*Principal, error) {
+	c, err := v.jwt.Verify(ctx, t)
 	if err != nil {
 		return nil, err
 	}
