@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/olympus/aegis/internal/strictjson"
 )
 
 // maxQuoted bounds how much of an offending input is echoed in error messages.
@@ -85,24 +87,17 @@ func FromClaim(raw json.RawMessage) (Set, error) {
 	}
 	switch trimmed[0] {
 	case '"':
-		var str string
-		if err := json.Unmarshal(raw, &str); err != nil {
+		str, err := strictjson.String(bytes.TrimRight(trimmed, " \t\r\n"))
+		if err != nil {
 			return Set{}, fmt.Errorf("scopes: invalid scope claim: %w", err)
 		}
 		return Parse(str)
 	case '[':
-		var arr []*string
-		if err := json.Unmarshal(raw, &arr); err != nil {
-			return Set{}, fmt.Errorf("scopes: invalid scope claim: %w", err)
+		arr, err := strictjson.Strings(trimmed)
+		if err != nil {
+			return Set{}, fmt.Errorf("scopes: invalid scope claim: want an array of strings: %w", err)
 		}
-		out := make([]string, len(arr))
-		for i, p := range arr {
-			if p == nil {
-				return Set{}, fmt.Errorf("scopes: invalid scope claim: null array element at index %d", i)
-			}
-			out[i] = *p
-		}
-		return New(out...)
+		return New(arr...)
 	}
 	if !json.Valid(raw) {
 		return Set{}, fmt.Errorf("scopes: invalid scope claim: invalid JSON")

@@ -375,11 +375,7 @@ func StringOrArray(raw []byte) ([]string, error) {
 		}
 		return []string{s}, nil
 	}
-	var list []string
-	if err := json.Unmarshal(raw, &list); err != nil || list == nil {
-		return nil, ErrType
-	}
-	return list, nil
+	return Strings(raw)
 }
 
 // NumericDate decodes an RFC 7519 NumericDate, which must be a JSON number
@@ -396,4 +392,50 @@ func NumericDate(raw []byte) (time.Time, error) {
 	f = max(min(f, maxSeconds), -maxSeconds)
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
+}
+
+// Strings decodes a JSON array whose elements are all strings, without
+// encoding/json's reflection. null elements and any other type are
+// ErrType.
+func Strings(raw []byte) ([]string, error) {
+	p := parser{data: raw, maxDepth: 2}
+	p.skipSpace()
+	if p.pos >= len(p.data) || p.data[p.pos] != '[' {
+		return nil, ErrType
+	}
+	p.pos++
+	p.skipSpace()
+	out := make([]string, 0, 8)
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+	} else {
+		for {
+			p.skipSpace()
+			if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+				if p.pos < len(p.data) && (p.data[p.pos] == ']' || p.data[p.pos] == ',') {
+					return nil, ErrSyntax
+				}
+				return nil, ErrType
+			}
+			start := p.pos
+			if _, _, err := p.str(); err != nil {
+				return nil, err
+			}
+			s, err := String(p.data[start:p.pos])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+			if done, err := p.next(']'); err != nil {
+				return nil, err
+			} else if done {
+				break
+			}
+		}
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return nil, ErrSyntax
+	}
+	return out, nil
 }

@@ -202,3 +202,50 @@ func TestManyMembersStayLinear(t *testing.T) {
 	_, err = Shallow([]byte(`{"a":{"b":1,"b":2}}`), 8)
 	assert.NoError(t, err)
 }
+
+func TestStrings(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		err  error
+	}{
+		{in: `[]`, want: []string{}},
+		{in: ` [ "a" , "b\u0063" ] `, want: []string{"a", "bc"}},
+		{in: `["data:read","data:write"]`, want: []string{"data:read", "data:write"}},
+		{in: `[null]`, err: ErrType},
+		{in: `["a",1]`, err: ErrType},
+		{in: `["a",["b"]]`, err: ErrType},
+		{in: `"a"`, err: ErrType},
+		{in: `{}`, err: ErrType},
+		{in: `["a",]`, err: ErrSyntax},
+		{in: `["a"`, err: ErrSyntax},
+		{in: `["a"] x`, err: ErrSyntax},
+		{in: "[\"\xff\"]", err: ErrSyntax},
+	}
+	for _, tc := range tests {
+		got, err := Strings([]byte(tc.in))
+		if tc.err != nil {
+			assert.ErrorIs(t, err, tc.err, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got, tc.in)
+	}
+}
+
+// FuzzStrings checks Strings against encoding/json: what it accepts,
+// encoding/json decodes to the same strings.
+func FuzzStrings(f *testing.F) {
+	for _, s := range []string{`[]`, `["a","b"]`, `["\u00e9"]`, `[1]`, `["a",]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := Strings(data)
+		if err != nil {
+			return
+		}
+		var want []string
+		require.NoError(t, json.Unmarshal(data, &want), "%q", data)
+		assert.Equal(t, want, got)
+	})
+}
