@@ -224,6 +224,49 @@ func isHex4(b []byte) bool {
 	return true
 }
 
+// knownName returns the names JWT headers, claims and introspection
+// answers use without allocating a string for each (the compiler compares
+// string(raw) without converting it).
+func knownName(raw []byte) (string, bool) {
+	switch string(raw) {
+	case "alg":
+		return "alg", true
+	case "kid":
+		return "kid", true
+	case "typ":
+		return "typ", true
+	case "iss":
+		return "iss", true
+	case "sub":
+		return "sub", true
+	case "aud":
+		return "aud", true
+	case "exp":
+		return "exp", true
+	case "nbf":
+		return "nbf", true
+	case "iat":
+		return "iat", true
+	case "jti":
+		return "jti", true
+	case "client_id":
+		return "client_id", true
+	case "scope":
+		return "scope", true
+	case "scp":
+		return "scp", true
+	case "ext":
+		return "ext", true
+	case "email":
+		return "email", true
+	case "active":
+		return "active", true
+	case "keys":
+		return "keys", true
+	}
+	return "", false
+}
+
 func (p *parser) name() (string, error) {
 	start := p.pos
 	raw, escaped, err := p.str()
@@ -231,6 +274,9 @@ func (p *parser) name() (string, error) {
 		return "", err
 	}
 	if !escaped {
+		if known, ok := knownName(raw); ok {
+			return known, nil
+		}
 		return string(raw), nil
 	}
 	var s string
