@@ -120,7 +120,9 @@ func limitFromJSON(ctx context.Context, log *slog.Logger, bad *badValues, source
 // Only integer literals are accepted: 600.0 and 6e2 are refused, so that a
 // value is never rounded into a limit.
 func parseLimit(raw []byte) (n int, ok bool, reason string) {
-	v := bytes.TrimSpace(raw)
+	// JSON's own whitespace only: bytes.TrimSpace would also drop \f, \v
+	// and Unicode spaces, which are not JSON.
+	v := bytes.Trim(raw, " \t\r\n")
 	if len(v) == 0 || string(v) == "null" {
 		return 0, false, ""
 	}
