@@ -203,32 +203,31 @@ func ParseSet(data []byte) (*Set, []Rejected, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("jwks: key set is not a strict JSON object: %w", err)
 	}
-	var rawKeys []json.RawMessage
-	found := false
+	var rawKeys [][]byte
+	found, more := false, false
 	for _, m := range members {
 		if m.Name == "keys" {
 			found = true
-			if err := json.Unmarshal(m.Value, &rawKeys); err != nil {
+			if rawKeys, more, err = strictjson.Elements(m.Value, 15, maxKeys); err != nil {
 				return nil, nil, errors.New("jwks: key set's \"keys\" is not an array")
 			}
 		}
 	}
-	if !found || rawKeys == nil {
+	if !found {
 		return nil, nil, errors.New("jwks: key set has no \"keys\" array")
 	}
 	var keys []Key
 	var rejected []Rejected
-	for i, raw := range rawKeys {
-		if i >= maxKeys {
-			rejected = append(rejected, Rejected{Reason: fmt.Sprintf("more than %d keys: the rest are ignored", maxKeys)})
-			break
-		}
+	for _, raw := range rawKeys {
 		k, err := parseKey(raw)
 		if err != nil {
 			rejected = append(rejected, Rejected{ID: k.ID, Reason: err.Error()})
 			continue
 		}
 		keys = append(keys, k)
+	}
+	if more {
+		rejected = append(rejected, Rejected{Reason: fmt.Sprintf("more than %d keys: the rest are ignored", maxKeys)})
 	}
 	return newSet(keys), rejected, nil
 }

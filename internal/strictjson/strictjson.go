@@ -485,3 +485,45 @@ func Strings(raw []byte) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Elements returns the raw values of a JSON array, at most limit of them
+// (more reports whether the array had others, which are checked for
+// syntax but not returned). Nothing is decoded, so a huge array costs no
+// more than its first limit elements. Like Shallow, it leaves duplicate
+// names inside the elements to the caller, who judges each element.
+func Elements(raw []byte, maxDepth, limit int) (elems [][]byte, more bool, err error) {
+	p := parser{data: raw, maxDepth: maxDepth, shallow: true}
+	p.skipSpace()
+	if p.pos >= len(p.data) || p.data[p.pos] != '[' {
+		return nil, false, ErrType
+	}
+	p.pos++
+	p.skipSpace()
+	elems = make([][]byte, 0, min(limit, 16))
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+	} else {
+		for {
+			p.skipSpace()
+			start := p.pos
+			if err := p.value(2, nil); err != nil {
+				return nil, false, err
+			}
+			if len(elems) < limit {
+				elems = append(elems, p.data[start:p.pos])
+			} else {
+				more = true
+			}
+			if done, err := p.next(']'); err != nil {
+				return nil, false, err
+			} else if done {
+				break
+			}
+		}
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return nil, false, ErrSyntax
+	}
+	return elems, more, nil
+}

@@ -249,3 +249,26 @@ func FuzzStrings(f *testing.F) {
 		assert.Equal(t, want, got)
 	})
 }
+
+func TestElements(t *testing.T) {
+	elems, more, err := Elements([]byte(` [1, {"a":[2]}, "x", null] `), 8, 3)
+	require.NoError(t, err)
+	assert.True(t, more)
+	assert.Equal(t, [][]byte{[]byte("1"), []byte(`{"a":[2]}`), []byte(`"x"`)}, elems)
+	elems, more, err = Elements([]byte(`[]`), 8, 3)
+	require.NoError(t, err)
+	assert.False(t, more)
+	assert.Empty(t, elems)
+	for _, bad := range []string{`{}`, `[1,]`, `[1`, `[1] x`, `[tru]`} {
+		_, _, err := Elements([]byte(bad), 8, 3)
+		assert.Error(t, err, bad)
+	}
+	huge := []byte("[" + strings.Repeat("0,", 100000) + "0]")
+	allocs := testing.AllocsPerRun(3, func() {
+		elems, more, err := Elements(huge, 8, 100)
+		require.NoError(t, err)
+		require.True(t, more)
+		require.Len(t, elems, 100)
+	})
+	assert.Less(t, allocs, 20.0, "a huge array costs no more than its first elements")
+}
