@@ -228,13 +228,6 @@ func (g *Guard) RequireIntrospection() func(http.Handler) http.Handler {
 				g.refuse(w, r, e)
 				return
 			}
-			if g.dispatch.mode == ModeJWT {
-				// ModeJWT accepts no opaque token, here either.
-				if _, err := jwks.ParseToken(token, g.bearer.MaxLength); errors.Is(err, jwks.ErrNotJWT) {
-					g.refuse(w, r, errSyntax)
-					return
-				}
-			}
 			p, err := g.dispatch.introspect(r.Context(), token)
 			if err != nil {
 				g.refuse(w, r, toError(err))

@@ -211,11 +211,14 @@ func (d *dispatcher) ValidateToken(ctx context.Context, token string) (*Principa
 }
 
 // introspect validates token by introspection at its issuer: a JWT's iss,
-// or the issuer that handles opaque tokens.
+// or the issuer that handles opaque tokens (none in ModeJWT).
 func (d *dispatcher) introspect(ctx context.Context, token string) (*Principal, error) {
 	t, err := jwks.ParseToken(token, d.maxLength)
 	switch {
 	case errors.Is(err, jwks.ErrNotJWT):
+		if d.mode == ModeJWT {
+			return nil, err
+		}
 		return d.introspectAt(ctx, d.opaque, token)
 	case err != nil:
 		return nil, err
