@@ -121,6 +121,38 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Hooks observe the cache and the calls, for metrics and tracing.
+	Hooks Hooks
+}
+
+// Hooks are called as a Client works. Every field is optional. They must
+// be safe for concurrent use and return quickly.
+type Hooks struct {
+	// CacheLookup is called for every token that passes the syntax check:
+	// hit is true when a cached answer (active or not) served it, false
+	// when the endpoint must be asked (perhaps by a call already under way
+	// for the same token).
+	CacheLookup func(ctx context.Context, hit bool)
+	// CallStart is called before each call to the endpoint, with the
+	// context of the request that caused it; the context it returns
+	// carries the call, so a span started here is its parent.
+	CallStart func(ctx context.Context) context.Context
+	// CallDone is called when the call ends, with the context CallStart
+	// returned.
+	CallDone func(ctx context.Context, c Call)
+}
+
+// Call describes one call to the introspection endpoint.
+type Call struct {
+	// Duration is how long the call took, the wait for a free slot
+	// included.
+	Duration time.Duration
+	// Active reports the server's answer when the call succeeded.
+	Active bool
+	// Err is nil for an answer, active or not; otherwise it is an
+	// *UnavailableError (server down, refused credentials, a malformed
+	// answer).
+	Err error
 }
 
 // Client validates tokens by introspection. It is safe for concurrent use.
@@ -238,14 +270,17 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Result, error) 
 	key := cacheKey(sha256.Sum256([]byte(token)))
 	now := c.cfg.Now()
 	if e, ok := c.cache.get(key, now); ok && now.Before(e.fresh) {
+		c.cacheLookup(ctx, true)
 		if err := c.check(e.res, now); err != nil {
 			return nil, err
 		}
 		return e.res, nil
 	}
 	if e, ok := c.denied.get(key, now); ok {
+		c.cacheLookup(ctx, true)
 		return nil, e.err
 	}
+	c.cacheLookup(ctx, false)
 	ch := c.group.DoChan(string(key[:]), func() (res any, err error) {
 		defer recoverInto(&err)
 		return c.introspect(context.WithoutCancel(ctx), token, key)
@@ -261,9 +296,35 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Result, error) 
 	}
 }
 
+func (c *Client) cacheLookup(ctx context.Context, hit bool) {
+	if c.cfg.Hooks.CacheLookup != nil {
+		c.cfg.Hooks.CacheLookup(ctx, hit)
+	}
+}
+
+// observedCall is call wrapped in the hooks.
+func (c *Client) observedCall(ctx context.Context, token string) (*Result, error) {
+	if c.cfg.Hooks.CallStart == nil && c.cfg.Hooks.CallDone == nil {
+		return c.call(ctx, token)
+	}
+	if c.cfg.Hooks.CallStart != nil {
+		ctx = c.cfg.Hooks.CallStart(ctx)
+	}
+	start := time.Now()
+	res, err := c.call(ctx, token)
+	if c.cfg.Hooks.CallDone != nil {
+		call := Call{Duration: time.Since(start), Active: err == nil}
+		if err != nil && !errors.Is(err, ErrInactive) {
+			call.Err = err
+		}
+		c.cfg.Hooks.CallDone(ctx, call)
+	}
+	return res, err
+}
+
 // introspect makes the call and caches what it learns.
 func (c *Client) introspect(ctx context.Context, token string, key cacheKey) (*Result, error) {
-	res, err := c.call(ctx, token)
+	res, err := c.observedCall(ctx, token)
 	now := c.cfg.Now()
 	var unavailable *UnavailableError
 	switch {

@@ -66,6 +66,35 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
+	// Hooks observe the fetches, for metrics and tracing.
+	Hooks Hooks
+}
+
+// Hooks are called around each fetch of the key set (discovery included),
+// in the goroutine that fetches. Every field is optional. They must be
+// safe for concurrent use and return quickly.
+type Hooks struct {
+	// FetchStart is called as a fetch begins, with the context of the
+	// request that caused it (a background context for a scheduled
+	// refresh); the context it returns carries the fetch, so a span
+	// started here is its parent.
+	FetchStart func(ctx context.Context) context.Context
+	// FetchDone is called when the fetch ends, with the context
+	// FetchStart returned.
+	FetchDone func(ctx context.Context, f Fetch)
+}
+
+// Fetch describes one fetch of the key set.
+type Fetch struct {
+	// URL is the key set's address, or the issuer's when discovery failed.
+	URL string
+	// Keys is how many usable keys the answer held (0 on failure).
+	Keys int
+	// Duration is how long the fetch took.
+	Duration time.Duration
+	// Err is why the fetch failed; nil on success. The last good keys
+	// stay in use after a failure.
+	Err error
 }
 
 // Remote is the key set of one issuer, fetched over HTTP and kept fresh.
@@ -260,7 +289,18 @@ func (r *Remote) fetchShared(ctx context.Context) (*snapshot, error) {
 
 func (r *Remote) fetch(ctx context.Context) (*snapshot, error) {
 	r.fetches.Add(1)
+	if r.cfg.Hooks.FetchStart != nil {
+		ctx = r.cfg.Hooks.FetchStart(ctx)
+	}
+	start := time.Now()
 	s, err := r.fetchOnce(ctx)
+	if r.cfg.Hooks.FetchDone != nil {
+		f := Fetch{URL: r.currentURL(), Duration: time.Since(start), Err: err}
+		if s != nil {
+			f.Keys = s.set.Len()
+		}
+		r.cfg.Hooks.FetchDone(ctx, f)
+	}
 	now := r.cfg.Now()
 	if err != nil {
 		r.mu.Lock()

@@ -1,0 +1,93 @@
+package introspect_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/olympus/aegis/introspect"
+)
+
+type ctxKey struct{}
+
+// hookRecorder records the hooks' calls.
+type hookRecorder struct {
+	mu      sync.Mutex
+	lookups []bool
+	calls   []introspect.Call
+	carried []any
+}
+
+func (h *hookRecorder) hooks() introspect.Hooks {
+	return introspect.Hooks{
+		CacheLookup: func(_ context.Context, hit bool) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.lookups = append(h.lookups, hit)
+		},
+		CallStart: func(ctx context.Context) context.Context {
+			return context.WithValue(ctx, ctxKey{}, "started")
+		},
+		CallDone: func(ctx context.Context, c introspect.Call) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.calls = append(h.calls, c)
+			h.carried = append(h.carried, ctx.Value(ctxKey{}))
+		},
+	}
+}
+
+func TestHooksSeeLookupsAndCalls(t *testing.T) {
+	rec := &hookRecorder{}
+	f := newFixture(t, func(c *introspect.Config) { c.Hooks = rec.hooks() })
+	ctx := context.Background()
+	active := f.iss.OpaqueM2M("worker", "data:read")
+	revoked := f.iss.OpaqueM2M("worker", "data:read")
+	f.iss.Revoke(revoked)
+
+	_, err := f.client.Introspect(ctx, active) // miss, call: active
+	require.NoError(t, err)
+	_, err = f.client.Introspect(ctx, active) // hit
+	require.NoError(t, err)
+	_, err = f.client.Introspect(ctx, revoked) // miss, call: inactive
+	require.ErrorIs(t, err, introspect.ErrInactive)
+	_, err = f.client.Introspect(ctx, revoked) // negative hit
+	require.ErrorIs(t, err, introspect.ErrInactive)
+	_, err = f.client.Introspect(ctx, "not a token") // syntax: no lookup
+	require.ErrorIs(t, err, introspect.ErrMalformed)
+	f.iss.ServeIntrospectionWith(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	_, err = f.client.Introspect(ctx, f.iss.OpaqueM2M("worker")) // miss, call: unavailable
+	require.ErrorIs(t, err, introspect.ErrUnavailable)
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	assert.Equal(t, []bool{false, true, false, true, false}, rec.lookups)
+	require.Len(t, rec.calls, 3)
+	tests := []struct {
+		name        string
+		call        introspect.Call
+		active      bool
+		unavailable bool
+	}{
+		{"active", rec.calls[0], true, false},
+		{"inactive", rec.calls[1], false, false},
+		{"server error", rec.calls[2], false, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.active, tt.call.Active)
+			assert.Equal(t, tt.unavailable, tt.call.Err != nil)
+			if tt.unavailable {
+				assert.ErrorIs(t, tt.call.Err, introspect.ErrUnavailable)
+			}
+			assert.Positive(t, tt.call.Duration)
+			assert.Equal(t, "started", rec.carried[i])
+		})
+	}
+}
