@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -158,21 +157,8 @@ func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, e *Error) {
 		secs := int64((e.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	}
-	level := slog.LevelDebug
-	if e.Status >= 500 {
-		level = slog.LevelWarn
-	}
-	if g.log.Enabled(r.Context(), level) {
-		attrs := []slog.Attr{slog.Int("status", e.Status), slog.String("reason", e.Reason),
-			slog.String("method", r.Method), slog.String("path", r.URL.Path)}
-		if p, ok := PrincipalFrom(r.Context()); ok {
-			attrs = append(attrs, slog.String("client_id", p.ClientID), slog.String("kind", string(p.Kind)))
-		}
-		if e.Err != nil {
-			attrs = append(attrs, slog.String("cause", e.Err.Error()))
-		}
-		g.log.LogAttrs(r.Context(), level, "aegis: request refused", attrs...)
-	}
+	p, _ := PrincipalFrom(r.Context())
+	g.obs.decide(r.Context(), r, refused(e, p), e.Err)
 	g.writeError(w, r, e)
 }
 

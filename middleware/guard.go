@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/olympus/aegis/internal/b64token"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks"
@@ -78,9 +81,18 @@ type Config struct {
 	Classifier Classifier
 	// ErrorWriter writes refusals; default WriteProblem.
 	ErrorWriter ErrorWriter
-	// Logger receives refusals (debug) and dependency failures (warn);
-	// default slog.Default(). Tokens are never logged.
+	// Logger receives every decision (acceptances and refusals at debug,
+	// 5xx refusals at warn) and dependency failures (warn); default
+	// slog.Default(). Tokens are never logged.
 	Logger *slog.Logger
+	// Metrics receives decisions, key-set fetches, introspection and
+	// rate-limit measurements; nil measures nothing. See the prommetrics
+	// and otelmetrics subpackages.
+	Metrics Metrics
+	// TracerProvider, when set, traces validation, key-set fetches,
+	// introspection calls and limit lookups with OpenTelemetry spans; nil
+	// traces nothing. Pass otel.GetTracerProvider() for the global one.
+	TracerProvider trace.TracerProvider
 	// HTTPClient makes requests to the issuer.
 	HTTPClient *http.Client
 	// Now is the clock; default time.Now.
@@ -105,6 +117,7 @@ type Guard struct {
 	classify   Classifier
 	writeError ErrorWriter
 	log        *slog.Logger
+	obs        *observer
 }
 
 // New checks cfg and returns a Guard. It makes no network request: keys
@@ -130,13 +143,14 @@ func New(cfg Config) (*Guard, error) {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
-	limiter, err := newRateLimiter(cfg.RateLimit, g.log)
+	g.obs = newObserver(cfg, g.log)
+	limiter, err := newRateLimiter(cfg.RateLimit, g.obs)
 	if err != nil {
 		return nil, err
 	}
 	g.limiter = limiter
 	if g.validator == nil {
-		d, err := newDispatcher(cfg, g.log)
+		d, err := newDispatcher(cfg, g.obs)
 		if err != nil {
 			return nil, err
 		}
@@ -161,8 +175,10 @@ func New(cfg Config) (*Guard, error) {
 func (g *Guard) Validate(ctx context.Context, token string) (*Principal, error) {
 	p, e := g.validate(ctx, token)
 	if e != nil {
+		g.obs.decide(ctx, nil, refused(e, nil), e.Err)
 		return nil, e.clone()
 	}
+	g.obs.decide(ctx, nil, accepted(p), nil)
 	return p, nil
 }
 
@@ -171,6 +187,8 @@ func (g *Guard) Validate(ctx context.Context, token string) (*Principal, error) 
 func (g *Guard) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r, ok := g.authenticate(w, r); ok {
+			p, _ := PrincipalFrom(r.Context())
+			g.obs.decide(r.Context(), r, accepted(p), nil)
 			next.ServeHTTP(w, r)
 		}
 	})
@@ -187,7 +205,8 @@ func (g *Guard) Require(reqs ...scopes.Requirement) func(http.Handler) http.Hand
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, ok := PrincipalFrom(r.Context())
-			if !ok || p.guard != g {
+			decided := ok && p.guard == g
+			if !decided {
 				// Only a Principal this Guard validated counts: another
 				// Guard may trust other issuers or audiences.
 				if r, ok = g.authenticate(w, r); !ok {
@@ -200,6 +219,9 @@ func (g *Guard) Require(reqs ...scopes.Requirement) func(http.Handler) http.Hand
 					g.refuse(w, r, insufficientScope(scope))
 					return
 				}
+			}
+			if !decided {
+				g.obs.decide(r.Context(), r, accepted(p), nil)
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -237,8 +259,11 @@ func (g *Guard) RequireIntrospection() func(http.Handler) http.Handler {
 			p.guard = g
 			_, charged := PrincipalFrom(r.Context())
 			r = r.WithContext(WithPrincipal(r.Context(), p))
-			if !charged && !g.admit(w, r, p) {
-				return
+			if !charged {
+				if !g.admit(w, r, p) {
+					return
+				}
+				g.obs.decide(r.Context(), r, accepted(p), nil)
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -296,8 +321,28 @@ func (g *Guard) admit(w http.ResponseWriter, r *http.Request, p *Principal) bool
 	return true
 }
 
-// validate runs the validator and classifies the Principal.
+// validate runs the validator and classifies the Principal, in a span
+// when tracing is on.
 func (g *Guard) validate(ctx context.Context, token string) (*Principal, *Error) {
+	if g.obs.tracer == nil {
+		return g.validateToken(ctx, token)
+	}
+	ctx, span := g.obs.start(ctx, "aegis.validate")
+	p, e := g.validateToken(ctx, token)
+	if e != nil {
+		var failed error
+		if e.Status >= 500 {
+			failed = e // the Error's text is Aegis's own, never the token
+		}
+		end(span, failed, attribute.String("aegis.outcome", string(OutcomeRefused)), attribute.String("aegis.reason", e.Reason))
+		return nil, e
+	}
+	end(span, nil, attribute.String("aegis.outcome", string(OutcomeAccepted)), attribute.String("aegis.kind", string(p.Kind)),
+		attribute.String("aegis.auth_method", string(p.Method)), attribute.Bool("aegis.cached", p.cached))
+	return p, nil
+}
+
+func (g *Guard) validateToken(ctx context.Context, token string) (*Principal, *Error) {
 	// A token already verified is served from the cache: it passed the
 	// checks below when it was first seen, and only the identical token hits.
 	if g.verified != nil {

@@ -65,6 +65,8 @@ type Principal struct {
 	// signed a JWT is still published.
 	keyID string
 	keys  keyPresence
+	// cached marks a Principal served by the verified-token cache.
+	cached bool
 }
 
 // NewPrincipal builds a Principal for custom validators and tests; claims

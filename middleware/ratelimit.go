@@ -1,11 +1,14 @@
 package middleware
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/olympus/aegis/ratelimit"
 )
@@ -34,10 +37,10 @@ type RateLimitConfig struct {
 
 type rateLimiter struct {
 	cfg RateLimitConfig
-	log *slog.Logger
+	obs *observer
 }
 
-func newRateLimiter(cfg *RateLimitConfig, log *slog.Logger) (*rateLimiter, error) {
+func newRateLimiter(cfg *RateLimitConfig, obs *observer) (*rateLimiter, error) {
 	if cfg == nil {
 		return nil, nil
 	}
@@ -48,7 +51,7 @@ func newRateLimiter(cfg *RateLimitConfig, log *slog.Logger) (*rateLimiter, error
 	if c.Store == nil {
 		c.Store = ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
 	}
-	return &rateLimiter{cfg: c, log: log}, nil
+	return &rateLimiter{cfg: c, obs: obs}, nil
 }
 
 var errRateLimited = &Error{Status: http.StatusTooManyRequests, Reason: "rate_limited",
@@ -59,11 +62,7 @@ var errRateLimited = &Error{Status: http.StatusTooManyRequests, Reason: "rate_li
 func (l *rateLimiter) charge(w http.ResponseWriter, r *http.Request, p *Principal) *Error {
 	perMinute, ok, err := 0, false, error(nil)
 	if l.cfg.Limits != nil {
-		perMinute, ok, err = l.cfg.Limits.Lookup(r.Context(), ratelimit.Client{ID: p.ClientID, Claim: p.Claim})
-		if err != nil {
-			l.log.LogAttrs(r.Context(), slog.LevelWarn, "aegis: rate limit lookup failed, applying the default",
-				slog.String("client_id", p.ClientID), slog.String("error", err.Error()))
-		}
+		perMinute, ok, err = l.lookup(r.Context(), p)
 	}
 	if !ok || err != nil {
 		perMinute = l.cfg.Default
@@ -73,6 +72,9 @@ func (l *rateLimiter) charge(w http.ResponseWriter, r *http.Request, p *Principa
 	}
 	limit := ratelimit.Limit{PerMinute: perMinute, Burst: l.cfg.Burst}
 	d, err := l.cfg.Store.Allow(r.Context(), l.key(p), limit)
+	if l.obs.metrics != nil {
+		l.obs.metrics.RateLimit(r.Context(), RateLimitDecision{ClientID: p.ClientID, Allowed: err == nil && d.Allowed, Err: err})
+	}
 	if err != nil {
 		retry := 5 * time.Second
 		var u *ratelimit.UnavailableError
@@ -89,6 +91,23 @@ func (l *rateLimiter) charge(w http.ResponseWriter, r *http.Request, p *Principa
 		return e
 	}
 	return nil
+}
+
+// lookup asks the source for p's limit, in a span when tracing is on.
+func (l *rateLimiter) lookup(ctx context.Context, p *Principal) (int, bool, error) {
+	ctx, span := l.obs.start(ctx, "aegis.ratelimit.lookup")
+	start := time.Now()
+	perMinute, ok, err := l.cfg.Limits.Lookup(ctx, ratelimit.Client{ID: p.ClientID, Claim: p.Claim})
+	elapsed := time.Since(start)
+	end(span, err, attribute.Bool("aegis.limit_found", ok && err == nil))
+	if l.obs.metrics != nil {
+		l.obs.metrics.LimitLookup(ctx, LimitLookup{ClientID: p.ClientID, Found: ok && err == nil, Duration: elapsed, Err: err})
+	}
+	if err != nil {
+		l.obs.log.LogAttrs(ctx, slog.LevelWarn, "aegis: rate limit lookup failed, applying the default",
+			slog.String("client_id", p.ClientID), slog.String("error", err.Error()))
+	}
+	return perMinute, ok, err
 }
 
 func (l *rateLimiter) key(p *Principal) string {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -77,7 +76,7 @@ func (c Config) issuers() []IssuerConfig {
 	}}
 }
 
-func newDispatcher(cfg Config, log *slog.Logger) (*dispatcher, error) {
+func newDispatcher(cfg Config, obs *observer) (*dispatcher, error) {
 	d := &dispatcher{mode: cfg.Mode, maxLength: cfg.Bearer.withDefaults().MaxLength, byIss: map[string]*issuerValidator{}}
 	switch d.mode {
 	case "":
@@ -95,7 +94,7 @@ func newDispatcher(cfg Config, log *slog.Logger) (*dispatcher, error) {
 		}
 		v := &issuerValidator{issuer: ic.Issuer}
 		if d.mode != ModeIntrospect {
-			jv, keys, err := newJWTValidator(cfg, ic, log)
+			jv, keys, err := newJWTValidator(cfg, ic, obs)
 			if err != nil {
 				return nil, err
 			}
@@ -103,7 +102,7 @@ func newDispatcher(cfg Config, log *slog.Logger) (*dispatcher, error) {
 			v.keys, _ = keys.(keyPresence)
 		}
 		if d.mode != ModeJWT || ic.Introspection.Endpoint != "" {
-			client, err := newIntrospector(cfg, ic, log)
+			client, err := newIntrospector(cfg, ic, obs)
 			if err != nil {
 				return nil, err
 			}
@@ -118,7 +117,7 @@ func newDispatcher(cfg Config, log *slog.Logger) (*dispatcher, error) {
 	return d, nil
 }
 
-func newJWTValidator(cfg Config, ic IssuerConfig, log *slog.Logger) (*jwks.Validator, jwks.KeySource, error) {
+func newJWTValidator(cfg Config, ic IssuerConfig, obs *observer) (*jwks.Validator, jwks.KeySource, error) {
 	keys := ic.Keys
 	if keys == nil {
 		kc := ic.JWKS
@@ -132,11 +131,12 @@ func newJWTValidator(cfg Config, ic IssuerConfig, log *slog.Logger) (*jwks.Valid
 			kc.HTTPClient = cfg.HTTPClient
 		}
 		if kc.Logger == nil {
-			kc.Logger = log
+			kc.Logger = obs.log
 		}
 		if kc.Now == nil {
 			kc.Now = cfg.Now
 		}
+		kc.Hooks = obs.jwksHooks(ic.Issuer, kc.Hooks)
 		remote, err := jwks.NewRemote(kc)
 		if err != nil {
 			return nil, nil, err
@@ -157,7 +157,7 @@ func newJWTValidator(cfg Config, ic IssuerConfig, log *slog.Logger) (*jwks.Valid
 	return v, keys, err
 }
 
-func newIntrospector(cfg Config, ic IssuerConfig, log *slog.Logger) (*introspect.Client, error) {
+func newIntrospector(cfg Config, ic IssuerConfig, obs *observer) (*introspect.Client, error) {
 	c := ic.Introspection
 	if c.Issuer == "" {
 		c.Issuer = ic.Issuer
@@ -169,8 +169,9 @@ func newIntrospector(cfg Config, ic IssuerConfig, log *slog.Logger) (*introspect
 		c.HTTPClient = cfg.HTTPClient
 	}
 	if c.Logger == nil {
-		c.Logger = log
+		c.Logger = obs.log
 	}
+	c.Hooks = obs.introspectionHooks(ic.Issuer, c.Hooks)
 	if c.Now == nil {
 		c.Now = cfg.Now
 	}

@@ -101,6 +101,7 @@ func (c *verifiedCache) get(token string, now time.Time) *Principal {
 		return nil
 	}
 	p := e.p
+	p.cached = true
 	return &p
 }
 
