@@ -1,0 +1,333 @@
+package middleware_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/olympus/aegis/internal/testutil"
+	"github.com/olympus/aegis/introspect"
+	"github.com/olympus/aegis/jwks/jwkstest"
+	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/ratelimit"
+	"github.com/olympus/aegis/scopes"
+)
+
+// recordedMetrics keeps every event a Guard reports.
+type recordedMetrics struct {
+	mu            sync.Mutex
+	decisions     []middleware.Decision
+	fetches       []middleware.KeySetFetch
+	cacheLookups  []middleware.IntrospectionCacheLookup
+	calls         []middleware.IntrospectionCall
+	rateDecisions []middleware.RateLimitDecision
+	limitLookups  []middleware.LimitLookup
+}
+
+func (m *recordedMetrics) Decision(_ context.Context, d middleware.Decision) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.decisions = append(m.decisions, d)
+}
+
+func (m *recordedMetrics) KeySetFetch(_ context.Context, f middleware.KeySetFetch) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fetches = append(m.fetches, f)
+}
+
+func (m *recordedMetrics) IntrospectionCache(_ context.Context, c middleware.IntrospectionCacheLookup) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cacheLookups = append(m.cacheLookups, c)
+}
+
+func (m *recordedMetrics) IntrospectionCall(_ context.Context, c middleware.IntrospectionCall) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls = append(m.calls, c)
+}
+
+func (m *recordedMetrics) RateLimit(_ context.Context, d middleware.RateLimitDecision) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rateDecisions = append(m.rateDecisions, d)
+}
+
+func (m *recordedMetrics) LimitLookup(_ context.Context, l middleware.LimitLookup) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.limitLookups = append(m.limitLookups, l)
+}
+
+// observedEnv is a hybrid Guard with rate limits, metrics, a JSON debug
+// log and a span recorder.
+type observedEnv struct {
+	iss     *jwkstest.Issuer
+	guard   *middleware.Guard
+	metrics *recordedMetrics
+	logs    *testutil.Buffer
+	spans   *tracetest.SpanRecorder
+	handler http.Handler
+}
+
+func newObservedEnv(t *testing.T) *observedEnv {
+	t.Helper()
+	e := &observedEnv{
+		iss:     jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock}),
+		metrics: &recordedMetrics{},
+		logs:    &testutil.Buffer{},
+		spans:   tracetest.NewSpanRecorder(),
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	g, err := middleware.New(middleware.Config{
+		Issuer: e.iss.URL, Audience: e.iss.Audience, Now: fixedClock, Mode: middleware.ModeHybrid,
+		Introspection:  introspect.Config{Endpoint: e.iss.IntrospectionURL()},
+		RateLimit:      &middleware.RateLimitConfig{Limits: limits{"limited": 2}, Store: ratelimit.NewMemoryStore(ratelimit.MemoryConfig{Now: fixedClock})},
+		Logger:         slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics:        e.metrics,
+		TracerProvider: tp,
+	})
+	require.NoError(t, err)
+	e.guard = g
+	mux := http.NewServeMux()
+	mux.Handle("/read", g.Protect(http.HandlerFunc(ok), scopes.All("data:read")))
+	mux.Handle("/write", g.Protect(http.HandlerFunc(ok), scopes.All("data:write")))
+	e.handler = mux
+	return e
+}
+
+// logRecords parses the JSON log lines.
+func logRecords(t *testing.T, logs *testutil.Buffer) []map[string]any {
+	t.Helper()
+	var records []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	for sc.Scan() {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &rec), sc.Text())
+		records = append(records, rec)
+	}
+	return records
+}
+
+func TestDecisionEventsMetricsLogsAndSpans(t *testing.T) {
+	e := newObservedEnv(t)
+	iss := e.iss
+	m2m := iss.M2M("worker", "data:read")
+	user := iss.User("user-42", "web-app", "alice@example.com", "data:read")
+	opaque := iss.OpaqueM2M("batch", "data:read")
+	revoked := iss.OpaqueM2M("batch", "data:read")
+	iss.Revoke(revoked)
+	limited := iss.M2M("limited", "data:read")
+	forged := m2m[:len(m2m)-8] + "AAAAAAAA"
+
+	accepted := func(kind middleware.Kind, method middleware.Method, client string, cached bool) middleware.Decision {
+		return middleware.Decision{Outcome: middleware.OutcomeAccepted, Reason: middleware.ReasonAccepted,
+			Kind: kind, Method: method, ClientID: client, Cached: cached}
+	}
+	refused := func(reason string, status int) middleware.Decision {
+		return middleware.Decision{Outcome: middleware.OutcomeRefused, Reason: reason, Status: status}
+	}
+	script := []struct {
+		name   string
+		path   string
+		auth   string
+		status int
+		want   middleware.Decision
+	}{
+		{"no token", "/read", "", 401, refused("token_missing", 401)},
+		{"malformed header", "/read", "Bearer a b", 400, refused("request_malformed", 400)},
+		{"M2M JWT", "/read", "Bearer " + m2m, 200, accepted(middleware.KindM2M, middleware.MethodJWT, "worker", false)},
+		{"same JWT again", "/read", "Bearer " + m2m, 200, accepted(middleware.KindM2M, middleware.MethodJWT, "worker", true)},
+		{"user JWT", "/read", "Bearer " + user, 200, accepted(middleware.KindUser, middleware.MethodJWT, "web-app", false)},
+		{"expired", "/read", "Bearer " + iss.Expired("worker", "data:read"), 401, refused("token_expired", 401)},
+		{"wrong audience", "/read", "Bearer " + iss.WrongAudience("worker", "data:read"), 401, refused("audience_mismatch", 401)},
+		{"forged signature", "/read", "Bearer " + forged, 401, refused("signature_invalid", 401)},
+		{"missing scope", "/write", "Bearer " + m2m, 403, middleware.Decision{Outcome: middleware.OutcomeRefused,
+			Reason: "insufficient_scope", Status: 403, Kind: middleware.KindM2M, Method: middleware.MethodJWT, ClientID: "worker"}},
+		{"opaque", "/read", "Bearer " + opaque, 200, accepted(middleware.KindM2M, middleware.MethodIntrospection, "batch", false)},
+		{"opaque again", "/read", "Bearer " + opaque, 200, accepted(middleware.KindM2M, middleware.MethodIntrospection, "batch", false)},
+		{"revoked opaque", "/read", "Bearer " + revoked, 401, refused("token_inactive", 401)},
+		{"limited 1", "/read", "Bearer " + limited, 200, accepted(middleware.KindM2M, middleware.MethodJWT, "limited", false)},
+		{"limited 2", "/read", "Bearer " + limited, 200, accepted(middleware.KindM2M, middleware.MethodJWT, "limited", true)},
+		{"limited 3", "/read", "Bearer " + limited, 429, middleware.Decision{Outcome: middleware.OutcomeRefused,
+			Reason: "rate_limited", Status: 429, Kind: middleware.KindM2M, Method: middleware.MethodJWT, ClientID: "limited"}},
+	}
+	for _, step := range script {
+		rec := httptest.NewRecorder()
+		e.handler.ServeHTTP(rec, get(step.path, step.auth))
+		require.Equal(t, step.status, rec.Code, step.name)
+	}
+
+	m := e.metrics
+	m.mu.Lock()
+	defer m.mu.Unlock()
+
+	t.Run("decisions", func(t *testing.T) {
+		require.Len(t, m.decisions, len(script))
+		for i, step := range script {
+			assert.Equal(t, step.want, m.decisions[i], step.name)
+		}
+	})
+
+	t.Run("dependencies", func(t *testing.T) {
+		require.Len(t, m.fetches, 1, "one key-set fetch")
+		assert.Equal(t, iss.URL, m.fetches[0].Issuer)
+		assert.Equal(t, 1, m.fetches[0].Keys)
+		assert.NoError(t, m.fetches[0].Err)
+
+		var hits []bool
+		for _, l := range m.cacheLookups {
+			assert.Equal(t, iss.URL, l.Issuer)
+			hits = append(hits, l.Hit)
+		}
+		assert.Equal(t, []bool{false, true, false}, hits, "opaque: miss, hit; revoked: miss")
+		require.Len(t, m.calls, 2)
+		assert.True(t, m.calls[0].Active)
+		assert.False(t, m.calls[1].Active)
+		assert.NoError(t, m.calls[1].Err, "an inactive answer is an answer")
+	})
+
+	t.Run("rate limits", func(t *testing.T) {
+		// Every validated request looks its client's limit up: the 9
+		// requests whose token was valid (scope and rate refusals too).
+		assert.Len(t, m.limitLookups, 9)
+		found := 0
+		for _, l := range m.limitLookups {
+			if l.Found {
+				found++
+				assert.Equal(t, "limited", l.ClientID)
+			}
+		}
+		assert.Equal(t, 3, found)
+		// Only "limited" has a limit; the others are unlimited and never
+		// reach the store.
+		assert.Equal(t, []middleware.RateLimitDecision{
+			{ClientID: "limited", Allowed: true}, {ClientID: "limited", Allowed: true}, {ClientID: "limited", Allowed: false},
+		}, m.rateDecisions)
+	})
+
+	t.Run("log records", func(t *testing.T) {
+		var decisions []map[string]any
+		for _, rec := range logRecords(t, e.logs) {
+			if msg := rec["msg"].(string); msg == "aegis: request accepted" || msg == "aegis: request refused" {
+				decisions = append(decisions, rec)
+			}
+		}
+		require.Len(t, decisions, len(script))
+		for i, step := range script {
+			rec := decisions[i]
+			assert.Equal(t, "DEBUG", rec["level"], step.name)
+			assert.Equal(t, string(step.want.Outcome), rec["outcome"], step.name)
+			assert.Equal(t, step.want.Reason, rec["reason"], step.name)
+			assert.Equal(t, step.path, rec["path"], step.name)
+			if step.want.Kind != "" {
+				assert.Equal(t, string(step.want.Kind), rec["kind"], step.name)
+				assert.Equal(t, step.want.ClientID, rec["client_id"], step.name)
+			}
+		}
+	})
+
+	t.Run("spans", func(t *testing.T) {
+		counts := map[string]int{}
+		var validateIDs = map[string]bool{}
+		for _, s := range e.spans.Ended() {
+			counts[s.Name()]++
+			if s.Name() == "aegis.validate" {
+				validateIDs[s.SpanContext().SpanID().String()] = true
+			}
+		}
+		assert.Equal(t, map[string]int{
+			"aegis.validate":         len(script) - 2, // all but the two refused before validation
+			"aegis.jwks.fetch":       1,
+			"aegis.introspect":       2,
+			"aegis.ratelimit.lookup": 9,
+		}, counts)
+		for _, s := range e.spans.Ended() {
+			if s.Name() == "aegis.jwks.fetch" || s.Name() == "aegis.introspect" {
+				assert.True(t, validateIDs[s.Parent().SpanID().String()], "%s is a child of a validation span", s.Name())
+			}
+		}
+	})
+
+	t.Run("no token in any output", func(t *testing.T) {
+		var out strings.Builder
+		out.WriteString(e.logs.String())
+		for _, s := range e.spans.Ended() {
+			out.WriteString(s.Name() + s.Status().Description)
+			for _, a := range s.Attributes() {
+				out.WriteString(string(a.Key) + a.Value.Emit())
+			}
+		}
+		for _, d := range m.decisions {
+			out.WriteString(d.Reason + d.ClientID)
+		}
+		for _, tok := range []string{m2m, user, opaque, revoked, limited, forged} {
+			sig := tok[strings.LastIndexByte(tok, '.')+1:]
+			assert.NotContains(t, out.String(), sig)
+		}
+	})
+}
+
+// TestValidateRecordsDecisions: Validate, outside HTTP, reports too.
+func TestValidateRecordsDecisions(t *testing.T) {
+	e := newObservedEnv(t)
+	_, err := e.guard.Validate(context.Background(), e.iss.M2M("worker"))
+	require.NoError(t, err)
+	_, err = e.guard.Validate(context.Background(), e.iss.Expired("worker"))
+	require.Error(t, err)
+	e.metrics.mu.Lock()
+	defer e.metrics.mu.Unlock()
+	assert.Equal(t, []middleware.Decision{
+		{Outcome: middleware.OutcomeAccepted, Reason: middleware.ReasonAccepted, Kind: middleware.KindM2M, Method: middleware.MethodJWT, ClientID: "worker"},
+		{Outcome: middleware.OutcomeRefused, Reason: "token_expired", Status: 401},
+	}, e.metrics.decisions)
+	assert.Len(t, e.logs.Lines(`"outcome":"accepted"`), 1)
+	assert.Len(t, e.logs.Lines(`"reason":"token_expired"`), 1)
+}
+
+// TestDependencyFailuresAreMeasured: a failed key-set fetch and a failed
+// introspection call are reported with their errors, and refusals that are
+// the issuer's fault are logged at warn.
+func TestDependencyFailuresAreMeasured(t *testing.T) {
+	e := newObservedEnv(t)
+	e.iss.ServeJWKSWith(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+	e.iss.ServeIntrospectionWith(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+	for _, token := range []string{e.iss.M2M("worker", "data:read"), e.iss.OpaqueM2M("batch", "data:read")} {
+		rec := httptest.NewRecorder()
+		e.handler.ServeHTTP(rec, get("/read", "Bearer "+token))
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	}
+	e.metrics.mu.Lock()
+	defer e.metrics.mu.Unlock()
+	require.Len(t, e.metrics.fetches, 1)
+	assert.Error(t, e.metrics.fetches[0].Err)
+	assert.Zero(t, e.metrics.fetches[0].Keys)
+	require.Len(t, e.metrics.calls, 1)
+	assert.ErrorIs(t, e.metrics.calls[0].Err, introspect.ErrUnavailable)
+	reasons := []string{}
+	for _, d := range e.metrics.decisions {
+		reasons = append(reasons, d.Reason)
+	}
+	assert.Equal(t, []string{"keys_unavailable", "introspection_unavailable"}, reasons)
+	assert.Len(t, e.logs.Lines(`"level":"WARN"`, `"msg":"aegis: request refused"`), 2)
+	failed := 0
+	for _, s := range e.spans.Ended() {
+		if s.Status().Code.String() == "Error" {
+			failed++
+		}
+	}
+	assert.Equal(t, 4, failed, "fetch, call and both validations")
+}
