@@ -5,15 +5,22 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/floor"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
 )
 
 func benchGuard(b *testing.B, alg string, cache bool) (*middleware.Guard, string) {
+	g, _, token := benchGuardIssuer(b, alg, cache)
+	return g, token
+}
+
+func benchGuardIssuer(b *testing.B, alg string, cache bool) (*middleware.Guard, *jwkstest.Issuer, string) {
 	iss := jwkstest.NewIssuer(b, jwkstest.Config{Algorithm: alg})
 	k := iss.CurrentKey()
 	set, err := jwks.NewSet(jwks.Key{ID: k.ID, Algorithm: alg, Public: k.Public()})
@@ -21,7 +28,45 @@ func benchGuard(b *testing.B, alg string, cache bool) (*middleware.Guard, string
 	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Keys: set, Logger: quiet(),
 		VerifiedCache: middleware.VerifiedCacheConfig{Disabled: !cache}})
 	require.NoError(b, err)
-	return g, iss.M2M("nightly-data-sync", "data:read", "data:write")
+	return g, iss, iss.M2M("nightly-data-sync", "data:read", "data:write")
+}
+
+// BenchmarkFirstSeenRatio is the first-seen figure as one
+// measurement: each iteration verifies the token once with the
+// standard-library floor and once through Guard.Validate (the verified
+// cache off, so every call verifies), timing each, so that both see the
+// same machine at the same moment. It reports both per-call times and
+// their ratio.
+func BenchmarkFirstSeenRatio(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			g, iss, token := benchGuardIssuer(b, alg, false)
+			pub := iss.CurrentKey().Public()
+			ctx := context.Background()
+			require.True(b, floor.Verify(alg, pub, token))
+			_, err := g.Validate(ctx, token)
+			require.NoError(b, err)
+			var floorTime, aegisTime time.Duration
+			n := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				t0 := time.Now()
+				ok := floor.Verify(alg, pub, token)
+				t1 := time.Now()
+				_, err := g.Validate(ctx, token)
+				t2 := time.Now()
+				if !ok || err != nil {
+					b.Fatal("refused", err)
+				}
+				floorTime += t1.Sub(t0)
+				aegisTime += t2.Sub(t1)
+				n++
+			}
+			b.ReportMetric(float64(floorTime.Nanoseconds())/float64(n), "floor-ns/op")
+			b.ReportMetric(float64(aegisTime.Nanoseconds())/float64(n), "aegis-ns/op")
+			b.ReportMetric(float64(aegisTime)/float64(floorTime), "ratio")
+		})
+	}
 }
 
 // BenchmarkGuardValidate is a token's validation by the Guard: first seen
