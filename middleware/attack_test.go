@@ -436,6 +436,9 @@ func TestAttackSuite(t *testing.T) {
 	// request the Guards made went to the issuer they trust.
 	assert.Zero(t, suite.attackerHits.Load(), "the attacker's server was contacted")
 	suite.outbound.mu.Lock()
+	issuerURL, err := url.Parse(shared.iss.URL)
+	require.NoError(t, err)
+	assert.NotZero(t, suite.outbound.hosts[issuerURL.Host], "the recorder sees the Guards' requests")
 	for host, n := range suite.outbound.hosts {
 		assert.True(t, suite.outbound.allowed[host], "%d requests to %s, which is no trusted issuer", n, host)
 	}
