@@ -10,9 +10,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jws"
-
 	"github.com/olympus/aegis/internal/strictjson"
 )
 
@@ -77,7 +74,7 @@ type ValidatorConfig struct {
 type Validator struct {
 	cfg       ValidatorConfig
 	leeway    time.Duration
-	verifiers map[string]jws.Verifier
+	verifiers map[string]*SignatureVerifier
 }
 
 // NewValidator checks cfg and returns a Validator.
@@ -97,12 +94,12 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	if len(cfg.Algorithms) == 0 {
 		return nil, errors.New("jwks: ValidatorConfig.Algorithms is empty")
 	}
-	v := &Validator{cfg: cfg, verifiers: make(map[string]jws.Verifier, len(cfg.Algorithms))}
+	v := &Validator{cfg: cfg, verifiers: make(map[string]*SignatureVerifier, len(cfg.Algorithms))}
 	for _, alg := range cfg.Algorithms {
 		if !slices.Contains(DefaultAlgorithms(), alg) {
 			return nil, fmt.Errorf("jwks: algorithm %q is not allowed: only asymmetric signature algorithms are", alg)
 		}
-		verifier, err := jws.NewVerifier(jwa.SignatureAlgorithm(alg))
+		verifier, err := NewSignatureVerifier(alg)
 		if err != nil {
 			return nil, fmt.Errorf("jwks: algorithm %q: %w", alg, err)
 		}
@@ -244,7 +241,7 @@ func (v *Validator) Verify(ctx context.Context, t *Token) (*Claims, error) {
 		if fitting > maxCandidateKeys {
 			break
 		}
-		if verifier.Verify(signingInput, t.sig, k.Public) == nil {
+		if verifier.verify(k, signingInput, t.sig) {
 			verified = true
 			break
 		}
