@@ -1,8 +1,11 @@
 package jwks_test
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/asn1"
 	"encoding/base64"
 	"errors"
@@ -96,6 +99,12 @@ func TestSignatureVerifierVerify(t *testing.T) {
 		)
 	}
 	tests = append(tests,
+		tc{name: "PS256 salt of 0 bytes", alg: "PS256", key: key("PS256"), input: sigs["PS256"].input, sig: pssSign(t, rsaKey, crypto.SHA256, sigs["PS256"].input, 0), want: jwks.ErrSignature},
+		tc{name: "PS256 salt of 33 bytes", alg: "PS256", key: key("PS256"), input: sigs["PS256"].input, sig: pssSign(t, rsaKey, crypto.SHA256, sigs["PS256"].input, 33), want: jwks.ErrSignature},
+		tc{name: "PS256 salt of maximal length", alg: "PS256", key: key("PS256"), input: sigs["PS256"].input, sig: pssSign(t, rsaKey, crypto.SHA256, sigs["PS256"].input, rsa.PSSSaltLengthAuto), want: jwks.ErrSignature},
+		tc{name: "PS256 salt of 32 bytes, signed here", alg: "PS256", key: key("PS256"), input: sigs["PS256"].input, sig: pssSign(t, rsaKey, crypto.SHA256, sigs["PS256"].input, 32)},
+		tc{name: "PS512 salt of 32 bytes", alg: "PS512", key: key("PS512"), input: sigs["PS512"].input, sig: pssSign(t, rsaKey, crypto.SHA512, sigs["PS512"].input, 32), want: jwks.ErrSignature},
+		tc{name: "PS384 signature with MGF1 and salt of PS256", alg: "PS384", key: key("PS384"), input: sigs["PS256"].input, sig: sigs["PS256"].sig, want: jwks.ErrSignature},
 		tc{name: "RS256 signature checked as PS256", alg: "PS256", key: key("PS256"), input: sigs["RS256"].input, sig: sigs["RS256"].sig, want: jwks.ErrSignature},
 		tc{name: "PS256 signature checked as RS256", alg: "RS256", key: key("RS256"), input: sigs["PS256"].input, sig: sigs["PS256"].sig, want: jwks.ErrSignature},
 		tc{name: "RS256 signature checked as RS384", alg: "RS384", key: key("RS384"), input: sigs["RS256"].input, sig: sigs["RS256"].sig, want: jwks.ErrSignature},
@@ -136,6 +145,17 @@ func TestSignatureVerifierVerify(t *testing.T) {
 	}
 }
 
+// pssSign signs input with RSASSA-PSS (MGF1 with the same hash) and the
+// given salt length.
+func pssSign(t *testing.T, k *jwkstest.Key, h crypto.Hash, input []byte, saltLength int) []byte {
+	t.Helper()
+	d := h.New()
+	d.Write(input)
+	sig, err := rsa.SignPSS(rand.Reader, k.Private.(*rsa.PrivateKey), h, d.Sum(nil), &rsa.PSSOptions{SaltLength: saltLength})
+	require.NoError(t, err)
+	return sig
+}
+
 // highS returns the other valid ECDSA signature of the same message,
 // (r, n-s): ECDSA signatures are malleable and JWS does not forbid it.
 func highS(raw []byte, pub *ecdsa.PublicKey) []byte {
@@ -173,6 +193,28 @@ func TestValidatorAndSignatureVerifierAgree(t *testing.T) {
 	require.ErrorIs(t, sv.Verify(key, input, badSig), jwks.ErrSignature)
 	_, err = v.Validate(t.Context(), bad)
 	require.ErrorIs(t, err, jwks.ErrSignature)
+}
+
+// RFC 7518 §3.5: the PSS salt is as long as the hash. jwx alone accepts any
+// salt length; Aegis does not.
+func TestValidatorRefusesPSSSaltOfOtherLength(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Algorithm: "PS256", Now: fixedClock})
+	k := iss.CurrentKey()
+	set, err := jwks.NewSet(jwks.Key{ID: k.ID, Algorithm: "PS256", Public: k.Public()})
+	require.NoError(t, err)
+	v, err := jwks.NewValidator(jwks.ValidatorConfig{Issuer: iss.URL, Audience: iss.Audience, Keys: set, Now: fixedClock})
+	require.NoError(t, err)
+
+	good := iss.M2M("c")
+	_, err = v.Validate(t.Context(), good)
+	require.NoError(t, err, "jwx signs PS256 with a 32-byte salt")
+
+	input, _ := splitToken(t, good)
+	for _, salt := range []int{0, 20, 31, 33, 64, rsa.PSSSaltLengthAuto} {
+		token := string(input) + "." + base64.RawURLEncoding.EncodeToString(pssSign(t, k, crypto.SHA256, input, salt))
+		_, err = v.Validate(t.Context(), token)
+		require.ErrorIs(t, err, jwks.ErrSignature, "salt length %d", salt)
+	}
 }
 
 // Checking a detached signature with the primitive under Validator.
