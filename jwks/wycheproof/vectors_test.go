@@ -119,7 +119,7 @@ func (c *tally) String() string {
 	fmt.Fprintf(&b, "%d run: %d invalid refused (%d accepted), %d valid accepted, %d valid refused, %d acceptable accepted, %d acceptable refused",
 		c.run, c.invalidRefused, c.invalidAccepted, c.validAccepted, c.validRefused, c.acceptAccepted, c.acceptRefuse)
 	for _, why := range slices.Sorted(maps.Keys(c.acceptedWhy)) {
-		fmt.Fprintf(&b, "\n    invalid under its group's parameters but accepted, %d: %s", c.acceptedWhy[why], why)
+		fmt.Fprintf(&b, "\n    invalid yet accepted, a named exception, %d: %s", c.acceptedWhy[why], why)
 	}
 	for _, why := range slices.Sorted(maps.Keys(c.refusedWhy)) {
 		fmt.Fprintf(&b, "\n    refused though not invalid, %d: %s", c.refusedWhy[why], why)
