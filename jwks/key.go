@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/titanous/rocacheck"
 
 	"github.com/olympus/aegis/internal/strictjson"
 )
@@ -101,6 +102,10 @@ func checkPublicKey(pub crypto.PublicKey) error {
 		}
 		if pub.E < 3 || pub.E%2 == 0 {
 			return errors.New("RSA key with an invalid public exponent")
+		}
+		if rocacheck.IsWeak(pub) {
+			// Infineon's RSALib keys (ROCA, CVE-2017-15361) can be factored.
+			return errors.New("RSA key with the ROCA weakness (CVE-2017-15361)")
 		}
 	case *ecdsa.PublicKey:
 		switch pub.Curve {

@@ -6,8 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"math/big"
 	"testing"
 
@@ -43,6 +45,32 @@ func rsaJWK(t *testing.T, bits int, kid string) json.RawMessage {
 	})
 }
 
+// rocaPEM is a public key made by Infineon's RSALib, factorable by ROCA
+// (CVE-2017-15361): the first of rocacheck's published test keys.
+const rocaPEM = `-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAlze9c7qGdjDLVR/ntk+4
+ZkfMcYsAnmfTFHfe3Xv7jRQqPCXCULtr0y0jG3aRJmEenoXO9uDveqr43gFB9yvA
+dLEhu0aJqpB7lNZ+yXsvfVp/96dkSN8oWYL/dd9Z7GQOvVniHUY3Xsd7zdw2eYOy
+HSXhhA2Ttwnj3c1jEYfC0y9q1cU99aL0ogGDqolcOvlkJu+mGb+6+WyboFa1gwRu
+kYxBHZWKiHCt/eihvXsPTzTlXmTXWdGJtA1xZDnCBWuZ90b5R0agXVIESTl0cCyH
+aQM/tLZmktJIU+Eu7ALBXemPg9kh3SCnYd3/YvDGCtYSXOWthHwlP5CImRBcQaNn
+cQIDAQAB
+-----END PUBLIC KEY-----`
+
+func rocaJWK(t *testing.T) json.RawMessage {
+	t.Helper()
+	block, _ := pem.Decode([]byte(rocaPEM))
+	require.NotNil(t, block)
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	require.NoError(t, err)
+	rsaPub := pub.(*rsa.PublicKey)
+	return mustJSON(t, map[string]any{
+		"kty": "RSA", "kid": "roca", "alg": "RS256", "use": "sig",
+		"n": base64.RawURLEncoding.EncodeToString(rsaPub.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(rsaPub.E)).Bytes()),
+	})
+}
+
 // TestParseSetDropsUnfitKeysOneByOne puts one good key beside each kind of
 // unfit key: the unfit one is reported and the good one survives.
 func TestParseSetDropsUnfitKeysOneByOne(t *testing.T) {
@@ -58,6 +86,7 @@ func TestParseSetDropsUnfitKeysOneByOne(t *testing.T) {
 	}{
 		{name: "symmetric oct key", unfit: json.RawMessage(`{"kty":"oct","kid":"hmac","k":"c2VjcmV0"}`), reason: "symmetric"},
 		{name: "RSA 1024", unfit: rsaJWK(t, 1024, "weak"), reason: "under 2048"},
+		{name: "RSA 2048 with the ROCA weakness", unfit: rocaJWK(t), reason: "ROCA"},
 		{name: "use enc", unfit: jwkWith(t, jwkstest.NewKey("RS256"), map[string]any{"kid": "enc", "use": "enc"}), reason: "use"},
 		{name: "key_ops without verify", unfit: jwkWith(t, jwkstest.NewKey("RS256"), map[string]any{"kid": "ops", "use": nil, "key_ops": []string{"encrypt"}}), reason: "key_ops"},
 		{name: "unknown kty", unfit: json.RawMessage(`{"kty":"PQC","kid":"future","x":"AA"}`), reason: "unsupported kty"},

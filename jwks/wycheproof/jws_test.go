@@ -58,9 +58,6 @@ var jwsStricter = map[string]map[int]string{
 // refuses them (their payloads are no access tokens), but only by chance:
 // each one is a gap.
 var jwsAcceptedInvalid = map[string]map[int]string{
-	"json_web_key_test.json": {
-		7: "GAP: an RSA-2048 key with the ROCA weakness (CVE-2017-15361, factorable): jwks.ParseSet does not test moduli for it",
-	},
 }
 
 const wycheproofIssuer = "https://wycheproof.example"
