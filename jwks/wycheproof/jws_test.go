@@ -57,8 +57,7 @@ var jwsStricter = map[string]map[int]string{
 // in Aegis, by file and tcId, and why that is so. The full Validator still
 // refuses them (their payloads are no access tokens), but only by chance:
 // each one is a gap.
-var jwsAcceptedInvalid = map[string]map[int]string{
-}
+var jwsAcceptedInvalid = map[string]map[int]string{}
 
 const wycheproofIssuer = "https://wycheproof.example"
 
