@@ -60,7 +60,8 @@ type ValidatorConfig struct {
 	Leeway time.Duration
 	// RequireJWTAccessTokenType demands the RFC 9068 typ header "at+jwt"
 	// (or "application/at+jwt"), compared case-insensitively. Off by
-	// default, since Ory Hydra sends "JWT".
+	// default, since Ory Hydra sends "JWT"; then a typ is still refused
+	// unless it is absent, JWT or at+jwt (with or without "application/").
 	RequireJWTAccessTokenType bool
 	// MaxTokenLength bounds the token before any decoding; zero means
 	// DefaultMaxTokenLength.
@@ -216,8 +217,13 @@ func (v *Validator) Verify(ctx context.Context, t *Token) (*Claims, error) {
 	if !ok {
 		return nil, refuse(ErrAlgorithm, "alg not in the allowlist")
 	}
-	if v.cfg.RequireJWTAccessTokenType && !isATJWT(h.typ) {
+	switch {
+	case v.cfg.RequireJWTAccessTokenType && !isATJWT(h.typ):
 		return nil, refuse(ErrType, "typ is not at+jwt")
+	case !isAccessTokenType(h.typ):
+		// Explicit typing (RFC 8725 §3.11): a JWT typed for another use
+		// (dpop+jwt, logout+jwt, secevent+jwt…) is never an access token.
+		return nil, refuse(ErrType, "typ names another kind of JWT")
 	}
 	if t.claims.Issuer != v.cfg.Issuer {
 		return nil, refuse(ErrIssuer, "iss is not the configured issuer")
@@ -295,6 +301,13 @@ func parseHeader(data []byte) (header, error) {
 
 func isATJWT(typ string) bool {
 	return strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")
+}
+
+// isAccessTokenType reports whether typ may head an access token when
+// at+jwt is not required: none, the generic JWT (Ory Hydra's), or at+jwt,
+// each with or without the "application/" prefix (RFC 7515 §4.1.9).
+func isAccessTokenType(typ string) bool {
+	return typ == "" || strings.EqualFold(typ, "jwt") || strings.EqualFold(typ, "application/jwt") || isATJWT(typ)
 }
 
 // checkClaims applies the claim rules Verify has not applied yet (iss was

@@ -247,6 +247,18 @@ func TestValidatorRules(t *testing.T) {
 				return f.iss.SignWith(f.iss.CurrentKey(), map[string]any{"typ": "Application/AT+JWT"}, m2m(f))
 			}, jwxAccept: true},
 		{name: "typ JWT accepted by default", token: func(t *testing.T, f *fixture) string { return f.iss.Sign(m2m(f)) }, jwxAccept: true},
+		{name: "typ at+jwt accepted by default", token: func(t *testing.T, f *fixture) string {
+			return f.iss.SignWith(f.iss.CurrentKey(), map[string]any{"typ": "at+jwt"}, m2m(f))
+		}, jwxAccept: true},
+		{name: "no typ accepted by default", token: func(t *testing.T, f *fixture) string {
+			return f.iss.SignWith(f.iss.CurrentKey(), map[string]any{"typ": nil}, m2m(f))
+		}, jwxAccept: true},
+		{name: "typ dpop+jwt refused by default (RFC 8725 §3.11)", want: jwks.ErrType, token: func(t *testing.T, f *fixture) string {
+			return f.iss.SignWith(f.iss.CurrentKey(), map[string]any{"typ": "dpop+jwt"}, m2m(f))
+		}, jwxAccept: true},
+		{name: "typ logout+jwt refused by default (RFC 8725 §3.11)", want: jwks.ErrType, token: func(t *testing.T, f *fixture) string {
+			return f.iss.SignWith(f.iss.CurrentKey(), map[string]any{"typ": "logout+jwt"}, m2m(f))
+		}, jwxAccept: true},
 
 		// Issuer and audience (RFC 9068 §4 steps 3 and 4).
 		{name: "wrong iss", want: jwks.ErrIssuer, token: func(t *testing.T, f *fixture) string {

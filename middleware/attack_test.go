@@ -901,6 +901,12 @@ func attackRows(t *testing.T) []attackRow {
 				return e.iss.SignWith(e.rsa, map[string]any{"typ": typ}, e.claims())
 			}})
 	}
+	for _, typ := range []string{"dpop+jwt", "application/dpop+jwt", "logout+jwt", "secevent+jwt", "id_token+jwt", "JOSE", "JOSE+JSON", "at+jwt ", "jwt; charset=utf-8"} {
+		add(attackRow{source: "RFC 8725 §3.11 (explicit typing: a JWT of another kind is not an access token)", name: "typ " + `"` + typ + `"` + ", default configuration",
+			status: 401, code: "invalid_token", reason: reasonType, token: func(t *testing.T, e *atkEnv) string {
+				return e.iss.SignWith(e.rsa, map[string]any{"typ": typ}, e.claims())
+			}})
+	}
 	add(attackRow{source: "RFC 9068 §4", name: "typ as a number where at+jwt is required", profile: profTyp, status: 401, code: "invalid_token", reason: reasonMalformed,
 		token: func(t *testing.T, e *atkEnv) string {
 			return e.iss.SignWith(e.rsa, map[string]any{"typ": 1}, e.claims())
@@ -1021,7 +1027,7 @@ func attackRows(t *testing.T) []attackRow {
 		c["aud"], c["nonce"], c["auth_time"], c["at_hash"] = []string{"web-app"}, "n-0S6", atkNow.Unix(), "77QmUPtjPfzWtF2AnpK9RQ"
 		return e.genuine(atkJSON(t, c))
 	}))
-	add(tokenRow("OpenID Connect Back-Channel Logout §2.4; RFC 8725 §3.12", "a logout token (typ logout+jwt) for this audience", reasonClaims, func(t *testing.T, e *atkEnv) string {
+	add(tokenRow("OpenID Connect Back-Channel Logout §2.4; RFC 8725 §3.12", "a logout token (typ logout+jwt) for this audience", reasonType, func(t *testing.T, e *atkEnv) string {
 		return e.iss.SignWith(e.rsa, map[string]any{"typ": "logout+jwt"}, map[string]any{"iss": e.iss.URL, "aud": e.iss.Audience, "sub": "worker",
 			"iat": atkNow.Unix(), "exp": atkNow.Add(time.Hour).Unix(), "jti": "l-1", "sid": "s-1",
 			"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}})
@@ -1301,12 +1307,6 @@ func TestAttackSuiteKnownAcceptances(t *testing.T) {
 			why: "thumbprints only select a key; Aegis selects by kid among the issuer's keys and ignores them, so no key is taken from them",
 			request: func(t *testing.T, e *atkEnv) *http.Request {
 				return get("/data", "Bearer "+jwkstest.SignRaw(e.rsa, e.header(e.rsa, `,"x5t":"`+b64s("thumb")+`","x5t#S256":"`+b64s("thumb256")+`"`), atkJSON(t, e.claims())))
-			}},
-		{source: "RFC 9068 §4 (MUST reject a typ other than at+jwt); RFC 8725 §3.11", name: "typ dpop+jwt with access-token claims, default configuration",
-			why: "RequireJWTAccessTokenType is off by default because Ory Hydra sends typ JWT; without it typ is not read at all. The token still needs the issuer's " +
-				"signature, iss, aud, sub and client_id, and no ID-token claims",
-			request: func(t *testing.T, e *atkEnv) *http.Request {
-				return get("/data", "Bearer "+e.iss.SignWith(e.rsa, map[string]any{"typ": "dpop+jwt"}, e.claims()))
 			}},
 		{source: "RFC 7662 §2.2 (token_type)", name: "introspection answer with token_type refresh_token",
 			why:     "the introspect package checks token_use (Ory Hydra's member) and not token_type, whose RFC 7662 meaning is the RFC 6749 §7.1 type (bearer, DPoP…)",
