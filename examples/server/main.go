@@ -18,6 +18,10 @@
 // metadata.rate_limit_per_minute sets each client's limit; -default-rate-limit
 // applies to the others; -redis-url shares the counts across replicas.
 //
+// Metrics: -metrics-addr serves Prometheus metrics at /metrics on a
+// listener of its own (decisions by outcome, reason and kind; key-set
+// fetches; introspection; rate limits; Go runtime and process metrics).
+//
 // Routes: GET /healthz (public), GET /data (data:read), POST /data
 // (data:write), GET /whoami (any valid token).
 package main
@@ -36,12 +40,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/olympus/aegis/examples/internal/flagenv"
 	"github.com/olympus/aegis/examples/server/api"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/prommetrics"
 	"github.com/olympus/aegis/ratelimit"
 )
 
@@ -58,6 +66,7 @@ func main() {
 
 type options struct {
 	addr, issuer, audience, jwksURL, logLevel string
+	metricsAddr                               string
 
 	mode                                 string
 	introspectionURL, introspectionAuth  string
@@ -78,7 +87,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.issuer, "issuer", "", "issuer identifier: the exact iss of accepted tokens (required)")
 	fs.StringVar(&o.audience, "audience", "", "audience every token must carry in aud (empty: no audience check)")
 	fs.StringVar(&o.jwksURL, "jwks-url", "", "the issuer's JWK Set URL (default: discovered from the issuer)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug (every decision), info, warn or error")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "address to serve Prometheus metrics on, at /metrics (default: none)")
 	fs.StringVar(&o.mode, "mode", "jwt", "validation: jwt (local), introspect (RFC 7662) or hybrid (JWTs locally, opaque tokens by introspection)")
 	fs.StringVar(&o.introspectionURL, "introspection-url", "", "introspection endpoint (default: discovered; Hydra: {admin}/admin/oauth2/introspect)")
 	fs.StringVar(&o.introspectionAuth, "introspection-auth", "", "client authentication at the endpoint: basic, post or none (default: basic with a client ID, else none)")
@@ -207,6 +217,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cfg.RateLimit, err = o.rateLimit(log); err != nil {
 		return err
 	}
+	var metrics *http.Server
+	if o.metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		if cfg.Metrics, err = prommetrics.New(prommetrics.Config{Registerer: reg}); err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+		metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	}
 	guard, err := middleware.New(cfg)
 	if err != nil {
 		return err
@@ -214,6 +235,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
+	}
+	if metrics != nil {
+		mln, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("-metrics-addr: %w", err)
+		}
+		go func() { _ = metrics.Serve(mln) }()
+		defer metrics.Close()
+		log.Info("serving metrics", "addr", mln.Addr().String(), "path", "/metrics")
 	}
 	srv := &http.Server{
 		Handler:           api.NewRouter(guard),

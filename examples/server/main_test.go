@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -151,6 +152,7 @@ func TestServerFlagErrors(t *testing.T) {
 		{name: "bad Redis URL", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-redis-url", "http://x", "-default-rate-limit", "1"}, want: "-redis-url"},
 		{name: "insecure clients URL", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-clients-url", "http://hydra:4445"}, want: "-clients-url"},
 		{name: "zero clients cache TTL", args: []string{"-issuer", "https://i.example", "-clients-cache-ttl", "0s"}, want: "-clients-cache-ttl"},
+		{name: "bad metrics address", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-metrics-addr", "nonsense"}, want: "-metrics-addr"},
 		{name: "basic auth without a client ID", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-mode", "introspect", "-introspection-auth", "basic"}, want: "ClientID"},
 	}
 	for _, tc := range tests {
@@ -301,5 +303,60 @@ func TestServerRateLimitFailurePolicy(t *testing.T) {
 				assert.NotEmpty(t, resp.Header.Get("Retry-After"))
 			}
 		})
+	}
+}
+
+// TestServerMetrics drives the contract's routes with -metrics-addr and
+// reads the decisions back from /metrics.
+func TestServerMetrics(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	base, logs := startServer(t, []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience,
+		"-metrics-addr", "127.0.0.1:0", "-default-rate-limit", "2"}, nil)
+	m := regexp.MustCompile(`msg="serving metrics" addr=(\S+)`).FindStringSubmatch(logs.String())
+	require.Len(t, m, 2, logs.String())
+	metricsURL := "http://" + m[1] + "/metrics"
+
+	reader := iss.M2M("reader", "data:read")
+	user := iss.User("user-42", "web-app", "alice@example.com", "data:read")
+	expired := iss.Expired("reader", "data:read")
+	steps := []struct {
+		method, path, token string
+		status              int
+	}{
+		{"GET", "/data", reader, 200},
+		{"GET", "/data", reader, 200},
+		{"GET", "/data", reader, 429},
+		{"GET", "/whoami", user, 200},
+		{"POST", "/data", user, 403},
+		{"GET", "/data", expired, 401},
+		{"GET", "/data", "", 401},
+	}
+	for _, s := range steps {
+		resp, _ := call(t, s.method, base+s.path, s.token)
+		require.Equal(t, s.status, resp.StatusCode, "%s %s", s.method, s.path)
+	}
+
+	resp, body := call(t, "GET", metricsURL, "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	for _, want := range []string{
+		`aegis_decisions_total{kind="m2m",outcome="accepted",reason="accepted"} 2`,
+		`aegis_decisions_total{kind="m2m",outcome="refused",reason="rate_limited"} 1`,
+		// The router authenticates before each route's Require: the POST is
+		// accepted by the one, then refused by the other.
+		`aegis_decisions_total{kind="user",outcome="accepted",reason="accepted"} 2`,
+		`aegis_decisions_total{kind="user",outcome="refused",reason="insufficient_scope"} 1`,
+		`aegis_decisions_total{kind="none",outcome="refused",reason="token_expired"} 1`,
+		`aegis_decisions_total{kind="none",outcome="refused",reason="token_missing"} 1`,
+		`aegis_jwks_fetches_total{issuer="` + iss.URL + `",result="success"} 1`,
+		`aegis_jwks_keys{issuer="` + iss.URL + `"} 1`,
+		`aegis_ratelimit_decisions_total{client_id="reader",result="allowed"} 2`,
+		`aegis_ratelimit_decisions_total{client_id="reader",result="denied"} 1`,
+		`go_goroutines `,
+	} {
+		assert.Contains(t, body, want)
+	}
+	for _, tok := range []string{reader, user, expired} {
+		assert.NotContains(t, body, tok[strings.LastIndexByte(tok, '.')+1:])
+		assert.NotContains(t, logs.String(), tok[strings.LastIndexByte(tok, '.')+1:])
 	}
 }
