@@ -1,12 +1,14 @@
 // Command demo runs the whole job in one process, with no setup: an embedded
 // issuer (Aegis's test kit), the example API behind an Aegis Guard, and a
 // backend worker using the client_credentials grant. It prints what each
-// call gets and exits non-zero if anything is not as expected.
+// call gets, then the metrics an operator would scrape, and exits non-zero
+// if anything is not as expected.
 //
 //	go run ./examples/demo
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -17,6 +19,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -24,6 +28,7 @@ import (
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/prommetrics"
 	"github.com/olympus/aegis/ratelimit"
 )
 
@@ -51,10 +56,18 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 
+	// What an operator scrapes: Aegis's metrics in a Prometheus registry.
+	registry := prometheus.NewRegistry()
+	metrics, err := prommetrics.New(prommetrics.Config{Registerer: registry})
+	if err != nil {
+		return err
+	}
+
 	guard, err := middleware.New(middleware.Config{
 		Issuer:   issuer.URL,
 		Audience: issuer.Audience,
 		Logger:   slog.New(slog.DiscardHandler),
+		Metrics:  metrics,
 		// JWTs are checked locally; opaque tokens are introspected (RFC 7662).
 		Mode:          middleware.ModeHybrid,
 		Introspection: introspect.Config{Endpoint: issuer.IntrospectionURL()},
@@ -66,6 +79,8 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	srv := httptest.NewServer(api.NewRouter(guard))
 	defer srv.Close()
+	metricsSrv := httptest.NewServer(promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	defer metricsSrv.Close()
 
 	d := &demo{out: out, api: srv.URL}
 	fmt.Fprintf(out, "Aegis demo: an issuer, an API guarded by Aegis and a backend worker, in one process.\n\n")
@@ -122,8 +137,30 @@ func run(ctx context.Context, out io.Writer) error {
 	if d.failed > 0 {
 		return fmt.Errorf("%d of %d steps did not go as expected", d.failed, d.steps)
 	}
-	fmt.Fprintf(out, "All %d steps went as expected.\n", d.steps)
-	return nil
+	fmt.Fprintf(out, "All %d steps went as expected.\n\n", d.steps)
+	return printMetrics(out, metricsSrv.URL+"/metrics")
+}
+
+// printMetrics scrapes url and prints Aegis's series, histogram buckets
+// left out.
+func printMetrics(out io.Writer, url string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	fmt.Fprintln(out, "What an operator scrapes from /metrics now (aegis_* series; histogram buckets left out):")
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "aegis_") && !strings.Contains(line, "_bucket{") {
+			fmt.Fprintf(out, "  %s\n", line)
+		}
+	}
+	return sc.Err()
 }
 
 // tamper swaps the token's claims for those of another token signed by the

@@ -30,6 +30,18 @@ func TestDemoTranscript(t *testing.T) {
 		"GET  /data   -> 429 Too Many Requests [ok]",
 		`RateLimit-Policy: "client";q=3;w=60  RateLimit: "client";r=0;t=60  Retry-After: 20`,
 		"All 9 steps went as expected.",
+		`aegis_decisions_total{kind="m2m",outcome="accepted",reason="accepted"} 8`,
+		`aegis_decisions_total{kind="m2m",outcome="refused",reason="insufficient_scope"} 1`,
+		`aegis_decisions_total{kind="m2m",outcome="refused",reason="rate_limited"} 1`,
+		`aegis_decisions_total{kind="none",outcome="refused",reason="signature_invalid"} 1`,
+		`aegis_decisions_total{kind="none",outcome="refused",reason="token_expired"} 1`,
+		`aegis_decisions_total{kind="none",outcome="refused",reason="token_inactive"} 1`,
+		`aegis_decisions_total{kind="none",outcome="refused",reason="token_missing"} 1`,
+		`aegis_decisions_total{kind="user",outcome="accepted",reason="accepted"} 1`,
+		`result="active"} 1`,
+		`result="inactive"} 1`,
+		`aegis_jwks_fetches_total{issuer="http://127.0.0.1:`,
+		`aegis_ratelimit_decisions_total{client_id="chatty-reporter",result="denied"} 1`,
 	} {
 		assert.Contains(t, transcript, want)
 	}
