@@ -50,31 +50,33 @@ func (c *Claims) Names() []string {
 	return names
 }
 
-func parseClaims(payload []byte) (*Claims, error) {
+// parseClaims reads payload into c. The strings of c share payload's
+// memory, which must never change afterwards.
+func parseClaims(c *Claims, payload []byte) error {
 	members, err := strictjson.Object(payload, maxClaimsDepth)
 	if err != nil {
-		return nil, refuse(ErrMalformed, "claims are not a strict JSON object")
+		return refuse(ErrMalformed, "claims are not a strict JSON object")
 	}
-	c := &Claims{raw: members}
+	c.raw = members
 	for _, m := range members {
 		var err error
 		switch m.Name {
 		case "iss":
-			c.Issuer, err = strictjson.String(m.Value)
+			c.Issuer, err = strictjson.StringView(m.Value)
 		case "sub":
-			c.Subject, err = strictjson.String(m.Value)
+			c.Subject, err = strictjson.StringView(m.Value)
 		case "client_id":
-			c.ClientID, err = strictjson.String(m.Value)
+			c.ClientID, err = strictjson.StringView(m.Value)
 		case "jti":
-			c.TokenID, err = strictjson.String(m.Value)
+			c.TokenID, err = strictjson.StringView(m.Value)
 		case "aud":
-			c.Audience, err = strictjson.StringOrArray(m.Value)
+			c.Audience, err = strictjson.StringOrArrayView(m.Value)
 		case "nonce", "at_hash", "c_hash":
 			c.idTokenClaim = m.Name
 		case "exp", "nbf", "iat":
 			t, err := strictjson.NumericDate(m.Value)
 			if err != nil {
-				return nil, refuse(ErrClaims, m.Name+" is not a NumericDate")
+				return refuse(ErrClaims, m.Name+" is not a NumericDate")
 			}
 			switch m.Name {
 			case "exp":
@@ -86,8 +88,8 @@ func parseClaims(payload []byte) (*Claims, error) {
 			}
 		}
 		if err != nil {
-			return nil, refuse(ErrClaims, m.Name+" has the wrong type")
+			return refuse(ErrClaims, m.Name+" has the wrong type")
 		}
 	}
-	return c, nil
+	return nil
 }

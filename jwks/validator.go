@@ -154,7 +154,7 @@ type Token struct {
 	signingInput string
 	sig          []byte
 	header       header
-	claims       *Claims
+	claims       Claims
 }
 
 // Issuer is the iss the token claims, unverified.
@@ -178,7 +178,11 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 	if first <= 0 || first == last || strings.IndexByte(token[first+1:last], '.') >= 0 {
 		return nil, refuse(ErrNotJWT, "not a compact JWS of three parts")
 	}
-	headerJSON, err := b64.DecodeString(token[:first])
+	// One buffer holds the three decoded parts; the header's and the
+	// claims' strings are views into it (strictjson.StringView), so it is
+	// never written again once decoded.
+	buf := make([]byte, b64.DecodedLen(first)+b64.DecodedLen(last-first-1)+b64.DecodedLen(len(token)-last-1))
+	headerJSON, rest, err := decodeInto(buf, token[:first])
 	if err != nil {
 		return nil, refuse(ErrNotJWT, "header is not canonical base64url")
 	}
@@ -192,20 +196,30 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 	if first+1 == last {
 		return nil, refuse(ErrMalformed, "empty payload")
 	}
-	sig, err := b64.DecodeString(token[last+1:])
+	sig, rest, err := decodeInto(rest, token[last+1:])
 	if err != nil {
 		return nil, refuse(ErrMalformed, "signature is not canonical base64url")
 	}
-	payload, err := b64.DecodeString(token[first+1 : last])
+	payload, _, err := decodeInto(rest, token[first+1:last])
 	if err != nil {
 		return nil, refuse(ErrMalformed, "payload is not canonical base64url")
 	}
-	c, err := parseClaims(payload)
-	if err != nil {
+	t := &Token{signingInput: token[:last], sig: sig, header: h}
+	if err := parseClaims(&t.claims, payload); err != nil {
 		return nil, err
 	}
-	c.KeyID, c.Algorithm, c.Type = h.kid, h.alg, h.typ
-	return &Token{signingInput: token[:last], sig: sig, header: h, claims: c}, nil
+	t.claims.KeyID, t.claims.Algorithm, t.claims.Type = h.kid, h.alg, h.typ
+	return t, nil
+}
+
+// decodeInto decodes the base64url part into the front of buf and returns
+// it and what is left of buf.
+func decodeInto(buf []byte, part string) (decoded, rest []byte, err error) {
+	n, err := b64.Decode(buf, unsafe.Slice(unsafe.StringData(part), len(part)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return buf[:n:n], buf[n:], nil
 }
 
 // Verify checks a parsed token: its algorithm, its issuer (before any key
@@ -258,10 +272,10 @@ func (v *Validator) Verify(ctx context.Context, t *Token) (*Claims, error) {
 	case !verified:
 		return nil, refuse(ErrSignature, "signature does not verify")
 	}
-	if err := v.checkClaims(t.claims); err != nil {
+	if err := v.checkClaims(&t.claims); err != nil {
 		return nil, err
 	}
-	return t.claims, nil
+	return &t.claims, nil
 }
 
 type header struct {
@@ -279,11 +293,11 @@ func parseHeader(data []byte) (header, error) {
 		switch m.Name {
 		case "alg":
 			hasAlg = true
-			h.alg, err = strictjson.String(m.Value)
+			h.alg, err = strictjson.StringView(m.Value)
 		case "kid":
-			h.kid, err = strictjson.String(m.Value)
+			h.kid, err = strictjson.StringView(m.Value)
 		case "typ":
-			h.typ, err = strictjson.String(m.Value)
+			h.typ, err = strictjson.StringView(m.Value)
 		default:
 			if slices.Contains(forbiddenHeaders, m.Name) {
 				return h, refuse(ErrMalformed, "header "+m.Name+" is not accepted")

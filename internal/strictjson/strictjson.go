@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // ErrSyntax reports a document that is not valid JSON.
@@ -392,6 +393,17 @@ var ErrType = errors.New("strictjson: wrong JSON type")
 
 // String decodes a raw value that must be a JSON string.
 func String(raw []byte) (string, error) {
+	return decodeString(raw, false)
+}
+
+// StringView is String without a copy: when the string has no escapes and
+// is ASCII (as the claims of an access token are), the result shares raw's
+// memory. raw must never be modified afterwards.
+func StringView(raw []byte) (string, error) {
+	return decodeString(raw, true)
+}
+
+func decodeString(raw []byte, view bool) (string, error) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return "", ErrType
 	}
@@ -408,20 +420,33 @@ func String(raw []byte) (string, error) {
 			return s, nil
 		}
 	}
+	if view && len(inner) > 0 {
+		return unsafe.String(&inner[0], len(inner)), nil
+	}
 	return string(inner), nil
 }
 
 // StringOrArray decodes a value that is a JSON string or an array of JSON
 // strings (such as aud), always returning the array form.
 func StringOrArray(raw []byte) ([]string, error) {
+	return stringOrArray(raw, false)
+}
+
+// StringOrArrayView is StringOrArray whose strings share raw's memory, as
+// with StringView. raw must never be modified afterwards.
+func StringOrArrayView(raw []byte) ([]string, error) {
+	return stringOrArray(raw, true)
+}
+
+func stringOrArray(raw []byte, view bool) ([]string, error) {
 	if len(raw) > 0 && raw[0] == '"' {
-		s, err := String(raw)
+		s, err := decodeString(raw, view)
 		if err != nil {
 			return nil, err
 		}
 		return []string{s}, nil
 	}
-	return Strings(raw)
+	return stringArray(raw, view)
 }
 
 // NumericDate decodes an RFC 7519 NumericDate, which must be a JSON number
@@ -444,6 +469,10 @@ func NumericDate(raw []byte) (time.Time, error) {
 // encoding/json's reflection. null elements and any other type are
 // ErrType.
 func Strings(raw []byte) ([]string, error) {
+	return stringArray(raw, false)
+}
+
+func stringArray(raw []byte, view bool) ([]string, error) {
 	p := parser{data: raw, maxDepth: 2}
 	p.skipSpace()
 	if p.pos >= len(p.data) || p.data[p.pos] != '[' {
@@ -467,7 +496,7 @@ func Strings(raw []byte) ([]string, error) {
 			if _, _, err := p.str(); err != nil {
 				return nil, err
 			}
-			s, err := String(p.data[start:p.pos])
+			s, err := decodeString(p.data[start:p.pos], view)
 			if err != nil {
 				return nil, err
 			}
