@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -241,13 +242,51 @@ func FuzzStrings(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := Strings(data)
+		view, viewErr := StringOrArrayView(data)
+		if len(data) == 0 || data[0] != '"' {
+			assert.Equal(t, err == nil, viewErr == nil, "the view decodes what Strings does")
+		}
 		if err != nil {
 			return
 		}
 		var want []string
 		require.NoError(t, json.Unmarshal(data, &want), "%q", data)
 		assert.Equal(t, want, got)
+		assert.Equal(t, want, view)
 	})
+}
+
+// TestStringView: the view decodes exactly as String does, and shares the
+// input's memory only for plain ASCII without escapes.
+func TestStringView(t *testing.T) {
+	tests := []struct {
+		raw    string
+		want   string
+		shared bool
+		err    error
+	}{
+		{raw: `"worker"`, want: "worker", shared: true},
+		{raw: `""`, want: ""},
+		{raw: `"caf\u00e9"`, want: "café"},
+		{raw: `"é"`, want: "é"},
+		{raw: `"a\"b"`, want: `a"b`},
+		{raw: `7`, err: ErrType},
+		{raw: `"\x"`, err: ErrSyntax},
+	}
+	for _, tt := range tests {
+		raw := []byte(tt.raw)
+		got, err := StringView(raw)
+		want, wantErr := String(raw)
+		assert.Equal(t, want, got, tt.raw)
+		assert.Equal(t, wantErr, err, tt.raw)
+		if tt.err != nil {
+			assert.ErrorIs(t, err, tt.err, tt.raw)
+			continue
+		}
+		assert.Equal(t, tt.want, got, tt.raw)
+		shared := len(got) > 0 && unsafe.StringData(got) == &raw[1]
+		assert.Equal(t, tt.shared, shared, tt.raw)
+	}
 }
 
 func TestElements(t *testing.T) {
