@@ -32,11 +32,18 @@ const (
 	soakJWKS soakDep = iota
 	soakIntro
 	soakRedis
+	// soakStall is this process not running: whatever was waiting may
+	// time out, so it counts as a fault of every dependency.
+	soakStall
 )
 
 func (d soakDep) String() string {
-	return [...]string{"jwks", "introspection", "redis"}[d]
+	return [...]string{"jwks", "introspection", "redis", "stall"}[d]
 }
+
+// soakStallGrace is how long a stall of this process may explain failures
+// after it ended.
+const soakStallGrace = 500 * time.Millisecond
 
 // soakWindow is one fault: from start to end (zero while it lasts). An
 // event such as a key rotation is a window of no length.
@@ -81,13 +88,49 @@ func (f *soakFaults) event(dep soakDep, label string) {
 	f.windows = append(f.windows, soakWindow{dep: dep, label: label, start: now, end: now})
 }
 
+// observe records a fault seen rather than injected, from from to to,
+// extending the label's last window when they meet.
+func (f *soakFaults) observe(dep soakDep, label string, from, to time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.windows) - 1; i >= 0; i-- {
+		if w := &f.windows[i]; w.label == label {
+			if !from.After(w.end.Add(50 * time.Millisecond)) {
+				w.end = to
+				return
+			}
+			break
+		}
+	}
+	f.windows = append(f.windows, soakWindow{dep: dep, label: label, start: from, end: to})
+}
+
 // overlaps reports whether [from, to] meets a fault of one of deps, a
 // fault counting until grace after its end.
 func (f *soakFaults) overlaps(deps []soakDep, from, to time.Time, grace time.Duration) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, w := range f.windows {
-		if !slices.Contains(deps, w.dep) || to.Before(w.start) {
+		if (w.dep != soakStall && !slices.Contains(deps, w.dep)) || to.Before(w.start) {
+			continue
+		}
+		g := grace
+		if w.dep == soakStall {
+			g = min(grace, soakStallGrace) // a timeout that ran out meanwhile, a failover cooldown
+		}
+		if w.end.IsZero() || !from.After(w.end.Add(g)) {
+			return true
+		}
+	}
+	return false
+}
+
+// overlapsLabel is overlaps for the faults whose label starts with prefix.
+func (f *soakFaults) overlapsLabel(prefix string, from, to time.Time, grace time.Duration) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, w := range f.windows {
+		if !strings.HasPrefix(w.label, prefix) || to.Before(w.start) {
 			continue
 		}
 		if w.end.IsZero() || !from.After(w.end.Add(grace)) {

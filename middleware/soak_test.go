@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,6 +37,7 @@ const (
 	soakIntroTimeout  = time.Second            // introspection calls
 	soakRedisTimeout  = 250 * time.Millisecond // one rate-limit decision
 	soakCooldown      = 200 * time.Millisecond // refetches for unknown kids
+	soakSlowRedis     = 50 * time.Millisecond  // a PING slower than this: Redis is struggling
 	soakClientTimeout = 10 * time.Second
 	soakWorkers       = 8
 	// soakGrace is how long after a fault ends its effects may last: a
@@ -172,11 +174,12 @@ type soakStats struct {
 	clean        atomic.Int64 // valid requests meeting no fault of their dependencies
 	cleanOK      atomic.Int64
 
-	mu      sync.Mutex
-	reasons map[string]int       // "class status: detail" of the 429s and 503s
-	lastOK  map[string]time.Time // recovery kind → latest start of a pass
-	okByKid map[string]time.Time
-	samples []string
+	mu       sync.Mutex
+	reasons  map[string]int       // "class status detail" of the 429s and 5xx
+	failures map[string]int       // "class status detail [faults met]" of valid tokens refused
+	lastOK   map[string]time.Time // recovery kind → latest start of a pass
+	okByKid  map[string]time.Time
+	samples  []string
 }
 
 func (s *soakStats) sample(format string, args ...any) {
@@ -296,7 +299,7 @@ func TestSoak(t *testing.T) {
 
 	s := &soak{t: t, url: server.URL, client: &http.Client{Timeout: soakClientTimeout, Transport: clientTransport},
 		iss: iss, keys: keys, faults: faults, sent: &soakSent{}, stop: stop,
-		stats: &soakStats{reasons: map[string]int{}, lastOK: map[string]time.Time{}, okByKid: map[string]time.Time{}}}
+		stats: &soakStats{reasons: map[string]int{}, failures: map[string]int{}, lastOK: map[string]time.Time{}, okByKid: map[string]time.Time{}}}
 	for _, info := range soakInfo {
 		s.weights += info.weight
 	}
@@ -445,6 +448,38 @@ func TestSoak(t *testing.T) {
 		}
 	})
 
+	// Redis is also down when it is slow: under CPU contention (-race, a
+	// busy CI machine) a command can outlast the store's timeout, and the
+	// fail-closed route then rightly refuses for a cooldown. A probe of its
+	// own records when Redis answers a PING late or not at all, and when
+	// this process itself stalled (its ticks came late).
+	probe := redisServer.Client()
+	var prober sync.WaitGroup
+	prober.Go(func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			from := time.Now()
+			// A tick far behind its time: this process did not run.
+			if from.Sub(last) > 20*time.Millisecond+soakSlowRedis {
+				faults.observe(soakStall, "stalled (observed)", last, from)
+			}
+			last = from
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := probe.Ping(ctx).Err()
+			cancel()
+			if to := time.Now(); err != nil || to.Sub(from) > soakSlowRedis {
+				faults.observe(soakRedis, "redis slow or down (observed)", from, to)
+			}
+		}
+	})
+
 	start := time.Now()
 	faultsUntil := start.Add(dur / 2)
 	deadline := time.NewTimer(dur)
@@ -476,6 +511,7 @@ run:
 	}
 	halt()
 	wg.Wait()
+	prober.Wait()
 	clientTransport.CloseIdleConnections()
 	server.Close()
 
@@ -486,6 +522,7 @@ run:
 		counts, keys.hitCounts(), intro.n5xx.Load(), intro.nHang.Load(), hangs.released.Load(), time.Duration(hangs.longest.Load()),
 		hangs.stopped.Load(), hangs.capped.Load(), st.validOK.Load(), st.valid.Load(), st.cleanOK.Load(), st.clean.Load())
 	t.Logf("429 and 5xx by class and detail: %v", st.reasons)
+	t.Logf("valid tokens refused, by class, detail and faults met: %v", st.failures)
 	for _, smp := range st.samples {
 		t.Log("sample: " + smp)
 	}
@@ -532,6 +569,9 @@ run:
 	st.mu.Lock()
 	for label, end := range ends {
 		if !assert.False(t, end.IsZero(), "fault %q never ended", label) {
+			continue
+		}
+		if strings.HasSuffix(label, "(observed)") {
 			continue
 		}
 		kind := map[soakDep]string{soakJWKS: "jwt", soakIntro: "opaque", soakRedis: "closed"}[deps[label]]
@@ -731,8 +771,20 @@ func (s *soak) record(c soakClass, tok soakTok, start, end time.Time, resp *http
 				st.okByKid[tok.kid] = start
 			}
 			st.mu.Unlock()
-		} else if clean {
-			st.sample("%s: %d outside any fault window: %s", info.name, code, detail)
+		} else {
+			if clean {
+				st.sample("%s: %d outside any fault window: %s", info.name, code, detail)
+			}
+			// Why a valid token failed: which faults it met.
+			var met []string
+			for _, prefix := range []string{"jwks ", "key rotation", "introspection ", "redis "} {
+				if s.faults.overlapsLabel(prefix, start, end, soakGrace) {
+					met = append(met, strings.TrimSpace(prefix))
+				}
+			}
+			st.mu.Lock()
+			st.failures[fmt.Sprintf("%s %d %s [%s]", info.name, code, soakDetail(body), strings.Join(met, ","))]++
+			st.mu.Unlock()
 		}
 	case soakRetiredKind:
 		if passed && s.keys.droppedBefore(info.route, tok.kid, start.Add(-soakRetiredSlack)) {
