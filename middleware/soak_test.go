@@ -221,7 +221,6 @@ func (s *soakStats) summary() string {
 
 // soak is one run: the server under test, its faults and its clients.
 type soak struct {
-	t       *testing.T
 	url     string
 	client  *http.Client
 	iss     *jwkstest.Issuer
@@ -297,7 +296,7 @@ func TestSoak(t *testing.T) {
 	clientTransport := &http.Transport{MaxIdleConnsPerHost: soakWorkers}
 	defer clientTransport.CloseIdleConnections()
 
-	s := &soak{t: t, url: server.URL, client: &http.Client{Timeout: soakClientTimeout, Transport: clientTransport},
+	s := &soak{url: server.URL, client: &http.Client{Timeout: soakClientTimeout, Transport: clientTransport},
 		iss: iss, keys: keys, faults: faults, sent: &soakSent{}, stop: stop,
 		stats: &soakStats{reasons: map[string]int{}, failures: map[string]int{}, lastOK: map[string]time.Time{}, okByKid: map[string]time.Time{}}}
 	for _, info := range soakInfo {
@@ -336,6 +335,7 @@ func TestSoak(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, uint64(i)))
 		wg.Go(func() { s.work(rng) })
 	}
+	t.Cleanup(func() { halt(); wg.Wait() }) // should the test end early
 
 	// The conductor: one step of the script per tick during the first half
 	// of the run, then every dependency healthy until the end. Redis is
@@ -427,6 +427,8 @@ func TestSoak(t *testing.T) {
 	// set is flapping meanwhile, so the new kid is refetched through faults.
 	rotatorStop := make(chan struct{})
 	var rotator sync.WaitGroup
+	stopRotator := sync.OnceFunc(func() { close(rotatorStop); rotator.Wait() })
+	t.Cleanup(stopRotator)
 	rotator.Go(func() {
 		tick := time.NewTicker(step * 5 / 2)
 		defer tick.Stop()
@@ -455,6 +457,7 @@ func TestSoak(t *testing.T) {
 	// this process itself stalled (its ticks came late).
 	probe := redisServer.Client()
 	var prober sync.WaitGroup
+	t.Cleanup(func() { halt(); prober.Wait() })
 	prober.Go(func() {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
@@ -496,8 +499,7 @@ run:
 				apply(script[steps%len(script)])
 				steps++
 			case !healed:
-				close(rotatorStop)
-				rotator.Wait()
+				stopRotator()
 				heal()
 				healed = true
 			}
@@ -505,8 +507,7 @@ run:
 	}
 	ticker.Stop()
 	if !healed {
-		close(rotatorStop)
-		rotator.Wait()
+		stopRotator()
 		heal()
 	}
 	halt()
