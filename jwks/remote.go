@@ -168,7 +168,8 @@ func setDefault(d *time.Duration, def time.Duration) {
 
 // LookupKeys implements KeySource. The first call fetches the keys; a kid
 // not in the cached set causes a refetch unless one happened within
-// RefetchCooldown.
+// RefetchCooldown. A kid still unknown while the last fetch failed gives
+// an *UnavailableError: it may be the issuer's new key.
 func (r *Remote) LookupKeys(ctx context.Context, kid string) ([]Key, error) {
 	s := r.snap.Load()
 	if s == nil {
@@ -185,7 +186,26 @@ func (r *Remote) LookupKeys(ctx context.Context, kid string) ([]Key, error) {
 	if s = r.refetchForUnknownKID(ctx); s == nil {
 		return nil, nil
 	}
-	return s.set.Lookup(kid), nil
+	keys := s.set.Lookup(kid)
+	if len(keys) == 0 {
+		// While the key set cannot be fetched, an unknown kid may be the
+		// issuer's new key: that is the issuer's trouble, not the token's.
+		if err := r.unavailable(); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// unavailable is an *UnavailableError when the last fetch failed, else nil.
+func (r *Remote) unavailable() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastFailure.IsZero() {
+		return nil
+	}
+	retry := r.lastFailure.Add(r.cfg.RefetchCooldown).Sub(r.cfg.Now())
+	return &UnavailableError{RetryAfter: max(retry, time.Second), Err: r.lastErr}
 }
 
 // Refresh fetches the key set now, sharing a fetch already under way. On

@@ -332,6 +332,55 @@ func TestRemoteFailedRefreshKeepsLastGoodKeys(t *testing.T) {
 	}
 }
 
+// TestRemoteUnknownKIDWhileFailing: a kid the cached keys lack, while the
+// key set cannot be fetched, may be the issuer's new key, so the answer is
+// "unavailable" (a 503 through the Guard), not "unknown key"; known kids
+// keep verifying, and once the issuer answers again an unknown kid is
+// plainly unknown and the new key is found.
+func TestRemoteUnknownKIDWhileFailing(t *testing.T) {
+	old, rotated := jwkstest.NewKey("ES256"), jwkstest.NewKey("ES256")
+	srv := newKeyServer(t, old)
+	clk := newClock()
+	r := newRemote(t, jwks.Config{URL: srv.URL, Now: clk.Now, RefetchCooldown: 10 * time.Second})
+	ctx := context.Background()
+	require.NoError(t, r.Refresh(ctx))
+
+	srv.set(func(s *keyServer) { s.status = http.StatusInternalServerError })
+	steps := []struct {
+		name        string
+		advance     time.Duration
+		heal        bool
+		kid         string
+		keys        int
+		unavailable bool
+		retryAfter  time.Duration
+	}{
+		{name: "new kid, refetch fails", kid: rotated.ID, unavailable: true, retryAfter: 10 * time.Second},
+		{name: "known kid still verifies", kid: old.ID, keys: 1},
+		{name: "within the cooldown: no fetch, still unavailable", advance: 4 * time.Second, kid: rotated.ID, unavailable: true, retryAfter: 6 * time.Second},
+		{name: "issuer back: the new key is found", advance: 10 * time.Second, heal: true, kid: rotated.ID, keys: 1},
+		{name: "a kid nobody published is unknown", advance: 10 * time.Second, kid: "forged", keys: 0},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			clk.Advance(st.advance)
+			if st.heal {
+				srv.set(func(s *keyServer) { s.status, s.keys = http.StatusOK, []*jwkstest.Key{old, rotated} })
+			}
+			keys, err := r.LookupKeys(ctx, st.kid)
+			assert.Len(t, keys, st.keys)
+			if !st.unavailable {
+				assert.NoError(t, err)
+				return
+			}
+			var u *jwks.UnavailableError
+			require.ErrorAs(t, err, &u)
+			assert.ErrorIs(t, err, jwks.ErrKeysUnavailable)
+			assert.Equal(t, st.retryAfter, u.RetryAfter)
+		})
+	}
+}
+
 func TestRemoteFetchTimeout(t *testing.T) {
 	srv := newKeyServer(t, jwkstest.NewKey("ES256"))
 	srv.set(func(s *keyServer) { s.hold = make(chan struct{}) }) // never answers

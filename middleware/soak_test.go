@@ -729,13 +729,15 @@ func (s *soak) record(c soakClass, tok soakTok, start, end time.Time, resp *http
 		st.sample("%s: %d without Retry-After: %s", info.name, code, detail)
 	}
 	if code == 503 {
-		// Keys are cached from the warm-up on, so never "keys
-		// unavailable"; the limiter fails open on /open; only tokens that
-		// are introspected wait for introspection.
+		// Keys are cached from the warm-up on, so "keys unavailable" only
+		// for a kid the cached keys lack while the key set cannot be
+		// fetched (a rotation during a fault); the limiter fails open on
+		// /open; only tokens that are introspected wait for introspection.
 		d := soakDetail(body)
 		limiter := strings.Contains(d, "rate limiter") && info.route == "closed"
 		introspection := strings.Contains(d, "issuer cannot confirm") && slices.Contains(info.deps, soakIntro)
-		if !limiter && !introspection {
+		keys := strings.Contains(d, "issuer's keys cannot be obtained") && slices.Contains(info.deps, soakJWKS)
+		if !limiter && !introspection && !keys {
 			st.wrong503.Add(1)
 			st.sample("%s: 503 on /%s: %s", info.name, info.route, d)
 		}
