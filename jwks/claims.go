@@ -50,10 +50,10 @@ func (c *Claims) Names() []string {
 	return names
 }
 
-// parseClaims reads payload into c. The strings of c share payload's
-// memory, which must never change afterwards.
-func parseClaims(c *Claims, payload []byte) error {
-	members, err := strictjson.Object(payload, maxClaimsDepth)
+// parseClaims reads payload into c, its members appended to room. The
+// strings of c share payload's memory, which must never change afterwards.
+func parseClaims(c *Claims, room []strictjson.Member, payload []byte) error {
+	members, err := strictjson.AppendObject(room, payload, maxClaimsDepth)
 	if err != nil {
 		return refuse(ErrMalformed, "claims are not a strict JSON object")
 	}

@@ -2,15 +2,14 @@ package jwks
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"fmt"
-	"hash"
+	"math/big"
 	"slices"
-
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 // SignatureVerifier checks raw JWS signatures of one allowed algorithm: the
@@ -18,25 +17,39 @@ import (
 // one. It is exported so that the signature step can be tested on its own,
 // against test vectors that sign arbitrary messages rather than tokens.
 // A SignatureVerifier is immutable and safe for concurrent use.
+//
+// Signatures are checked by the standard library (crypto/rsa, crypto/ecdsa,
+// crypto/ed25519), the same code jwx's verifiers end in, called directly:
+// jwx v2 verifies PS* with any salt length where RFC 7518 §3.5 fixes it to
+// the hash's (Wycheproof's vectors showed it), and its verifiers copy the
+// key and allocate on every call, which the first-seen budget cannot spare.
+// jwx still reads the key sets (ParseSet).
 type SignatureVerifier struct {
-	alg string
-	// verifier is jwx's verifier for alg, except for PS*: jwx verifies
-	// those with any salt length (rsa.PSSSaltLengthAuto), RFC 7518 §3.5
-	// fixes it to the hash length, so pss holds the hash to verify them
-	// here instead.
-	verifier jws.Verifier
-	pss      *pssHash
+	alg  string
+	kind sigKind
+	hash crypto.Hash
 }
 
-type pssHash struct {
-	id  crypto.Hash
-	new func() hash.Hash
-}
+type sigKind int
 
-var pssHashes = map[string]*pssHash{
-	PS256: {crypto.SHA256, sha256.New},
-	PS384: {crypto.SHA384, sha512.New384},
-	PS512: {crypto.SHA512, sha512.New},
+const (
+	sigPKCS1 sigKind = iota // RSASSA-PKCS1-v1_5
+	sigPSS                  // RSASSA-PSS, MGF1 with the same hash, salt as long as the hash
+	sigECDSA                // ECDSA, r||s of fixed size (RFC 7518 §3.4)
+	sigEdDSA                // Ed25519 (RFC 8037)
+)
+
+var signatureAlgorithms = map[string]SignatureVerifier{
+	RS256: {alg: RS256, kind: sigPKCS1, hash: crypto.SHA256},
+	RS384: {alg: RS384, kind: sigPKCS1, hash: crypto.SHA384},
+	RS512: {alg: RS512, kind: sigPKCS1, hash: crypto.SHA512},
+	PS256: {alg: PS256, kind: sigPSS, hash: crypto.SHA256},
+	PS384: {alg: PS384, kind: sigPSS, hash: crypto.SHA384},
+	PS512: {alg: PS512, kind: sigPSS, hash: crypto.SHA512},
+	ES256: {alg: ES256, kind: sigECDSA, hash: crypto.SHA256},
+	ES384: {alg: ES384, kind: sigECDSA, hash: crypto.SHA384},
+	ES512: {alg: ES512, kind: sigECDSA, hash: crypto.SHA512},
+	EdDSA: {alg: EdDSA, kind: sigEdDSA},
 }
 
 // pssOptions demand a salt as long as the hash, as RFC 7518 §3.5 does.
@@ -46,17 +59,11 @@ var pssOptions = rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}
 // DefaultAlgorithms(); any other name, "none" and the HMAC family included,
 // gives an error matching ErrAlgorithm.
 func NewSignatureVerifier(alg string) (*SignatureVerifier, error) {
-	if !slices.Contains(DefaultAlgorithms(), alg) {
+	v, ok := signatureAlgorithms[alg]
+	if !ok || !slices.Contains(DefaultAlgorithms(), alg) {
 		return nil, fmt.Errorf("%w: %q is not an allowed signature algorithm", ErrAlgorithm, clip(alg))
 	}
-	if pss, ok := pssHashes[alg]; ok {
-		return &SignatureVerifier{alg: alg, pss: pss}, nil
-	}
-	verifier, err := jws.NewVerifier(jwa.SignatureAlgorithm(alg))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %q: %v", ErrAlgorithm, alg, err)
-	}
-	return &SignatureVerifier{alg: alg, verifier: verifier}, nil
+	return &v, nil
 }
 
 // Algorithm returns the JWS alg this verifier checks.
@@ -66,8 +73,7 @@ func (v *SignatureVerifier) Algorithm() string { return v.alg }
 // key with the verifier's algorithm, as RFC 7518 §3 defines it for JWS:
 // RSASSA-PKCS1-v1_5 for RS*, RSASSA-PSS with MGF1 of the same hash and a
 // salt exactly as long as the hash for PS*, ECDSA with the raw fixed-size
-// r||s encoding for ES*, Ed25519 for EdDSA. PS* signatures are checked with
-// crypto/rsa directly, the others through jwx's verifiers.
+// r||s encoding for ES*, Ed25519 for EdDSA.
 // For a token, signingInput is its header and payload as sent, joined by a
 // period, and signature is the decoded third part.
 //
@@ -88,15 +94,46 @@ func (v *SignatureVerifier) Verify(key Key, signingInput, signature []byte) erro
 
 // verify is Verify for a key already known to fit the algorithm.
 func (v *SignatureVerifier) verify(key Key, signingInput, signature []byte) bool {
-	if v.pss != nil {
+	if v.kind == sigEdDSA {
+		pub, ok := key.Public.(ed25519.PublicKey)
+		return ok && ed25519.Verify(pub, signingInput, signature)
+	}
+	var digest []byte
+	switch v.hash {
+	case crypto.SHA256:
+		d := sha256.Sum256(signingInput)
+		digest = d[:]
+	case crypto.SHA384:
+		d := sha512.Sum384(signingInput)
+		digest = d[:]
+	case crypto.SHA512:
+		d := sha512.Sum512(signingInput)
+		digest = d[:]
+	default:
+		return false
+	}
+	switch v.kind {
+	case sigPKCS1, sigPSS:
 		pub, ok := key.Public.(*rsa.PublicKey)
 		if !ok {
 			return false
 		}
-		h := v.pss.new()
-		h.Write(signingInput)
-		var digest [sha512.Size]byte
-		return rsa.VerifyPSS(pub, v.pss.id, h.Sum(digest[:0]), signature, &pssOptions) == nil
+		if v.kind == sigPSS {
+			return rsa.VerifyPSS(pub, v.hash, digest, signature, &pssOptions) == nil
+		}
+		return rsa.VerifyPKCS1v15(pub, v.hash, digest, signature) == nil
+	case sigECDSA:
+		pub, ok := key.Public.(*ecdsa.PublicKey)
+		if !ok {
+			return false
+		}
+		size := (pub.Curve.Params().BitSize + 7) / 8
+		if len(signature) != 2*size {
+			return false
+		}
+		r := new(big.Int).SetBytes(signature[:size])
+		s := new(big.Int).SetBytes(signature[size:])
+		return ecdsa.Verify(pub, digest, r, s)
 	}
-	return v.verifier.Verify(signingInput, signature, key.Public) == nil
+	return false
 }

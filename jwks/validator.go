@@ -155,6 +155,9 @@ type Token struct {
 	sig          []byte
 	header       header
 	claims       Claims
+	// members is room for the claims' members: a token from Hydra has
+	// about a dozen, so one allocation holds the Token and them.
+	members [16]strictjson.Member
 }
 
 // Issuer is the iss the token claims, unverified.
@@ -205,7 +208,7 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 		return nil, refuse(ErrMalformed, "payload is not canonical base64url")
 	}
 	t := &Token{signingInput: token[:last], sig: sig, header: h}
-	if err := parseClaims(&t.claims, payload); err != nil {
+	if err := parseClaims(&t.claims, t.members[:0], payload); err != nil {
 		return nil, err
 	}
 	t.claims.KeyID, t.claims.Algorithm, t.claims.Type = h.kid, h.alg, h.typ
@@ -284,7 +287,8 @@ type header struct {
 
 func parseHeader(data []byte) (header, error) {
 	var h header
-	members, err := strictjson.Object(data, 8)
+	var room [8]strictjson.Member
+	members, err := strictjson.AppendObject(room[:0], data, 8)
 	if err != nil {
 		return h, refuse(ErrNotJWT, "header is not a strict JSON object")
 	}

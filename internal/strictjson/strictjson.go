@@ -37,21 +37,26 @@ type Member struct {
 // Nesting deeper than maxDepth (the top-level object is depth 1) fails with
 // ErrDepth.
 func Object(data []byte, maxDepth int) ([]Member, error) {
-	return object(parser{data: data, maxDepth: maxDepth})
+	return object(parser{data: data, maxDepth: maxDepth}, make([]Member, 0, 16))
+}
+
+// AppendObject is Object appending the members to dst, so that a caller
+// can parse into memory it already holds.
+func AppendObject(dst []Member, data []byte, maxDepth int) ([]Member, error) {
+	return object(parser{data: data, maxDepth: maxDepth}, dst)
 }
 
 // Shallow is Object with duplicate names refused only at the top level,
 // for documents whose nested parts are judged one by one (a JWK Set's keys).
 func Shallow(data []byte, maxDepth int) ([]Member, error) {
-	return object(parser{data: data, maxDepth: maxDepth, shallow: true})
+	return object(parser{data: data, maxDepth: maxDepth, shallow: true}, make([]Member, 0, 16))
 }
 
-func object(p parser) ([]Member, error) {
+func object(p parser, members []Member) ([]Member, error) {
 	p.skipSpace()
 	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
 		return nil, ErrNotObject
 	}
-	members := make([]Member, 0, 16)
 	if err := p.object(1, &members); err != nil {
 		return nil, err
 	}
@@ -175,12 +180,25 @@ func (p *parser) number() error {
 
 // str parses a string starting at the opening quote. It returns the raw
 // bytes between the quotes and whether they contain escapes.
+// plain marks the bytes a string may hold as they are: ASCII other than
+// controls, '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 func (p *parser) str() (raw []byte, escaped bool, err error) {
 	d := p.data
 	i := p.pos + 1
 	start := i
 	for i < len(d) {
 		c := d[i]
+		if plain[c] {
+			i++
+			continue
+		}
 		switch {
 		case c == '"':
 			p.pos = i + 1
@@ -409,7 +427,7 @@ func decodeString(raw []byte, view bool) (string, error) {
 	}
 	inner := raw[1 : len(raw)-1]
 	for _, c := range inner {
-		if c == '\\' || c == '"' || c < 0x20 || c >= utf8.RuneSelf {
+		if !plain[c] {
 			var s string
 			if err := json.Unmarshal(raw, &s); err != nil {
 				return "", ErrSyntax
