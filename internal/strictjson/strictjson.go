@@ -310,8 +310,16 @@ func (p *parser) object(depth int, top *[]Member) error {
 		return ErrDepth
 	}
 	p.pos++ // '{'
+	// Names seen so far, for the duplicate check: the members themselves
+	// at the top level, else a small array, then a map past 16 names.
 	var small [16]string
-	names := small[:0]
+	var names []string
+	first := 0
+	if top != nil {
+		first = len(*top)
+	} else {
+		names = small[:0]
+	}
 	var seen map[string]struct{}
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
@@ -333,6 +341,20 @@ func (p *parser) object(depth int, top *[]Member) error {
 					return ErrDuplicate
 				}
 				seen[name] = struct{}{}
+			} else if top != nil {
+				members := (*top)[first:]
+				for i := range members {
+					if members[i].Name == name {
+						return ErrDuplicate
+					}
+				}
+				if len(members) >= 16 {
+					seen = make(map[string]struct{}, 32)
+					for i := range members {
+						seen[members[i].Name] = struct{}{}
+					}
+					seen[name] = struct{}{}
+				}
 			} else {
 				for _, n := range names {
 					if n == name {
@@ -473,14 +495,34 @@ func NumericDate(raw []byte) (time.Time, error) {
 	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
 		return time.Time{}, ErrType
 	}
+	const maxSeconds = 253402300799 // 9999-12-31T23:59:59Z
+	if sec, ok := smallInteger(raw); ok {
+		return time.Unix(min(sec, maxSeconds), 0).UTC(), nil
+	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return time.Time{}, ErrSyntax
 	}
-	const maxSeconds = 253402300799 // 9999-12-31T23:59:59Z
 	f = max(min(f, maxSeconds), -maxSeconds)
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
+}
+
+// smallInteger reads raw when it is a plain non-negative integer of at most
+// 15 digits (every NumericDate an issuer sends), exactly as ParseFloat
+// would.
+func smallInteger(raw []byte) (int64, bool) {
+	if len(raw) == 0 || len(raw) > 15 || (raw[0] == '0' && len(raw) > 1) {
+		return 0, false
+	}
+	var n int64
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // Strings decodes a JSON array whose elements are all strings, without

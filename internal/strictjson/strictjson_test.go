@@ -2,6 +2,7 @@ package strictjson
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -310,4 +311,40 @@ func TestElements(t *testing.T) {
 		require.Len(t, elems, 100)
 	})
 	assert.Less(t, allocs, 20.0, "a huge array costs no more than its first elements")
+}
+
+// TestDuplicatesAtEveryWidth: duplicate names are found however many
+// members come before them, at the top level (checked against the members)
+// and nested (checked against a list, then a map).
+func TestDuplicatesAtEveryWidth(t *testing.T) {
+	for _, n := range []int{1, 2, 15, 16, 17, 40} {
+		for _, dupOf := range []int{0, n / 2, n - 1} {
+			var b strings.Builder
+			b.WriteString("{")
+			for i := range n {
+				fmt.Fprintf(&b, `"m%d":%d,`, i, i)
+			}
+			fmt.Fprintf(&b, `"m%d":true}`, dupOf)
+			doc := b.String()
+			_, err := Object([]byte(doc), 4)
+			assert.ErrorIs(t, err, ErrDuplicate, "top level, %d members, duplicate of #%d", n, dupOf)
+			assert.ErrorIs(t, Valid([]byte(`{"x":`+doc+`}`), 4), ErrDuplicate, "nested, %d members, duplicate of #%d", n, dupOf)
+			members, err := Object([]byte(strings.Replace(doc, fmt.Sprintf(`"m%d":true}`, dupOf), `"last":true}`, 1)), 4)
+			require.NoError(t, err)
+			assert.Len(t, members, n+1)
+		}
+	}
+}
+
+// TestNumericDateFastPath: plain integers give what ParseFloat gives.
+func TestNumericDateFastPath(t *testing.T) {
+	for _, raw := range []string{"0", "7", "1700000000", "999999999999999", "1000000000000000", "1700000000.5", "-5", "1e9", "253402300800"} {
+		got, err := NumericDate([]byte(raw))
+		require.NoError(t, err, raw)
+		f, err := strconv.ParseFloat(raw, 64)
+		require.NoError(t, err)
+		f = max(min(f, 253402300799), -253402300799)
+		sec := int64(f)
+		assert.Equal(t, time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), got, raw)
+	}
 }
