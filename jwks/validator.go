@@ -156,8 +156,8 @@ type Token struct {
 	header       header
 	claims       Claims
 	// members is room for the claims' members: a token from Hydra has
-	// about a dozen, so one allocation holds the Token and them.
-	members [16]strictjson.Member
+	// about ten, so one allocation holds the Token and them.
+	members [12]strictjson.Member
 }
 
 // Issuer is the iss the token claims, unverified.

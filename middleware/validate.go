@@ -321,18 +321,16 @@ func emailOf(claim func(string) (json.RawMessage, bool)) (string, *Error) {
 	if !ok || len(raw) == 0 || raw[0] != '{' {
 		return "", nil
 	}
-	members, err := strictjson.Object(raw, 16)
+	value, found, err := strictjson.Find(raw, "email", 16)
 	if err != nil {
 		return "", errEmailClaim.withCause(err)
 	}
-	for _, m := range members {
-		if m.Name == "email" {
-			email, err := strictjson.String(m.Value)
-			if err != nil {
-				return "", errEmailClaim.withCause(err)
-			}
-			return email, nil
-		}
+	if !found {
+		return "", nil
 	}
-	return "", nil
+	email, err := strictjson.String(value)
+	if err != nil {
+		return "", errEmailClaim.withCause(err)
+	}
+	return email, nil
 }

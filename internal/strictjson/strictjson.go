@@ -40,6 +40,24 @@ func Object(data []byte, maxDepth int) ([]Member, error) {
 	return object(parser{data: data, maxDepth: maxDepth}, make([]Member, 0, 16))
 }
 
+// Find parses data as one JSON object under Object's rules and returns the
+// raw value of its top-level member name, without collecting the others.
+func Find(data []byte, name string, maxDepth int) (value []byte, found bool, err error) {
+	p := parser{data: data, maxDepth: maxDepth, want: name}
+	p.skipSpace()
+	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
+		return nil, false, ErrNotObject
+	}
+	if err := p.object(1, nil); err != nil {
+		return nil, false, err
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return nil, false, ErrSyntax
+	}
+	return p.found, p.found != nil, nil
+}
+
 // AppendObject is Object appending the members to dst, so that a caller
 // can parse into memory it already holds.
 func AppendObject(dst []Member, data []byte, maxDepth int) ([]Member, error) {
@@ -87,6 +105,10 @@ type parser struct {
 	pos      int
 	maxDepth int
 	shallow  bool
+	// want, when set, names a top-level member whose value Find records
+	// in found.
+	want  string
+	found []byte
 }
 
 func (p *parser) skipSpace() {
@@ -382,6 +404,8 @@ func (p *parser) object(depth int, top *[]Member) error {
 		}
 		if top != nil {
 			*top = append(*top, Member{Name: name, Value: p.data[start:p.pos]})
+		} else if depth == 1 && p.want != "" && name == p.want {
+			p.found = p.data[start:p.pos]
 		}
 		if done, err := p.next('}'); done || err != nil {
 			return err

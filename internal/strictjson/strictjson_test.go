@@ -348,3 +348,33 @@ func TestNumericDateFastPath(t *testing.T) {
 		assert.Equal(t, time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), got, raw)
 	}
 }
+
+// TestFind: the member's raw value, under Object's rules for the whole
+// document.
+func TestFind(t *testing.T) {
+	tests := []struct {
+		doc   string
+		value string
+		found bool
+		err   error
+	}{
+		{doc: `{"a":1,"email":"x@y","b":{"email":"inner"}}`, value: `"x@y"`, found: true},
+		{doc: `{"a":1,"b":{"email":"inner"}}`},
+		{doc: `{}`},
+		{doc: `{"email":"x","email":"y"}`, err: ErrDuplicate},
+		{doc: `{"a":{"b":1,"b":2},"email":"x"}`, err: ErrDuplicate},
+		{doc: `[1]`, err: ErrNotObject},
+		{doc: `{"email":"x"} x`, err: ErrSyntax},
+		{doc: `{"email":{"a":[[[[1]]]]}}`, err: ErrDepth},
+	}
+	for _, tt := range tests {
+		value, found, err := Find([]byte(tt.doc), "email", 4)
+		if tt.err != nil {
+			assert.ErrorIs(t, err, tt.err, tt.doc)
+			continue
+		}
+		require.NoError(t, err, tt.doc)
+		assert.Equal(t, tt.found, found, tt.doc)
+		assert.Equal(t, tt.value, string(value), tt.doc)
+	}
+}
