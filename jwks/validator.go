@@ -158,6 +158,8 @@ type Token struct {
 	// members is room for the claims' members: a token from Hydra has
 	// about ten, so one allocation holds the Token and them.
 	members [12]strictjson.Member
+	// headerMembers is room for the header's (alg, kid, typ).
+	headerMembers [4]strictjson.Member
 }
 
 // Issuer is the iss the token claims, unverified.
@@ -189,7 +191,8 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 	if err != nil {
 		return nil, refuse(ErrNotJWT, "header is not canonical base64url")
 	}
-	h, err := parseHeader(headerJSON)
+	t := &Token{signingInput: token[:last]}
+	h, err := parseHeader(t.headerMembers[:0], headerJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +210,7 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 	if err != nil {
 		return nil, refuse(ErrMalformed, "payload is not canonical base64url")
 	}
-	t := &Token{signingInput: token[:last], sig: sig, header: h}
+	t.sig, t.header = sig, h
 	if err := parseClaims(&t.claims, t.members[:0], payload); err != nil {
 		return nil, err
 	}
@@ -285,10 +288,9 @@ type header struct {
 	alg, kid, typ string
 }
 
-func parseHeader(data []byte) (header, error) {
+func parseHeader(room []strictjson.Member, data []byte) (header, error) {
 	var h header
-	var room [8]strictjson.Member
-	members, err := strictjson.AppendObject(room[:0], data, 8)
+	members, err := strictjson.AppendObject(room, data, 8)
 	if err != nil {
 		return h, refuse(ErrNotJWT, "header is not a strict JSON object")
 	}
