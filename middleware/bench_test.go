@@ -127,3 +127,46 @@ func BenchmarkGuardHTTP(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRepeatRatio is the repeat-token figure as one
+// measurement: each iteration verifies the token once with the floor and
+// then validates it 100 times through Guard.Validate with the verified
+// cache on (every call a hit), timing both, and reports the time of one
+// hit, its allocations and how many times faster than the floor it is.
+func BenchmarkRepeatRatio(b *testing.B) {
+	const hits = 100
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			g, iss, token := benchGuardIssuer(b, alg, true)
+			pub := iss.CurrentKey().Public()
+			ctx := context.Background()
+			_, err := g.Validate(ctx, token)
+			require.NoError(b, err)
+			allocs := testing.AllocsPerRun(1000, func() { _, _ = g.Validate(ctx, token) })
+			var floorTime, hitTime time.Duration
+			n := 0
+			for b.Loop() {
+				t0 := time.Now()
+				ok := floor.Verify(alg, pub, token)
+				t1 := time.Now()
+				for range hits {
+					if _, err := g.Validate(ctx, token); err != nil {
+						b.Fatal(err)
+					}
+				}
+				t2 := time.Now()
+				if !ok {
+					b.Fatal("floor refused")
+				}
+				floorTime += t1.Sub(t0)
+				hitTime += t2.Sub(t1)
+				n++
+			}
+			hit := float64(hitTime.Nanoseconds()) / float64(n*hits)
+			b.ReportMetric(float64(floorTime.Nanoseconds())/float64(n), "floor-ns/op")
+			b.ReportMetric(hit, "hit-ns/op")
+			b.ReportMetric(allocs, "hit-allocs/op")
+			b.ReportMetric(float64(floorTime.Nanoseconds())/float64(n)/hit, "x-faster")
+		})
+	}
+}
