@@ -167,7 +167,7 @@ func TestRemoteDiscovery(t *testing.T) {
 			handler: func(base string) http.HandlerFunc {
 				return func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `<html>`) }
 			},
-			wantErr: "not valid JSON",
+			wantErr: "not a strict JSON object",
 		},
 		{
 			name:     "no metadata at all",

@@ -5,7 +5,6 @@ package issuerhttp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/olympus/aegis/internal/strictjson"
 )
 
 // ErrNotFound marks a 404 answer.
@@ -127,9 +128,39 @@ func ReadCapped(r io.Reader, max int64) ([]byte, error) {
 
 // Metadata is what Aegis reads of an authorization server's metadata.
 type Metadata struct {
-	Issuer                string `json:"issuer"`
-	JWKSURI               string `json:"jwks_uri"`
-	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	Issuer                string
+	JWKSURI               string
+	IntrospectionEndpoint string
+}
+
+// ParseMetadata reads the members Aegis uses from an authorization
+// server's metadata document (RFC 8414 §2): a strict JSON object (no
+// duplicate names at the top level, where encoding/json would keep the
+// last), names matched exactly (encoding/json would match "ISSUER" too),
+// each a string when present.
+func ParseMetadata(body []byte) (Metadata, error) {
+	members, err := strictjson.Shallow(body, 32)
+	if err != nil {
+		return Metadata{}, errors.New("not a strict JSON object")
+	}
+	var meta Metadata
+	for _, m := range members {
+		var field *string
+		switch m.Name {
+		case "issuer":
+			field = &meta.Issuer
+		case "jwks_uri":
+			field = &meta.JWKSURI
+		case "introspection_endpoint":
+			field = &meta.IntrospectionEndpoint
+		default:
+			continue
+		}
+		if *field, err = strictjson.String(m.Value); err != nil {
+			return Metadata{}, fmt.Errorf("%s is not a string", m.Name)
+		}
+	}
+	return meta, nil
 }
 
 // MetadataURLs lists where an issuer's metadata may be: OpenID Connect
@@ -160,9 +191,9 @@ func Discover(ctx context.Context, client *http.Client, issuer string, timeout t
 			}
 			return Metadata{}, err
 		}
-		var meta Metadata
-		if err := json.Unmarshal(body, &meta); err != nil {
-			return Metadata{}, fmt.Errorf("metadata at %s is not valid JSON", u)
+		meta, err := ParseMetadata(body)
+		if err != nil {
+			return Metadata{}, fmt.Errorf("metadata at %s: %w", u, err)
 		}
 		if meta.Issuer != issuer {
 			return Metadata{}, fmt.Errorf("metadata at %s names issuer %q, not %q", u, clip(meta.Issuer), issuer)

@@ -1,7 +1,9 @@
 package issuerhttp
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -104,4 +106,58 @@ func TestHardenKeepsRedirectsWithinTheOrigin(t *testing.T) {
 	}
 	assert.Equal(t, 1, ownCalls, "the caller's own policy still runs after ours")
 	assert.Nil(t, own.CheckRedirect(nil, nil), "the caller's client is not modified")
+}
+
+func TestParseMetadata(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want Metadata
+		err  bool
+	}{
+		{name: "Hydra's members", doc: `{"issuer":"https://i.example","jwks_uri":"https://i.example/.well-known/jwks.json","introspection_endpoint":"https://i.example/i","other":{"a":[1]}}`,
+			want: Metadata{Issuer: "https://i.example", JWKSURI: "https://i.example/.well-known/jwks.json", IntrospectionEndpoint: "https://i.example/i"}},
+		{name: "members absent", doc: `{}`},
+		{name: "names matched exactly", doc: `{"ISSUER":"https://evil.example","Jwks_Uri":"https://evil.example/k"}`},
+		{name: "duplicate issuer", doc: `{"issuer":"https://evil.example","issuer":"https://i.example"}`, err: true},
+		{name: "duplicate jwks_uri", doc: `{"jwks_uri":"https://i.example/k","jwks_uri":"https://evil.example/k"}`, err: true},
+		{name: "issuer not a string", doc: `{"issuer":["https://i.example"]}`, err: true},
+		{name: "not an object", doc: `["https://i.example"]`, err: true},
+		{name: "trailing garbage", doc: `{"issuer":"https://i.example"} {}`, err: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseMetadata([]byte(tt.doc))
+			if tt.err {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// FuzzParseMetadata: whatever a metadata document holds, ParseMetadata
+// answers without panicking, accepts only valid JSON, and reads the same
+// issuer as encoding/json when the document names it once, exactly.
+func FuzzParseMetadata(f *testing.F) {
+	for _, s := range []string{`{"issuer":"https://i.example","jwks_uri":"https://i.example/k"}`, `{}`, `{"issuer":1}`,
+		`{"issuer":"a","issuer":"b"}`, `{"introspection_endpoint":"https://i.example/\u0069"}`, `[`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		got, err := ParseMetadata(doc)
+		if err != nil {
+			return
+		}
+		require.True(t, json.Valid(doc), "accepted invalid JSON %q", doc)
+		var want struct {
+			Issuer string `json:"issuer"`
+		}
+		require.NoError(t, json.Unmarshal(doc, &want))
+		if bytes.Count(bytes.ToLower(doc), []byte("issuer")) == 1 && bytes.Contains(doc, []byte(`"issuer":`)) {
+			assert.Equal(t, want.Issuer, got.Issuer)
+		}
+	})
 }
