@@ -57,7 +57,7 @@ type Principal struct {
 	// Method is how the token was validated.
 	Method Method
 
-	claims func(name string) (json.RawMessage, bool)
+	claims claimLookup
 	// guard is the Guard that validated the token; nil for a Principal
 	// made by NewPrincipal.
 	guard *Guard
@@ -69,10 +69,23 @@ type Principal struct {
 	cached bool
 }
 
+// claimLookup finds a claim's JSON value by name: *jwks.Claims and
+// *introspect.Result are ones (held without allocating a closure).
+type claimLookup interface {
+	Raw(name string) (json.RawMessage, bool)
+}
+
+// claimFunc adapts NewPrincipal's function to claimLookup.
+type claimFunc func(name string) (json.RawMessage, bool)
+
+func (f claimFunc) Raw(name string) (json.RawMessage, bool) { return f(name) }
+
 // NewPrincipal builds a Principal for custom validators and tests; claims
 // looks up any claim by name and may be nil.
 func NewPrincipal(p Principal, claims func(name string) (json.RawMessage, bool)) *Principal {
-	p.claims = claims
+	if claims != nil {
+		p.claims = claimFunc(claims)
+	}
 	return &p
 }
 
@@ -84,7 +97,7 @@ func (p *Principal) Claim(name string) (json.RawMessage, bool) {
 	if p == nil || p.claims == nil {
 		return nil, false
 	}
-	return p.claims(name)
+	return p.claims.Raw(name)
 }
 
 // DecodeClaim decodes the named claim into v with encoding/json. A missing

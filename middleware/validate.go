@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -252,7 +251,7 @@ func (v *issuerValidator) verifyJWT(ctx context.Context, t *jwks.Token) (*Princi
 	if err != nil {
 		return nil, err
 	}
-	p, e := newPrincipal(c.Raw, MethodJWT)
+	p, e := newPrincipal(c, MethodJWT)
 	if e != nil {
 		return nil, e
 	}
@@ -262,7 +261,7 @@ func (v *issuerValidator) verifyJWT(ctx context.Context, t *jwks.Token) (*Princi
 }
 
 func principalFromIntrospection(r *introspect.Result, issuer string) (*Principal, error) {
-	p, e := newPrincipal(r.Raw, MethodIntrospection)
+	p, e := newPrincipal(r, MethodIntrospection)
 	if e != nil {
 		return nil, e
 	}
@@ -275,23 +274,23 @@ func principalFromIntrospection(r *introspect.Result, issuer string) (*Principal
 }
 
 // newPrincipal reads what both paths carry the same way: scopes and email.
-func newPrincipal(claim func(string) (json.RawMessage, bool), m Method) (*Principal, *Error) {
-	granted, e := grantedScopes(claim)
+func newPrincipal(claims claimLookup, m Method) (*Principal, *Error) {
+	granted, e := grantedScopes(claims)
 	if e != nil {
 		return nil, e
 	}
-	email, e := emailOf(claim)
+	email, e := emailOf(claims)
 	if e != nil {
 		return nil, e
 	}
-	return &Principal{Scopes: granted, Email: email, Method: m, claims: claim}, nil
+	return &Principal{Scopes: granted, Email: email, Method: m, claims: claims}, nil
 }
 
 // grantedScopes unites the scope (string) and scp (array or string) claims.
-func grantedScopes(claim func(string) (json.RawMessage, bool)) (scopes.Set, *Error) {
+func grantedScopes(claims claimLookup) (scopes.Set, *Error) {
 	var granted scopes.Set
 	for _, name := range []string{"scope", "scp"} {
-		raw, ok := claim(name)
+		raw, ok := claims.Raw(name)
 		if !ok {
 			continue
 		}
@@ -309,15 +308,15 @@ func grantedScopes(claim func(string) (json.RawMessage, bool)) (scopes.Set, *Err
 }
 
 // emailOf reads the top-level email claim, or Ory Hydra's ext.email.
-func emailOf(claim func(string) (json.RawMessage, bool)) (string, *Error) {
-	if raw, ok := claim("email"); ok && string(raw) != "null" {
+func emailOf(claims claimLookup) (string, *Error) {
+	if raw, ok := claims.Raw("email"); ok && string(raw) != "null" {
 		email, err := strictjson.String(raw)
 		if err != nil {
 			return "", errEmailClaim.withCause(err)
 		}
 		return email, nil
 	}
-	raw, ok := claim("ext")
+	raw, ok := claims.Raw("ext")
 	if !ok || len(raw) == 0 || raw[0] != '{' {
 		return "", nil
 	}

@@ -97,7 +97,13 @@ func FromClaim(raw json.RawMessage) (Set, error) {
 		if err != nil {
 			return Set{}, fmt.Errorf("scopes: invalid scope claim: want an array of strings: %w", err)
 		}
-		return New(arr...)
+		// arr is this function's own: validated and deduplicated in place.
+		for _, v := range arr {
+			if err := validate(v); err != nil {
+				return Set{}, err
+			}
+		}
+		return Set{s: dedup(arr)}, nil
 	}
 	if !json.Valid(raw) {
 		return Set{}, fmt.Errorf("scopes: invalid scope claim: invalid JSON")
