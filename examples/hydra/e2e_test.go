@@ -587,6 +587,40 @@ func TestE2E(t *testing.T) {
 		assert.Equal(t, m2m.ID, w.Subject, "hybrid checks JWTs locally against the published keys")
 		requireWhoami(t, srv.call(t, http.MethodGet, "/whoami", jwt))
 	})
+
+	t.Run("15 metrics after real traffic", func(t *testing.T) {
+		port, err := freePort()
+		require.NoError(t, err)
+		metricsAddr := fmt.Sprintf("127.0.0.1:%d", port)
+		observed := startServer(t, "server-metrics", append(introspectionFlags(h, "hybrid", introspectionURL), "-metrics-addr", metricsAddr)...)
+		jwt := h.clientCredentials(t, m2m, []string{"data:read"}, apiAudience)
+		opaque := opaqueToken(t)
+		tampered := jwt[:strings.LastIndexByte(jwt, '.')+1] + strings.Repeat("A", 20)
+		steps := []struct {
+			token  string
+			status int
+		}{{jwt, http.StatusOK}, {jwt, http.StatusOK}, {opaque, http.StatusOK}, {tampered, http.StatusUnauthorized}, {"", http.StatusUnauthorized}}
+		for i, st := range steps {
+			r := observed.call(t, http.MethodGet, "/data", st.token)
+			require.Equal(t, st.status, r.status, "step %d: %s", i, r)
+		}
+		r := (&server{base: "http://" + metricsAddr}).call(t, http.MethodGet, "/metrics", "")
+		require.Equal(t, http.StatusOK, r.status, "GET /metrics: %s", r)
+		scrape := string(r.body)
+		for _, want := range []string{
+			`aegis_decisions_total{kind="m2m",outcome="accepted",reason="accepted"} 3`,
+			`aegis_decisions_total{kind="none",outcome="refused",reason="signature_invalid"} 1`,
+			`aegis_decisions_total{kind="none",outcome="refused",reason="token_missing"} 1`,
+			`aegis_jwks_fetches_total{issuer="` + h.public + `",result="success"} 1`,
+			`aegis_introspection_calls_total{issuer="` + h.public + `",result="active"} 1`,
+			`aegis_introspection_cache_lookups_total{issuer="` + h.public + `",result="miss"} 1`,
+		} {
+			assert.Contains(t, scrape, want)
+		}
+		for _, tok := range []string{jwt, opaque} {
+			assert.NotContains(t, scrape, tok[strings.LastIndexAny(tok, "._")+1:], "a token in /metrics")
+		}
+	})
 }
 
 // introspectionCacheTTL is the -introspection-cache-ttl of the
