@@ -28,11 +28,13 @@ type Result struct {
 	raw []strictjson.Member
 }
 
-// Raw returns any member of the answer as sent (ext, for instance).
+// Raw returns any member of the answer as sent (ext, for instance). It
+// shares the answer's buffer and must not be modified; its capacity is its
+// length, so an append copies.
 func (r *Result) Raw(name string) (json.RawMessage, bool) {
 	for _, m := range r.raw {
 		if m.Name == name {
-			return json.RawMessage(m.Value), true
+			return json.RawMessage(m.Value[:len(m.Value):len(m.Value)]), true
 		}
 	}
 	return nil, false

@@ -12,6 +12,9 @@ const maxClaimsDepth = 32
 
 // Claims are the verified contents of a JWT access token: the header values
 // that mattered, the registered claims Aegis checked, and every claim as sent.
+// Its strings and raw values share one buffer with the decoded token, so
+// none of them may be modified; copy what you keep for long (a map key,
+// say) if the rest of the token need not stay in memory with it.
 type Claims struct {
 	// KeyID, Algorithm and Type are the header's kid, alg and typ.
 	KeyID, Algorithm, Type string
@@ -31,11 +34,13 @@ type Claims struct {
 	idTokenClaim string
 }
 
-// Raw returns the JSON value of a top-level claim as sent.
+// Raw returns the JSON value of a top-level claim as sent. It shares the
+// token's buffer and must not be modified; its capacity is its length, so
+// an append copies.
 func (c *Claims) Raw(name string) (json.RawMessage, bool) {
 	for _, m := range c.raw {
 		if m.Name == name {
-			return json.RawMessage(m.Value), true
+			return json.RawMessage(m.Value[:len(m.Value):len(m.Value)]), true
 		}
 	}
 	return nil, false

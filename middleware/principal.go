@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -92,12 +93,17 @@ func NewPrincipal(p Principal, claims func(name string) (json.RawMessage, bool))
 // ErrNoClaim reports a claim the token does not carry.
 var ErrNoClaim = errors.New("aegis: no such claim")
 
-// Claim returns the JSON value of any top-level claim as the token carried it.
+// Claim returns the JSON value of any top-level claim as the token carried
+// it, a copy the caller owns.
 func (p *Principal) Claim(name string) (json.RawMessage, bool) {
 	if p == nil || p.claims == nil {
 		return nil, false
 	}
-	return p.claims.Raw(name)
+	raw, ok := p.claims.Raw(name)
+	if !ok {
+		return nil, false
+	}
+	return bytes.Clone(raw), true
 }
 
 // DecodeClaim decodes the named claim into v with encoding/json. A missing

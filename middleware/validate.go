@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/olympus/aegis/internal/strictjson"
@@ -255,7 +256,11 @@ func (v *issuerValidator) verifyJWT(ctx context.Context, t *jwks.Token) (*Princi
 	if e != nil {
 		return nil, e
 	}
-	p.Subject, p.ClientID, p.Issuer, p.Audience, p.Expiry, p.TokenID = c.Subject, c.ClientID, c.Issuer, c.Audience, c.Expiry, c.TokenID
+	// The claims' strings are views into the token's buffer: the client ID
+	// and subject are copied, since rate limiters, limit sources and
+	// metrics keep them as map keys and labels long after the token.
+	p.Subject, p.ClientID = strings.Clone(c.Subject), strings.Clone(c.ClientID)
+	p.Issuer, p.Audience, p.Expiry, p.TokenID = c.Issuer, c.Audience, c.Expiry, c.TokenID
 	p.keyID, p.keys = c.KeyID, v.keys
 	return p, nil
 }
