@@ -219,37 +219,60 @@ func refused(e *Error, p *Principal) Decision {
 	return d
 }
 
-// jwksHooks reports issuer's key-set fetches, then calls the user's own
-// hooks.
+// hookCall is what a composed Start hook leaves for its Done: the context
+// the user's own Start returned and Aegis's span.
+type hookCall struct {
+	userCtx context.Context
+	span    trace.Span
+}
+
+type hookCallKey struct{}
+
+// startHooked runs the user's Start hook, then starts Aegis's span as its
+// child, and remembers both for endHooked.
+func (o *observer) startHooked(ctx context.Context, user func(context.Context) context.Context, name string, attrs ...attribute.KeyValue) context.Context {
+	userCtx := ctx
+	if user != nil {
+		userCtx = user(ctx)
+	}
+	ctx, span := o.start(userCtx, name, attrs...)
+	return context.WithValue(ctx, hookCallKey{}, hookCall{userCtx: userCtx, span: span})
+}
+
+// endHooked ends Aegis's span and returns the context the user's Done hook
+// is owed: the one the user's Start returned.
+func endHooked(ctx context.Context, err error, attrs ...attribute.KeyValue) context.Context {
+	c, ok := ctx.Value(hookCallKey{}).(hookCall)
+	if !ok {
+		return ctx
+	}
+	end(c.span, err, attrs...)
+	return c.userCtx
+}
+
+// jwksHooks reports issuer's key-set fetches, around the user's own hooks.
 func (o *observer) jwksHooks(issuer string, user jwks.Hooks) jwks.Hooks {
 	if o.metrics == nil && o.tracer == nil {
 		return user
 	}
 	return jwks.Hooks{
 		FetchStart: func(ctx context.Context) context.Context {
-			if user.FetchStart != nil {
-				ctx = user.FetchStart(ctx)
-			}
-			ctx, _ = o.start(ctx, "aegis.jwks.fetch", attribute.String("aegis.issuer", issuer))
-			return ctx
+			return o.startHooked(ctx, user.FetchStart, "aegis.jwks.fetch", attribute.String("aegis.issuer", issuer))
 		},
 		FetchDone: func(ctx context.Context, f jwks.Fetch) {
-			// Our span is the innermost: the user's hooks wrap it.
-			if o.tracer != nil {
-				end(trace.SpanFromContext(ctx), f.Err, attribute.String("url.full", f.URL), attribute.Int("aegis.keys", f.Keys))
-			}
+			userCtx := endHooked(ctx, f.Err, attribute.String("url.full", f.URL), attribute.Int("aegis.keys", f.Keys))
 			if o.metrics != nil {
 				o.metrics.KeySetFetch(ctx, KeySetFetch{Issuer: issuer, Keys: f.Keys, Duration: f.Duration, Err: f.Err})
 			}
 			if user.FetchDone != nil {
-				user.FetchDone(ctx, f)
+				user.FetchDone(userCtx, f)
 			}
 		},
 	}
 }
 
-// introspectionHooks reports issuer's introspection cache and calls, then
-// calls the user's own hooks.
+// introspectionHooks reports issuer's introspection cache and calls,
+// around the user's own hooks.
 func (o *observer) introspectionHooks(issuer string, user introspect.Hooks) introspect.Hooks {
 	if o.metrics == nil && o.tracer == nil {
 		return user
@@ -264,21 +287,15 @@ func (o *observer) introspectionHooks(issuer string, user introspect.Hooks) intr
 			}
 		},
 		CallStart: func(ctx context.Context) context.Context {
-			if user.CallStart != nil {
-				ctx = user.CallStart(ctx)
-			}
-			ctx, _ = o.start(ctx, "aegis.introspect", attribute.String("aegis.issuer", issuer))
-			return ctx
+			return o.startHooked(ctx, user.CallStart, "aegis.introspect", attribute.String("aegis.issuer", issuer))
 		},
 		CallDone: func(ctx context.Context, c introspect.Call) {
-			if o.tracer != nil {
-				end(trace.SpanFromContext(ctx), c.Err, attribute.Bool("aegis.active", c.Active))
-			}
+			userCtx := endHooked(ctx, c.Err, attribute.Bool("aegis.active", c.Active))
 			if o.metrics != nil {
 				o.metrics.IntrospectionCall(ctx, IntrospectionCall{Issuer: issuer, Active: c.Active, Duration: c.Duration, Err: c.Err})
 			}
 			if user.CallDone != nil {
-				user.CallDone(ctx, c)
+				user.CallDone(userCtx, c)
 			}
 		},
 	}

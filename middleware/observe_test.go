@@ -15,9 +15,11 @@ import (
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/introspect"
+	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/ratelimit"
@@ -330,4 +332,57 @@ func TestDependencyFailuresAreMeasured(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 4, failed, "fetch, call and both validations")
+}
+
+// TestUserHooksComposeWithTracing: a user's own key-set and introspection
+// hooks get back, in Done, the context their Start returned (so they can
+// end their own spans), while Aegis's spans sit beneath theirs.
+func TestUserHooksComposeWithTracing(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	userTracer := tp.Tracer("user")
+	start := func(name string) func(context.Context) context.Context {
+		return func(ctx context.Context) context.Context {
+			ctx, _ = userTracer.Start(ctx, name)
+			return ctx
+		}
+	}
+	var mu sync.Mutex
+	ended := map[string]bool{}
+	done := func(ctx context.Context) {
+		span := trace.SpanFromContext(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		if ro, ok := span.(sdktrace.ReadOnlySpan); ok {
+			ended[ro.Name()] = true
+		}
+		span.End()
+	}
+	g, err := middleware.New(middleware.Config{
+		Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet(), Mode: middleware.ModeHybrid,
+		JWKS: jwks.Config{Hooks: jwks.Hooks{FetchStart: start("user.fetch"), FetchDone: func(ctx context.Context, _ jwks.Fetch) { done(ctx) }}},
+		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(),
+			Hooks: introspect.Hooks{CallStart: start("user.call"), CallDone: func(ctx context.Context, _ introspect.Call) { done(ctx) }}},
+		TracerProvider: tp,
+	})
+	require.NoError(t, err)
+	for _, token := range []string{iss.M2M("worker"), iss.OpaqueM2M("batch")} {
+		_, err := g.Validate(context.Background(), token)
+		require.NoError(t, err)
+	}
+
+	mu.Lock()
+	assert.Equal(t, map[string]bool{"user.fetch": true, "user.call": true}, ended, "each user Done got its own Start's span")
+	mu.Unlock()
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range spans.Ended() {
+		byName[s.Name()] = s
+	}
+	for aegis, user := range map[string]string{"aegis.jwks.fetch": "user.fetch", "aegis.introspect": "user.call"} {
+		require.Contains(t, byName, aegis)
+		require.Contains(t, byName, user)
+		assert.Equal(t, byName[user].SpanContext().SpanID(), byName[aegis].Parent().SpanID(), "%s is a child of %s", aegis, user)
+	}
 }
