@@ -72,6 +72,9 @@ func algorithmFits(alg string, pub crypto.PublicKey) bool {
 			return true
 		}
 	case *ecdsa.PublicKey:
+		if pub == nil {
+			return false
+		}
 		switch alg {
 		case ES256:
 			return pub.Curve == elliptic.P256()

@@ -94,9 +94,11 @@ func (v *SignatureVerifier) Verify(key Key, signingInput, signature []byte) erro
 
 // verify is Verify for a key already known to fit the algorithm.
 func (v *SignatureVerifier) verify(key Key, signingInput, signature []byte) bool {
+	// Keys from NewSet and ParseSet are sound; a hand-built Key may not be,
+	// and must give "does not verify" rather than a panic.
 	if v.kind == sigEdDSA {
 		pub, ok := key.Public.(ed25519.PublicKey)
-		return ok && ed25519.Verify(pub, signingInput, signature)
+		return ok && len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, signingInput, signature)
 	}
 	var digest []byte
 	switch v.hash {
@@ -115,7 +117,7 @@ func (v *SignatureVerifier) verify(key Key, signingInput, signature []byte) bool
 	switch v.kind {
 	case sigPKCS1, sigPSS:
 		pub, ok := key.Public.(*rsa.PublicKey)
-		if !ok {
+		if !ok || pub == nil || pub.N == nil || pub.N.Sign() <= 0 {
 			return false
 		}
 		if v.kind == sigPSS {
@@ -124,7 +126,7 @@ func (v *SignatureVerifier) verify(key Key, signingInput, signature []byte) bool
 		return rsa.VerifyPKCS1v15(pub, v.hash, digest, signature) == nil
 	case sigECDSA:
 		pub, ok := key.Public.(*ecdsa.PublicKey)
-		if !ok {
+		if !ok || pub == nil || pub.Curve == nil || pub.X == nil || pub.Y == nil {
 			return false
 		}
 		size := (pub.Curve.Params().BitSize + 7) / 8

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/asn1"
@@ -238,4 +239,34 @@ func ExampleSignatureVerifier() {
 	// <nil>
 	// true
 	// true
+}
+
+// TestSignatureVerifierMalformedKeys: a hand-built Key that NewSet would
+// refuse gives an error, never a panic.
+func TestSignatureVerifierMalformedKeys(t *testing.T) {
+	input, sig := []byte("a.b"), make([]byte, 64)
+	tests := []struct {
+		alg string
+		key jwks.Key
+	}{
+		{"EdDSA", jwks.Key{Public: ed25519.PublicKey{1, 2, 3}}},
+		{"EdDSA", jwks.Key{Public: ed25519.PublicKey(nil)}},
+		{"RS256", jwks.Key{Public: &rsa.PublicKey{}}},
+		{"RS256", jwks.Key{Public: (*rsa.PublicKey)(nil)}},
+		{"PS256", jwks.Key{Public: &rsa.PublicKey{N: big.NewInt(0), E: 65537}}},
+		{"ES256", jwks.Key{Public: &ecdsa.PublicKey{}}},
+		{"ES256", jwks.Key{Public: &ecdsa.PublicKey{Curve: elliptic.P256()}}},
+		{"ES256", jwks.Key{Public: (*ecdsa.PublicKey)(nil)}},
+		{"ES256", jwks.Key{}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s %T", tt.alg, tt.key.Public), func(t *testing.T) {
+			v, err := jwks.NewSignatureVerifier(tt.alg)
+			require.NoError(t, err)
+			assert.NotPanics(t, func() {
+				err = v.Verify(tt.key, input, sig)
+			})
+			assert.Error(t, err)
+		})
+	}
 }
