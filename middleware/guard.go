@@ -257,7 +257,8 @@ func (g *Guard) RequireIntrospection() func(http.Handler) http.Handler {
 			}
 			p.Kind = g.classify(p)
 			p.guard = g
-			_, charged := PrincipalFrom(r.Context())
+			prev, ok := PrincipalFrom(r.Context())
+			charged := ok && prev.guard == g // another Guard's charge is not ours
 			r = r.WithContext(WithPrincipal(r.Context(), p))
 			if !charged {
 				if !g.admit(w, r, p) {

@@ -50,8 +50,9 @@ const ReasonAccepted = "accepted"
 
 // Decision is a Guard's verdict. A request gets one: refused with the
 // refusal's reason, or accepted when it first passes the Guard's checks.
-// When Authenticate admits a request and a later Require refuses it for
-// scope, both verdicts are recorded. Validate records one per call.
+// When one middleware of the Guard admits a request and a later one refuses
+// it (Require for scope, RequireIntrospection for a token the issuer calls
+// inactive), both verdicts are recorded. Validate records one per call.
 type Decision struct {
 	// Outcome is accepted or refused.
 	Outcome Outcome

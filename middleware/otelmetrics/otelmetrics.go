@@ -25,8 +25,9 @@
 // token_expired, audience_mismatch, insufficient_scope, rate_limited,
 // keys_unavailable…); aegis.kind is m2m, user (or whatever a custom
 // Classifier returns), or none when no token was validated. A request
-// refused for scope after Authenticate admitted it counts twice: accepted,
-// then refused with insufficient_scope. Measurements carry the caller's
+// refused by a later middleware after an earlier one admitted it (Require
+// for scope, RequireIntrospection for an inactive token) counts twice:
+// accepted, then refused. Measurements carry the caller's
 // context, so an SDK can attach exemplars from its span.
 //
 // # Cardinality

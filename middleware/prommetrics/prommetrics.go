@@ -25,8 +25,9 @@
 // refusal's reason code (token_missing, token_expired, audience_mismatch,
 // insufficient_scope, rate_limited, keys_unavailable…); kind is m2m, user
 // (or whatever a custom Classifier returns), or none when no token was
-// validated. A request refused for scope after Authenticate admitted it
-// counts twice: accepted, then refused with insufficient_scope.
+// validated. A request refused by a later middleware after an earlier one
+// admitted it (Require for scope, RequireIntrospection for an inactive
+// token) counts twice: accepted, then refused.
 //
 // # Cardinality
 //
