@@ -23,9 +23,9 @@ var (
 	ErrUnknownKey = errors.New("jwks: no key for the token")
 	// ErrSignature: the signature does not verify.
 	ErrSignature = errors.New("jwks: signature invalid")
-	// ErrType: not a JWT access token: typ is not at+jwt while that is
-	// required, or the claims are an OpenID Connect ID token's (nonce,
-	// at_hash, c_hash).
+	// ErrType: not a JWT access token: typ names another kind of JWT
+	// (dpop+jwt, logout+jwt…), or is not at+jwt while that is required, or
+	// the claims are an OpenID Connect ID token's (nonce, at_hash, c_hash).
 	ErrType = errors.New("jwks: wrong token type")
 	// ErrIssuer: iss is not the configured issuer.
 	ErrIssuer = errors.New("jwks: issuer mismatch")
@@ -38,8 +38,10 @@ var (
 	// ErrClaims: a required claim is missing or a claim has the wrong type.
 	ErrClaims = errors.New("jwks: invalid claims")
 	// ErrKeysUnavailable: the key set could not be obtained and none is
-	// cached. This is the server's problem, not the token's; the error is an
-	// *UnavailableError carrying a retry hint.
+	// cached, or the token's kid is not among the cached keys while the key
+	// set cannot be fetched (it may be the issuer's new key). This is the
+	// server's problem, not the token's; the error is an *UnavailableError
+	// carrying a retry hint.
 	ErrKeysUnavailable = errors.New("jwks: keys unavailable")
 )
 

@@ -31,7 +31,8 @@ const maxCandidateKeys = 8
 type KeySource interface {
 	// LookupKeys returns the keys with the given kid, or every key when kid
 	// is empty. Finding none is not an error; failing to obtain any keys at
-	// all is, and must match ErrKeysUnavailable.
+	// all is, and must match ErrKeysUnavailable, as may failing to refresh
+	// the keys to look for a kid not yet known.
 	LookupKeys(ctx context.Context, kid string) ([]Key, error)
 }
 
