@@ -137,7 +137,7 @@ type Metadata struct {
 // server's metadata document (RFC 8414 §2): a strict JSON object (no
 // duplicate names at the top level, where encoding/json would keep the
 // last), names matched exactly (encoding/json would match "ISSUER" too),
-// each a string when present.
+// each a string when present (null counts as absent).
 func ParseMetadata(body []byte) (Metadata, error) {
 	members, err := strictjson.Shallow(body, 32)
 	if err != nil {
@@ -155,6 +155,9 @@ func ParseMetadata(body []byte) (Metadata, error) {
 			field = &meta.IntrospectionEndpoint
 		default:
 			continue
+		}
+		if string(m.Value) == "null" {
+			continue // as if absent, as encoding/json reads it
 		}
 		if *field, err = strictjson.String(m.Value); err != nil {
 			return Metadata{}, fmt.Errorf("%s is not a string", m.Name)

@@ -118,6 +118,7 @@ func TestParseMetadata(t *testing.T) {
 		{name: "Hydra's members", doc: `{"issuer":"https://i.example","jwks_uri":"https://i.example/.well-known/jwks.json","introspection_endpoint":"https://i.example/i","other":{"a":[1]}}`,
 			want: Metadata{Issuer: "https://i.example", JWKSURI: "https://i.example/.well-known/jwks.json", IntrospectionEndpoint: "https://i.example/i"}},
 		{name: "members absent", doc: `{}`},
+		{name: "null members are absent", doc: `{"issuer":"https://i.example","jwks_uri":null,"introspection_endpoint":null}`, want: Metadata{Issuer: "https://i.example"}},
 		{name: "names matched exactly", doc: `{"ISSUER":"https://evil.example","Jwks_Uri":"https://evil.example/k"}`},
 		{name: "duplicate issuer", doc: `{"issuer":"https://evil.example","issuer":"https://i.example"}`, err: true},
 		{name: "duplicate jwks_uri", doc: `{"jwks_uri":"https://i.example/k","jwks_uri":"https://evil.example/k"}`, err: true},
