@@ -14,6 +14,7 @@ import (
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/ratelimit"
 	"github.com/olympus/aegis/scopes"
 )
 
@@ -272,4 +273,31 @@ func TestModeConfigErrors(t *testing.T) {
 			assert.Error(t, err)
 		})
 	}
+}
+
+// TestRequireIntrospectionChargesOtherGuardsPrincipals: a Principal that
+// another Guard put in the context was charged (if at all) to that Guard's
+// limits; RequireIntrospection charges it to its own and records its own
+// acceptance.
+func TestRequireIntrospectionChargesOtherGuardsPrincipals(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
+	outer, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet()})
+	require.NoError(t, err)
+	metrics := &recordedMetrics{}
+	inner, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet(),
+		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL()}, Metrics: metrics,
+		RateLimit: &middleware.RateLimitConfig{Default: 1, Store: ratelimit.NewMemoryStore(ratelimit.MemoryConfig{Now: fixedClock})}})
+	require.NoError(t, err)
+	h := outer.Authenticate(inner.RequireIntrospection()(http.HandlerFunc(ok)))
+	token := iss.M2M("worker")
+	for _, want := range []int{http.StatusOK, http.StatusTooManyRequests} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, get("/", "Bearer "+token))
+		assert.Equal(t, want, rec.Code)
+	}
+	metrics.mu.Lock()
+	defer metrics.mu.Unlock()
+	require.Len(t, metrics.decisions, 2)
+	assert.Equal(t, middleware.OutcomeAccepted, metrics.decisions[0].Outcome)
+	assert.Equal(t, "rate_limited", metrics.decisions[1].Reason)
 }
