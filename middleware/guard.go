@@ -82,8 +82,8 @@ type Config struct {
 	// ErrorWriter writes refusals; default WriteProblem.
 	ErrorWriter ErrorWriter
 	// Logger receives every decision (acceptances and refusals at debug,
-	// 5xx refusals at warn) and dependency failures (warn); default
-	// slog.Default(). Tokens are never logged.
+	// 5xx refusals at warn, at most one per reason a second) and dependency
+	// failures (warn); default slog.Default(). Tokens are never logged.
 	Logger *slog.Logger
 	// Metrics receives decisions, key-set fetches, introspection and
 	// rate-limit measurements; nil measures nothing. See the prommetrics

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -136,10 +137,49 @@ type observer struct {
 	log     *slog.Logger
 	metrics Metrics      // nil: none
 	tracer  trace.Tracer // nil: no spans
+	now     func() time.Time
+	warns   warnLimiter
+}
+
+// warnInterval is the least time between two warn-level records of one
+// refusal reason: during an outage every request is refused with a 5xx,
+// and the log would otherwise get a warning per request. The others go to
+// debug, and the next warning says how many there were.
+const warnInterval = time.Second
+
+// warnLimiter lets one warning per reason through per warnInterval.
+type warnLimiter struct {
+	mu         sync.Mutex
+	next       map[string]time.Time
+	suppressed map[string]int
+}
+
+// allow reports whether a warning for reason may be logged at now, and how
+// many were held back since the last one.
+func (w *warnLimiter) allow(reason string, now time.Time) (bool, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.next == nil {
+		w.next, w.suppressed = map[string]time.Time{}, map[string]int{}
+	}
+	if now.Before(w.next[reason]) {
+		w.suppressed[reason]++
+		return false, 0
+	}
+	if len(w.next) >= 256 { // reasons come from a fixed set; a custom validator's are bounded here
+		clear(w.next)
+	}
+	w.next[reason] = now.Add(warnInterval)
+	n := w.suppressed[reason]
+	delete(w.suppressed, reason)
+	return true, n
 }
 
 func newObserver(cfg Config, log *slog.Logger) *observer {
-	o := &observer{log: log, metrics: cfg.Metrics}
+	o := &observer{log: log, metrics: cfg.Metrics, now: cfg.Now}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	if cfg.TracerProvider != nil {
 		o.tracer = cfg.TracerProvider.Tracer(instrumentationName)
 	}
@@ -167,21 +207,29 @@ func end(span trace.Span, err error, attrs ...attribute.KeyValue) {
 }
 
 // decide records a decision in the metrics and the log. Refusals are
-// logged at debug (client mistakes) or warn (5xx: a dependency is down);
-// acceptances at debug, so a production log at info shows only trouble.
+// logged at debug (client mistakes) or warn (5xx: a dependency is down, at
+// most one warning per reason a second, the rest at debug); acceptances at
+// debug, so a production log at info shows only trouble, and not a line
+// per request during an outage.
 func (o *observer) decide(ctx context.Context, r *http.Request, d Decision, cause error) {
 	if o.metrics != nil {
 		o.metrics.Decision(ctx, d)
 	}
-	level := slog.LevelDebug
-	if d.Status >= 500 {
-		level = slog.LevelWarn
+	level, held := slog.LevelDebug, 0
+	if d.Status >= 500 && o.log.Enabled(ctx, slog.LevelWarn) {
+		var ok bool
+		if ok, held = o.warns.allow(d.Reason, o.now()); ok {
+			level = slog.LevelWarn
+		}
 	}
 	if !o.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 10)
+	attrs := make([]slog.Attr, 0, 11)
 	attrs = append(attrs, slog.String("outcome", string(d.Outcome)), slog.String("reason", d.Reason))
+	if held > 0 {
+		attrs = append(attrs, slog.Int("held_back", held))
+	}
 	if d.Status != 0 {
 		attrs = append(attrs, slog.Int("status", d.Status))
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -385,4 +386,38 @@ func TestUserHooksComposeWithTracing(t *testing.T) {
 		require.Contains(t, byName, user)
 		assert.Equal(t, byName[user].SpanContext().SpanID(), byName[aegis].Parent().SpanID(), "%s is a child of %s", aegis, user)
 	}
+}
+
+// TestOutageWarningsAreRateLimited: while the issuer is down every request
+// is refused with a 503; the log gets one warning per reason a second, the
+// rest at debug, and the next warning says how many were held back.
+func TestOutageWarningsAreRateLimited(t *testing.T) {
+	clk := testutil.NewClock(t0)
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: clk.Now})
+	iss.ServeJWKSWith(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+	logs := &testutil.Buffer{}
+	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: clk.Now,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	require.NoError(t, err)
+	h := g.Protect(http.HandlerFunc(ok))
+	token := iss.M2M("worker")
+	send := func(n int) {
+		for range n {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, get("/", "Bearer "+token))
+			require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+		}
+	}
+	refused := func(level string) int {
+		return len(logs.Lines(`"level":"`+level+`"`, `"msg":"aegis: request refused"`, `"reason":"keys_unavailable"`))
+	}
+
+	send(50)
+	assert.Equal(t, 1, refused("WARN"))
+	assert.Equal(t, 49, refused("DEBUG"))
+
+	clk.Advance(time.Second)
+	send(1)
+	assert.Equal(t, 2, refused("WARN"))
+	assert.Len(t, logs.Lines(`"level":"WARN"`, `"held_back":49`), 1)
 }
