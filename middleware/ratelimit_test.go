@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -184,4 +185,32 @@ func TestRateLimitFailures(t *testing.T) {
 	}
 	_, err := middleware.New(middleware.Config{Issuer: "https://i.example", Audience: "a", RateLimit: &middleware.RateLimitConfig{Default: -1}})
 	assert.Error(t, err)
+}
+
+// TestFailingLimitSourceWarnsOncePerSecond: a limit source that is down
+// fails on every request; the log gets one warning a second, with how many
+// failures it held back.
+func TestFailingLimitSourceWarnsOncePerSecond(t *testing.T) {
+	clk := testutil.NewClock(t0)
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: clk.Now})
+	logs := &testutil.Buffer{}
+	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: clk.Now,
+		Logger:    slog.New(slog.NewJSONHandler(logs, nil)),
+		RateLimit: &middleware.RateLimitConfig{Default: 1000, Limits: brokenSource{}, Store: ratelimit.NewMemoryStore(ratelimit.MemoryConfig{Now: clk.Now})}})
+	require.NoError(t, err)
+	h := g.Protect(http.HandlerFunc(ok))
+	token := iss.M2M("worker")
+	send := func(n int) {
+		for range n {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, get("/", "Bearer "+token))
+			require.Equal(t, http.StatusOK, rec.Code, "the default applies")
+		}
+	}
+	send(20)
+	assert.Len(t, logs.Lines(`"msg":"aegis: rate limit lookup failed, applying the default"`), 1)
+	clk.Advance(time.Second)
+	send(1)
+	assert.Len(t, logs.Lines(`"msg":"aegis: rate limit lookup failed, applying the default"`), 2)
+	assert.Len(t, logs.Lines(`"held_back":19`), 1)
 }
