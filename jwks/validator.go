@@ -179,11 +179,16 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 	if len(token) > maxLength {
 		return nil, refuse(ErrMalformed, "token too long")
 	}
+	// Forward scans only: IndexByte is vectorized, LastIndexByte is not.
 	first := strings.IndexByte(token, '.')
-	last := strings.LastIndexByte(token, '.')
-	if first <= 0 || first == last || strings.IndexByte(token[first+1:last], '.') >= 0 {
+	second := -1
+	if first > 0 {
+		second = strings.IndexByte(token[first+1:], '.')
+	}
+	if second < 0 || strings.IndexByte(token[first+1+second+1:], '.') >= 0 {
 		return nil, refuse(ErrNotJWT, "not a compact JWS of three parts")
 	}
+	last := first + 1 + second
 	// One buffer holds the three decoded parts; the header's and the
 	// claims' strings are views into it (strictjson.StringView), so it is
 	// never written again once decoded.
