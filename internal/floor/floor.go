@@ -18,10 +18,17 @@ import (
 // Verify reports whether token's signature verifies with pub under alg
 // (RS256, ES256 or EdDSA).
 func Verify(alg string, pub crypto.PublicKey, token string) bool {
-	last := strings.LastIndexByte(token, '.')
-	if last < 0 {
+	// The last dot, found by forward scans (IndexByte is vectorized,
+	// LastIndexByte is not), as fast as the standard library allows.
+	first := strings.IndexByte(token, '.')
+	if first < 0 {
 		return false
 	}
+	second := strings.IndexByte(token[first+1:], '.')
+	if second < 0 {
+		return false
+	}
+	last := first + 1 + second
 	sig, err := base64.RawURLEncoding.DecodeString(token[last+1:])
 	if err != nil {
 		return false
