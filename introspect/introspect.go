@@ -29,6 +29,7 @@ import (
 
 	"github.com/olympus/aegis/internal/b64token"
 	"github.com/olympus/aegis/internal/issuerhttp"
+	"github.com/olympus/aegis/internal/logthrottle"
 )
 
 // AuthMethod is how the Client authenticates to the introspection endpoint.
@@ -166,6 +167,9 @@ type Client struct {
 	group  singleflight.Group
 	slots  chan struct{}
 	calls  atomic.Int64
+	// logs lets one record a minute through for failures that would
+	// otherwise be logged on every call.
+	logs logthrottle.Limiter
 
 	mu             sync.Mutex
 	endpoint       string
@@ -231,6 +235,7 @@ func New(cfg Config) (*Client, error) {
 		denied:   newCache(cfg.Cache.MaxEntries),
 		slots:    make(chan struct{}, cfg.MaxConcurrent),
 		endpoint: cfg.Endpoint,
+		logs:     logthrottle.Limiter{Interval: time.Minute},
 	}
 	switch {
 	case cfg.Leeway == 0:
@@ -331,8 +336,10 @@ func (c *Client) introspect(ctx context.Context, token string, key cacheKey) (*R
 	case errors.As(err, &unavailable):
 		if e, ok := c.cache.get(key, now); ok && e.res != nil && now.Before(e.graceUntil) {
 			if c.check(e.res, now) == nil {
-				c.log.LogAttrs(ctx, slog.LevelWarn, "introspect: server unavailable, serving a cached answer within its grace window",
-					slog.String("client_id", e.res.ClientID), slog.String("error", err.Error()))
+				if ok, held := c.logs.Allow("grace", now); ok {
+					c.log.LogAttrs(ctx, slog.LevelWarn, "introspect: server unavailable, serving cached answers within their grace window",
+						slog.String("client_id", e.res.ClientID), slog.String("error", err.Error()), slog.Int("held_back", held))
+				}
 				return e.res, nil
 			}
 		}
@@ -449,8 +456,11 @@ func (c *Client) call(ctx context.Context, token string) (*Result, error) {
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		c.log.LogAttrs(ctx, slog.LevelError, "introspect: the server refused Aegis's client credentials",
-			slog.String("endpoint", endpoint), slog.Int("status", resp.StatusCode), slog.String("client_id", c.cfg.ClientID))
+		if ok, held := c.logs.Allow("credentials", c.cfg.Now()); ok {
+			c.log.LogAttrs(ctx, slog.LevelError, "introspect: the server refused Aegis's client credentials",
+				slog.String("endpoint", endpoint), slog.Int("status", resp.StatusCode), slog.String("client_id", c.cfg.ClientID),
+				slog.Int("held_back", held))
+		}
 		return nil, c.unavailable(ErrCredentials)
 	case resp.StatusCode != http.StatusOK:
 		return nil, c.unavailable(fmt.Errorf("POST %s: status %d", endpoint, resp.StatusCode))

@@ -237,6 +237,18 @@ func TestCredentialsRefusalIsLogged(t *testing.T) {
 	require.ErrorIs(t, err, introspect.ErrCredentials)
 	assert.Contains(t, f.logs.String(), "level=ERROR")
 	assert.Contains(t, f.logs.String(), "refused Aegis's client credentials")
+
+	// Every call fails the same way: one record a minute, with a count.
+	for range 9 {
+		_, err := f.client.Introspect(context.Background(), f.iss.OpaqueM2M("w"))
+		require.ErrorIs(t, err, introspect.ErrCredentials)
+	}
+	assert.Len(t, f.logs.Lines("refused Aegis's client credentials"), 1)
+	f.clk.Advance(time.Minute)
+	_, err = f.client.Introspect(context.Background(), f.iss.OpaqueM2M("w"))
+	require.ErrorIs(t, err, introspect.ErrCredentials)
+	assert.Len(t, f.logs.Lines("refused Aegis's client credentials"), 2)
+	assert.Len(t, f.logs.Lines("refused Aegis's client credentials", "held_back=9"), 1)
 }
 
 // TestRequestShape checks the form encoding, the hint and each client

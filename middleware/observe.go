@@ -4,13 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/olympus/aegis/internal/logthrottle"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks"
 )
@@ -138,7 +138,7 @@ type observer struct {
 	metrics Metrics      // nil: none
 	tracer  trace.Tracer // nil: no spans
 	now     func() time.Time
-	warns   warnLimiter
+	warns   *logthrottle.Limiter
 }
 
 // warnInterval is the least time between two warn-level records of one
@@ -147,36 +147,8 @@ type observer struct {
 // debug, and the next warning says how many there were.
 const warnInterval = time.Second
 
-// warnLimiter lets one warning per reason through per warnInterval.
-type warnLimiter struct {
-	mu         sync.Mutex
-	next       map[string]time.Time
-	suppressed map[string]int
-}
-
-// allow reports whether a warning for reason may be logged at now, and how
-// many were held back since the last one.
-func (w *warnLimiter) allow(reason string, now time.Time) (bool, int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.next == nil {
-		w.next, w.suppressed = map[string]time.Time{}, map[string]int{}
-	}
-	if now.Before(w.next[reason]) {
-		w.suppressed[reason]++
-		return false, 0
-	}
-	if len(w.next) >= 256 { // reasons come from a fixed set; a custom validator's are bounded here
-		clear(w.next)
-	}
-	w.next[reason] = now.Add(warnInterval)
-	n := w.suppressed[reason]
-	delete(w.suppressed, reason)
-	return true, n
-}
-
 func newObserver(cfg Config, log *slog.Logger) *observer {
-	o := &observer{log: log, metrics: cfg.Metrics, now: cfg.Now}
+	o := &observer{log: log, metrics: cfg.Metrics, now: cfg.Now, warns: &logthrottle.Limiter{Interval: warnInterval}}
 	if o.now == nil {
 		o.now = time.Now
 	}
@@ -218,7 +190,7 @@ func (o *observer) decide(ctx context.Context, r *http.Request, d Decision, caus
 	level, held := slog.LevelDebug, 0
 	if d.Status >= 500 && o.log.Enabled(ctx, slog.LevelWarn) {
 		var ok bool
-		if ok, held = o.warns.allow(d.Reason, o.now()); ok {
+		if ok, held = o.warns.Allow(d.Reason, o.now()); ok {
 			level = slog.LevelWarn
 		}
 	}

@@ -106,7 +106,7 @@ func (l *rateLimiter) lookup(ctx context.Context, p *Principal) (int, bool, erro
 	if err != nil && l.obs.log.Enabled(ctx, slog.LevelWarn) {
 		// At most one warning a second: a source that is down fails on
 		// every request.
-		if ok, held := l.obs.warns.allow("\x00limit_lookup", l.obs.now()); ok {
+		if ok, held := l.obs.warns.Allow("\x00limit_lookup", l.obs.now()); ok {
 			l.obs.log.LogAttrs(ctx, slog.LevelWarn, "aegis: rate limit lookup failed, applying the default",
 				slog.String("client_id", p.ClientID), slog.String("error", err.Error()), slog.Int("held_back", held))
 		}
