@@ -52,15 +52,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/internal/metricvalue"
 )
 
 // ScopeName is the instrumentation scope (meter name) of the instruments.
@@ -176,11 +175,7 @@ func New(cfg Config) (*Metrics, error) {
 
 // Decision counts a verdict in aegis.decisions.
 func (m *Metrics) Decision(ctx context.Context, d middleware.Decision) {
-	kind := string(d.Kind)
-	if kind == "" {
-		kind = "none"
-	}
-	key := decisionAttrs{string(d.Outcome), clip(d.Reason), clip(kind)}
+	key := decisionAttrs{string(d.Outcome), clip(d.Reason), clip(metricvalue.Kind(d.Kind))}
 	opts, ok := m.byDecision.load(key)
 	if !ok {
 		opts = addOptions(KeyOutcome.String(key.outcome), KeyReason.String(key.reason), KeyKind.String(key.kind))
@@ -229,13 +224,7 @@ func (m *Metrics) IntrospectionCall(ctx context.Context, c middleware.Introspect
 
 // RateLimit counts a rate-limit charge.
 func (m *Metrics) RateLimit(ctx context.Context, d middleware.RateLimitDecision) {
-	result := "denied"
-	switch {
-	case d.Err != nil:
-		result = "error"
-	case d.Allowed:
-		result = "allowed"
-	}
+	result := metricvalue.RateLimitResult(d)
 	key := rateLimitAttrs{result: result}
 	if !m.omitClientID {
 		key.clientID = clip(d.ClientID)
@@ -329,18 +318,5 @@ func (c *cache[K, V]) store(k K, v V) {
 }
 
 // clip makes s a safe attribute value: valid UTF-8 of at most
-// MaxAttributeLength bytes, clipped on a rune boundary. It allocates only
-// when it has to change s.
-func clip(s string) string {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	if len(s) <= MaxAttributeLength {
-		return s
-	}
-	n := MaxAttributeLength
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
+// MaxAttributeLength bytes, clipped on a rune boundary.
+func clip(s string) string { return metricvalue.Clip(s, MaxAttributeLength) }

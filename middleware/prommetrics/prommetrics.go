@@ -46,13 +46,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/internal/metricvalue"
 )
 
 // DefaultNamespace prefixes every metric name unless Config.Namespace is
@@ -181,11 +180,7 @@ func New(cfg Config) (*Metrics, error) {
 
 // Decision counts a verdict in aegis_decisions_total.
 func (m *Metrics) Decision(_ context.Context, d middleware.Decision) {
-	kind := string(d.Kind)
-	if kind == "" {
-		kind = "none"
-	}
-	key := decisionLabels{string(d.Outcome), label(d.Reason), label(kind)}
+	key := decisionLabels{string(d.Outcome), label(d.Reason), label(metricvalue.Kind(d.Kind))}
 	if c, ok := m.byDecision.Load(key); ok {
 		c.(prometheus.Counter).Inc()
 		return
@@ -227,26 +222,13 @@ func (m *Metrics) IntrospectionCache(_ context.Context, c middleware.Introspecti
 // IntrospectionCall counts an introspection call and records its duration.
 func (m *Metrics) IntrospectionCall(_ context.Context, c middleware.IntrospectionCall) {
 	issuer := label(c.Issuer)
-	result := "inactive"
-	switch {
-	case c.Err != nil:
-		result = "error"
-	case c.Active:
-		result = "active"
-	}
-	m.calls.WithLabelValues(issuer, result).Inc()
+	m.calls.WithLabelValues(issuer, metricvalue.CallResult(c)).Inc()
 	m.callDuration.WithLabelValues(issuer).Observe(c.Duration.Seconds())
 }
 
 // RateLimit counts a rate-limit charge.
 func (m *Metrics) RateLimit(_ context.Context, d middleware.RateLimitDecision) {
-	result := "denied"
-	switch {
-	case d.Err != nil:
-		result = "error"
-	case d.Allowed:
-		result = "allowed"
-	}
+	result := metricvalue.RateLimitResult(d)
 	key := rateLimitLabels{result: result}
 	if !m.omitClientID {
 		key.clientID = label(d.ClientID)
@@ -268,33 +250,14 @@ func (m *Metrics) RateLimit(_ context.Context, d middleware.RateLimitDecision) {
 // LimitLookup counts a lookup of a client's limit and records its
 // duration. The client is not a label.
 func (m *Metrics) LimitLookup(_ context.Context, l middleware.LimitLookup) {
-	result := "default"
-	switch {
-	case l.Err != nil:
-		result = "error"
-	case l.Found:
-		result = "found"
-	}
-	m.lookups.WithLabelValues(result).Inc()
+	m.lookups.WithLabelValues(metricvalue.LookupResult(l)).Inc()
 	m.lookupDuration.Observe(l.Duration.Seconds())
 }
 
 // label makes s a safe label value: valid UTF-8 (Prometheus refuses
 // anything else) of at most MaxLabelLength bytes, clipped on a rune
-// boundary. It allocates only when it has to change s.
-func label(s string) string {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	if len(s) <= MaxLabelLength {
-		return s
-	}
-	n := MaxLabelLength
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
+// boundary.
+func label(s string) string { return metricvalue.Clip(s, MaxLabelLength) }
 
 // validNamespace reports whether ns makes classic metric names, valid in
 // every exposition format.

@@ -1,0 +1,69 @@
+// Package metricvalue holds what the metrics adapters share: the values
+// their labels and attributes take, so that Prometheus and OpenTelemetry
+// report the same words for the same events.
+package metricvalue
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/olympus/aegis/middleware"
+)
+
+// Kind is a decision's caller kind, "none" when no token was validated.
+func Kind(k middleware.Kind) string {
+	if k == "" {
+		return "none"
+	}
+	return string(k)
+}
+
+// RateLimitResult is allowed, denied or error.
+func RateLimitResult(d middleware.RateLimitDecision) string {
+	switch {
+	case d.Err != nil:
+		return "error"
+	case d.Allowed:
+		return "allowed"
+	}
+	return "denied"
+}
+
+// CallResult is active, inactive or error.
+func CallResult(c middleware.IntrospectionCall) string {
+	switch {
+	case c.Err != nil:
+		return "error"
+	case c.Active:
+		return "active"
+	}
+	return "inactive"
+}
+
+// LookupResult is found, default or error.
+func LookupResult(l middleware.LimitLookup) string {
+	switch {
+	case l.Err != nil:
+		return "error"
+	case l.Found:
+		return "found"
+	}
+	return "default"
+}
+
+// Clip makes s a safe label or attribute value: valid UTF-8 (Prometheus
+// refuses anything else) of at most max bytes, clipped on a rune boundary.
+// It allocates only when it has to change s.
+func Clip(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) <= max {
+		return s
+	}
+	n := max
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
