@@ -3,10 +3,6 @@ package otelmetrics_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -14,57 +10,16 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/olympus/aegis/jwks/jwkstest"
-	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/internal/metricstest"
 	"github.com/olympus/aegis/middleware/otelmetrics"
-	"github.com/olympus/aegis/ratelimit"
-	"github.com/olympus/aegis/scopes"
 )
 
 // TestGuard drives a real Guard with scripted requests and checks what a
 // reader collects.
 func TestGuard(t *testing.T) {
-	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
 	m, reader := newMetrics(t, otelmetrics.Config{})
-	guard, err := middleware.New(middleware.Config{
-		Issuer: iss.URL, Audience: iss.Audience, HTTPClient: iss.Client(), Metrics: m,
-		Logger: slog.New(slog.DiscardHandler),
-		// "limited" may make 2 requests at once; everyone else is unlimited.
-		RateLimit: &middleware.RateLimitConfig{Limits: ratelimit.Static{"limited": 2}},
-	})
-	require.NoError(t, err)
-
-	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	mux := http.NewServeMux()
-	mux.Handle("GET /data", guard.Authenticate(ok))
-	mux.Handle("POST /data", guard.Authenticate(guard.Require(scopes.All("data:write"))(ok)))
-
-	valid := iss.M2M("nightly-data-sync", "data:read")
-	limited := iss.M2M("limited", "data:read")
-	expired := iss.Expired("nightly-data-sync", "data:read")
-	wrongAudience := iss.WrongAudience("nightly-data-sync", "data:read")
-	script := []struct {
-		method, token string
-		status        int
-	}{
-		{"GET", "", 401},
-		{"GET", valid, 200},
-		{"GET", expired, 401},
-		{"GET", wrongAudience, 401},
-		{"POST", valid, 403}, // Authenticate accepts, Require refuses
-		{"GET", limited, 200},
-		{"GET", limited, 200},
-		{"GET", limited, 429},
-	}
-	for i, step := range script {
-		req := httptest.NewRequest(step.method, "/data", nil)
-		if step.token != "" {
-			req.Header.Set("Authorization", "Bearer "+step.token)
-		}
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, req)
-		require.Equal(t, step.status, rec.Code, "step %d: %s", i, rec.Body)
-	}
+	run := metricstest.Drive(t, m)
+	iss := run.Issuer
 
 	require.EqualValues(t, 1, iss.JWKSFetches())
 	issuer := "aegis.issuer=" + iss.URL
@@ -90,7 +45,7 @@ func TestGuard(t *testing.T) {
 	require.NoError(t, reader.Collect(context.Background(), &rm))
 	dump := fmt.Sprintf("%+v", rm)
 	require.Contains(t, dump, "aegis.decisions")
-	for _, token := range []string{valid, limited, expired, wrongAudience} {
+	for _, token := range run.Tokens {
 		for _, part := range strings.Split(token, ".") {
 			assert.NotContains(t, dump, part)
 		}

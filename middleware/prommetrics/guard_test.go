@@ -1,9 +1,6 @@
 package prommetrics_test
 
 import (
-	"io"
-	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -14,59 +11,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/olympus/aegis/jwks/jwkstest"
-	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/internal/metricstest"
 	"github.com/olympus/aegis/middleware/prommetrics"
-	"github.com/olympus/aegis/ratelimit"
-	"github.com/olympus/aegis/scopes"
 )
 
 // TestGuard drives a real Guard with scripted requests and checks what
 // Prometheus would scrape.
 func TestGuard(t *testing.T) {
-	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
 	reg := prometheus.NewRegistry()
 	m, err := prommetrics.New(prommetrics.Config{Registerer: reg})
 	require.NoError(t, err)
-	guard, err := middleware.New(middleware.Config{
-		Issuer: iss.URL, Audience: iss.Audience, HTTPClient: iss.Client(), Metrics: m,
-		Logger: slog.New(slog.DiscardHandler),
-		// "limited" may make 2 requests at once; everyone else is unlimited.
-		RateLimit: &middleware.RateLimitConfig{Limits: ratelimit.Static{"limited": 2}},
-	})
-	require.NoError(t, err)
-
-	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	mux := http.NewServeMux()
-	mux.Handle("GET /data", guard.Authenticate(ok))
-	mux.Handle("POST /data", guard.Authenticate(guard.Require(scopes.All("data:write"))(ok)))
-
-	valid := iss.M2M("nightly-data-sync", "data:read")
-	limited := iss.M2M("limited", "data:read")
-	expired := iss.Expired("nightly-data-sync", "data:read")
-	wrongAudience := iss.WrongAudience("nightly-data-sync", "data:read")
-	script := []struct {
-		method, token string
-		status        int
-	}{
-		{"GET", "", 401},
-		{"GET", valid, 200},
-		{"GET", expired, 401},
-		{"GET", wrongAudience, 401},
-		{"POST", valid, 403}, // Authenticate accepts, Require refuses
-		{"GET", limited, 200},
-		{"GET", limited, 200},
-		{"GET", limited, 429},
-	}
-	for i, step := range script {
-		req := httptest.NewRequest(step.method, "/data", nil)
-		if step.token != "" {
-			req.Header.Set("Authorization", "Bearer "+step.token)
-		}
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, req)
-		require.Equal(t, step.status, rec.Code, "step %d: %s", i, rec.Body)
-	}
+	run := metricstest.Drive(t, m)
+	iss := run.Issuer
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP aegis_decisions_total Verdicts on requests by outcome (accepted, refused), reason code and caller kind (none: no token validated).
@@ -102,7 +58,7 @@ aegis_limit_lookups_total{result="found"} 3
 	require.Equal(t, 200, rec.Code)
 	scrape := rec.Body.String()
 	require.Contains(t, scrape, "aegis_decisions_total")
-	for _, token := range []string{valid, limited, expired, wrongAudience} {
+	for _, token := range run.Tokens {
 		for _, part := range strings.Split(token, ".") {
 			assert.NotContains(t, scrape, part)
 		}
