@@ -2,10 +2,13 @@ package introspect
 
 import (
 	"errors"
-	"time"
+	"fmt"
+
+	"github.com/olympus/aegis"
 )
 
-// Reasons a token is refused. Introspect wraps one of them; their text is
+// Reasons a token is refused. Every refusal is an *aegis.Refusal whose
+// cause wraps one of them (errors.Is finds it); their text is
 // Aegis's own and never contains the token.
 var (
 	// ErrMalformed: the token fails the syntax check; no call was made.
@@ -26,52 +29,64 @@ var (
 	ErrClaims = errors.New("introspect: invalid claims")
 	// ErrUnavailable: no trustworthy answer could be had (server down, 5xx,
 	// malformed or oversized answer, our credentials refused, too many calls
-	// under way). The error is an *UnavailableError.
+	// under way). The error is an *aegis.Refusal of class unavailable.
 	ErrUnavailable = errors.New("introspect: server unavailable")
 	// ErrCredentials: the server refused Aegis's own client credentials.
-	// It comes wrapped in an *UnavailableError.
+	// It comes wrapped in the unavailable refusal.
 	ErrCredentials = errors.New("introspect: the server refused our client credentials")
 )
 
-// RefusalError is a refusal with a reason (one of the Err values above,
-// reachable through errors.Is) and a short detail written by Aegis.
-type RefusalError struct {
-	Reason error
-	Detail string
+// refuse returns the *aegis.Refusal for reason (one of the Err values
+// above, still reachable through errors.Is) with Aegis's short detail.
+func refuse(reason error, detail string) error {
+	r := &detailedRefusal{detail: detailError{reason: reason, detail: detail}}
+	r.Refusal = *aegis.Refuse(reasonOf(reason), nil)
+	r.Refusal.Err = &r.detail
+	return &r.Refusal
 }
 
-// Error describes the refusal in Aegis's own words.
-func (e *RefusalError) Error() string {
-	if e.Detail == "" {
-		return e.Reason.Error()
+type detailedRefusal struct {
+	aegis.Refusal
+	detail detailError
+}
+
+// reasonOf maps each Err value to the reason code of its refusal.
+func reasonOf(err error) aegis.Reason {
+	switch err {
+	case ErrInactive:
+		return aegis.ReasonTokenInactive
+	case ErrExpired:
+		return aegis.ReasonTokenExpired
+	case ErrNotYetValid:
+		return aegis.ReasonTokenNotYetValid
+	case ErrIssuer:
+		return aegis.ReasonIssuerMismatch
+	case ErrAudience:
+		return aegis.ReasonAudienceMismatch
+	case ErrTokenUse:
+		return aegis.ReasonTokenUseRejected
+	case ErrClaims:
+		return aegis.ReasonClaimsInvalid
+	default: // ErrMalformed
+		return aegis.ReasonTokenMalformed
 	}
-	return e.Reason.Error() + ": " + e.Detail
 }
 
-// Unwrap returns the reason.
-func (e *RefusalError) Unwrap() error { return e.Reason }
-
-func refuse(reason error, detail string) error { return &RefusalError{Reason: reason, Detail: detail} }
-
-// UnavailableError reports that no trustworthy answer could be had. It
-// matches ErrUnavailable with errors.Is.
-type UnavailableError struct {
-	// RetryAfter suggests when to try again.
-	RetryAfter time.Duration
-	// Err is the cause.
-	Err error
+// detailError is a sentinel with Aegis's own detail.
+type detailError struct {
+	reason error
+	detail string
 }
 
-// Error describes the failure.
-func (e *UnavailableError) Error() string {
-	if e.Err == nil {
-		return ErrUnavailable.Error()
+func (e *detailError) Error() string { return e.reason.Error() + ": " + e.detail }
+func (e *detailError) Unwrap() error { return e.reason }
+
+// unavailable returns the refusal for an endpoint that gave no trustworthy
+// answer, matching ErrUnavailable, caused by err.
+func unavailable(err error) error {
+	cause := ErrUnavailable
+	if err != nil {
+		cause = fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return ErrUnavailable.Error() + ": " + e.Err.Error()
+	return aegis.Unavailable(aegis.ReasonIntrospectionUnavailable, DefaultRetryAfter, cause)
 }
-
-// Is reports whether target is ErrUnavailable.
-func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
-
-// Unwrap returns the cause.
-func (e *UnavailableError) Unwrap() error { return e.Err }

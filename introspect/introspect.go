@@ -331,9 +331,8 @@ func (c *Client) observedCall(ctx context.Context, token string) (*Result, error
 func (c *Client) introspect(ctx context.Context, token string, key cacheKey) (*Result, error) {
 	res, err := c.observedCall(ctx, token)
 	now := c.cfg.Now()
-	var unavailable *UnavailableError
 	switch {
-	case errors.As(err, &unavailable):
+	case errors.Is(err, ErrUnavailable):
 		if e, ok := c.cache.get(key, now); ok && e.res != nil && now.Before(e.graceUntil) {
 			if c.check(e.res, now) == nil {
 				if ok, held := c.logs.Allow("grace", now); ok {
@@ -376,7 +375,7 @@ func (c *Client) remember(e entry) {
 // goroutine no server can recover.
 func recoverInto(err *error) {
 	if v := recover(); v != nil {
-		*err = &UnavailableError{RetryAfter: DefaultRetryAfter, Err: fmt.Errorf("introspection panicked: %v", v)}
+		*err = unavailable(fmt.Errorf("introspection panicked: %v", v))
 	}
 }
 
@@ -410,23 +409,19 @@ func (c *Client) check(r *Result, now time.Time) error {
 	return nil
 }
 
-func (c *Client) unavailable(err error) error {
-	return &UnavailableError{RetryAfter: DefaultRetryAfter, Err: err}
-}
-
 // call sends one introspection request.
 func (c *Client) call(ctx context.Context, token string) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	endpoint, err := c.endpointURL(ctx)
 	if err != nil {
-		return nil, c.unavailable(err)
+		return nil, unavailable(err)
 	}
 	select {
 	case c.slots <- struct{}{}:
 		defer func() { <-c.slots }()
 	case <-ctx.Done():
-		return nil, c.unavailable(fmt.Errorf("too many introspection calls under way: %w", ctx.Err()))
+		return nil, unavailable(fmt.Errorf("too many introspection calls under way: %w", ctx.Err()))
 	}
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	if c.cfg.Authenticate == nil && c.cfg.Auth == AuthPost {
@@ -435,14 +430,14 @@ func (c *Client) call(ctx context.Context, token string) (*Result, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, c.unavailable(err)
+		return nil, unavailable(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	switch {
 	case c.cfg.Authenticate != nil:
 		if err := c.cfg.Authenticate(req); err != nil {
-			return nil, c.unavailable(fmt.Errorf("authenticating the request: %w", err))
+			return nil, unavailable(fmt.Errorf("authenticating the request: %w", err))
 		}
 	case c.cfg.Auth == AuthBasic:
 		// RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
@@ -451,7 +446,7 @@ func (c *Client) call(ctx context.Context, token string) (*Result, error) {
 	c.calls.Add(1)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, c.unavailable(fmt.Errorf("POST %s: %w", endpoint, scrub(err, token)))
+		return nil, unavailable(fmt.Errorf("POST %s: %w", endpoint, scrub(err, token)))
 	}
 	defer resp.Body.Close()
 	switch {
@@ -461,20 +456,20 @@ func (c *Client) call(ctx context.Context, token string) (*Result, error) {
 				slog.String("endpoint", endpoint), slog.Int("status", resp.StatusCode), slog.String("client_id", c.cfg.ClientID),
 				slog.Int("held_back", held))
 		}
-		return nil, c.unavailable(ErrCredentials)
+		return nil, unavailable(ErrCredentials)
 	case resp.StatusCode != http.StatusOK:
-		return nil, c.unavailable(fmt.Errorf("POST %s: status %d", endpoint, resp.StatusCode))
+		return nil, unavailable(fmt.Errorf("POST %s: status %d", endpoint, resp.StatusCode))
 	}
 	body, err := issuerhttp.ReadCapped(resp.Body, c.cfg.MaxResponseBytes)
 	if err != nil {
-		return nil, c.unavailable(fmt.Errorf("POST %s: %w", endpoint, err))
+		return nil, unavailable(fmt.Errorf("POST %s: %w", endpoint, err))
 	}
 	res, err := parseAnswer(body)
 	switch {
 	case errors.Is(err, ErrInactive):
 		return nil, refuse(ErrInactive, "the server says the token is not active")
 	case err != nil:
-		return nil, c.unavailable(err)
+		return nil, unavailable(err)
 	}
 	return res, nil
 }

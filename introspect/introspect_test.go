@@ -1,6 +1,8 @@
 package introspect_test
 
 import (
+	"github.com/olympus/aegis"
+
 	"context"
 	"errors"
 	"fmt"
@@ -221,7 +223,7 @@ func TestStrictAnswers(t *testing.T) {
 			require.ErrorIs(t, err, tc.want)
 			assert.Nil(t, res)
 			if errors.Is(tc.want, introspect.ErrUnavailable) || errors.Is(tc.want, introspect.ErrCredentials) {
-				var u *introspect.UnavailableError
+				var u *aegis.Refusal
 				require.ErrorAs(t, err, &u)
 				assert.Equal(t, introspect.DefaultRetryAfter, u.RetryAfter)
 			}
@@ -309,7 +311,7 @@ func TestRequestShape(t *testing.T) {
 func TestServerUnreachable(t *testing.T) {
 	f := newFixture(t, func(c *introspect.Config) { c.Endpoint = "http://127.0.0.1:1/introspect" })
 	_, err := f.client.Introspect(context.Background(), "ory_at_x.y")
-	var u *introspect.UnavailableError
+	var u *aegis.Refusal
 	require.ErrorAs(t, err, &u)
 	assert.Equal(t, introspect.DefaultRetryAfter, u.RetryAfter)
 	assert.NotContains(t, err.Error(), "ory_at_x.y")

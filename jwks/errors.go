@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/olympus/aegis"
 )
 
-// Reasons a token is refused. Validate wraps exactly one of them, so callers
-// branch with errors.Is. Their text is Aegis's own and never contains any
+// Reasons a token is refused. Every refusal is an *aegis.Refusal whose
+// cause wraps exactly one of them, so callers branch with errors.Is, or
+// read the Refusal's Reason. Their text is Aegis's own and never contains any
 // part of the token.
 var (
 	// ErrMalformed: not a compact JWS of three canonical base64url parts
@@ -40,52 +43,67 @@ var (
 	// ErrKeysUnavailable: the key set could not be obtained and none is
 	// cached, or the token's kid is not among the cached keys while the key
 	// set cannot be fetched (it may be the issuer's new key). This is the
-	// server's problem, not the token's; the error is an *UnavailableError
-	// carrying a retry hint.
+	// server's problem, not the token's; the error is an
+	// *aegis.Refusal of class unavailable carrying a retry hint.
 	ErrKeysUnavailable = errors.New("jwks: keys unavailable")
 )
 
-// ValidationError is a refusal with a reason (one of the Err values above,
-// reachable through errors.Is) and a short detail written by Aegis.
-type ValidationError struct {
-	Reason error
-	Detail string
-}
-
-// Error describes the refusal in Aegis's own words.
-func (e *ValidationError) Error() string {
-	if e.Detail == "" {
-		return e.Reason.Error()
-	}
-	return e.Reason.Error() + ": " + e.Detail
-}
-
-// Unwrap returns the reason.
-func (e *ValidationError) Unwrap() error { return e.Reason }
-
+// refuse returns the *aegis.Refusal for reason (one of the Err values
+// above, still reachable through errors.Is) with Aegis's short detail.
 func refuse(reason error, detail string) error {
-	return &ValidationError{Reason: reason, Detail: detail}
+	// One allocation holds both the refusal and its cause.
+	r := &detailedRefusal{detail: detailError{reason: reason, detail: detail}}
+	r.Refusal = *aegis.Refuse(reasonOf(reason), nil)
+	r.Refusal.Err = &r.detail
+	return &r.Refusal
 }
 
-// UnavailableError reports that keys could not be had. It matches
-// ErrKeysUnavailable with errors.Is.
-type UnavailableError struct {
-	// RetryAfter is when a new attempt will be made, at the earliest.
-	RetryAfter time.Duration
-	// Err is the cause of the last failed fetch.
-	Err error
+type detailedRefusal struct {
+	aegis.Refusal
+	detail detailError
 }
 
-// Error describes the failure.
-func (e *UnavailableError) Error() string {
-	if e.Err == nil {
-		return ErrKeysUnavailable.Error()
+// reasonOf maps each Err value to the reason code of its refusal.
+func reasonOf(err error) aegis.Reason {
+	switch err {
+	case ErrAlgorithm:
+		return aegis.ReasonAlgorithmRejected
+	case ErrUnknownKey:
+		return aegis.ReasonKeyUnknown
+	case ErrSignature:
+		return aegis.ReasonSignatureInvalid
+	case ErrType:
+		return aegis.ReasonTypeRejected
+	case ErrIssuer:
+		return aegis.ReasonIssuerMismatch
+	case ErrAudience:
+		return aegis.ReasonAudienceMismatch
+	case ErrExpired:
+		return aegis.ReasonTokenExpired
+	case ErrNotYetValid:
+		return aegis.ReasonTokenNotYetValid
+	case ErrClaims:
+		return aegis.ReasonClaimsInvalid
+	default: // ErrMalformed, ErrNotJWT
+		return aegis.ReasonTokenMalformed
 	}
-	return ErrKeysUnavailable.Error() + ": " + e.Err.Error()
 }
 
-// Is reports whether target is ErrKeysUnavailable.
-func (e *UnavailableError) Is(target error) bool { return target == ErrKeysUnavailable }
+// detailError is a sentinel with Aegis's own detail.
+type detailError struct {
+	reason error
+	detail string
+}
 
-// Unwrap returns the cause.
-func (e *UnavailableError) Unwrap() error { return e.Err }
+func (e *detailError) Error() string { return e.reason.Error() + ": " + e.detail }
+func (e *detailError) Unwrap() error { return e.reason }
+
+// unavailable returns the refusal for keys that cannot be had, matching
+// ErrKeysUnavailable, to be retried after retry.
+func unavailable(retry time.Duration, cause error) error {
+	err := ErrKeysUnavailable
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", ErrKeysUnavailable, cause)
+	}
+	return aegis.Unavailable(aegis.ReasonKeysUnavailable, retry, err)
+}

@@ -169,7 +169,7 @@ func setDefault(d *time.Duration, def time.Duration) {
 // LookupKeys implements KeySource. The first call fetches the keys; a kid
 // not in the cached set causes a refetch unless one happened within
 // RefetchCooldown. A kid still unknown while the last fetch failed gives
-// an *UnavailableError: it may be the issuer's new key.
+// the keys_unavailable *aegis.Refusal: it may be the issuer's new key.
 func (r *Remote) LookupKeys(ctx context.Context, kid string) ([]Key, error) {
 	s := r.snap.Load()
 	if s == nil {
@@ -197,7 +197,8 @@ func (r *Remote) LookupKeys(ctx context.Context, kid string) ([]Key, error) {
 	return keys, nil
 }
 
-// unavailable is an *UnavailableError when the last fetch failed, else nil.
+// unavailable is the keys_unavailable refusal when the last fetch failed,
+// else nil.
 func (r *Remote) unavailable() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -205,7 +206,7 @@ func (r *Remote) unavailable() error {
 		return nil
 	}
 	retry := r.lastFailure.Add(r.cfg.RefetchCooldown).Sub(r.cfg.Now())
-	return &UnavailableError{RetryAfter: max(retry, time.Second), Err: r.lastErr}
+	return unavailable(max(retry, time.Second), r.lastErr)
 }
 
 // Refresh fetches the key set now, sharing a fetch already under way. On
@@ -235,7 +236,7 @@ func (r *Remote) first(ctx context.Context) (*snapshot, error) {
 			if s := r.snap.Load(); s != nil {
 				return s, nil
 			}
-			return nil, &UnavailableError{RetryAfter: wait, Err: err}
+			return nil, unavailable(wait, err)
 		}
 	}
 	r.mu.Unlock()
@@ -244,7 +245,7 @@ func (r *Remote) first(ctx context.Context) (*snapshot, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, &UnavailableError{RetryAfter: r.cfg.RefetchCooldown, Err: err}
+		return nil, unavailable(r.cfg.RefetchCooldown, err)
 	}
 	return s, nil
 }

@@ -1,6 +1,8 @@
 package jwks_test
 
 import (
+	"github.com/olympus/aegis"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -373,7 +375,7 @@ func TestRemoteUnknownKIDWhileFailing(t *testing.T) {
 				assert.NoError(t, err)
 				return
 			}
-			var u *jwks.UnavailableError
+			var u *aegis.Refusal
 			require.ErrorAs(t, err, &u)
 			assert.ErrorIs(t, err, jwks.ErrKeysUnavailable)
 			assert.Equal(t, st.retryAfter, u.RetryAfter)
@@ -397,7 +399,7 @@ func TestRemoteUnavailableWithNoKeys(t *testing.T) {
 	r := newRemote(t, jwks.Config{URL: srv.URL, Now: clk.Now, RefetchCooldown: 10 * time.Second})
 	_, err := r.LookupKeys(context.Background(), "kid")
 	require.ErrorIs(t, err, jwks.ErrKeysUnavailable)
-	var unavailable *jwks.UnavailableError
+	var unavailable *aegis.Refusal
 	require.ErrorAs(t, err, &unavailable)
 	assert.Equal(t, 10*time.Second, unavailable.RetryAfter)
 	assert.Contains(t, unavailable.Error(), "status 503")

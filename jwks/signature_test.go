@@ -1,6 +1,8 @@
 package jwks_test
 
 import (
+	"github.com/olympus/aegis"
+
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -132,8 +134,8 @@ func TestSignatureVerifierVerify(t *testing.T) {
 				require.NoError(t, err)
 			} else {
 				require.ErrorIs(t, err, tt.want)
-				var ve *jwks.ValidationError
-				require.ErrorAs(t, err, &ve, "a refusal is a *ValidationError")
+				var ve *aegis.Refusal
+				require.ErrorAs(t, err, &ve, "a refusal is an *aegis.Refusal")
 				other := jwks.ErrSignature
 				if tt.want == jwks.ErrSignature {
 					other = jwks.ErrAlgorithm

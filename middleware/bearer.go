@@ -2,6 +2,8 @@ package middleware
 
 import (
 	"bytes"
+	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/middleware/core"
 	"io"
 	"mime"
 	"net/http"
@@ -10,7 +12,7 @@ import (
 )
 
 // DefaultMaxTokenLength bounds a token before any decoding.
-const DefaultMaxTokenLength = 8 << 10
+const DefaultMaxTokenLength = core.DefaultMaxTokenLength
 
 // DefaultMaxFormBytes bounds a form body read for a token.
 const DefaultMaxFormBytes = 64 << 10
@@ -48,7 +50,7 @@ func (c BearerConfig) withDefaults() BearerConfig {
 // extract returns the one token the request presents. More than one token,
 // wherever they are, is a malformed request; a token in the query while the
 // query is not a source is refused rather than ignored.
-func (g *Guard) extract(w http.ResponseWriter, r *http.Request) (string, *Error) {
+func (g *Guard) extract(w http.ResponseWriter, r *http.Request) (string, *aegis.Refusal) {
 	var token string
 	found := 0
 
@@ -112,10 +114,10 @@ func (g *Guard) extract(w http.ResponseWriter, r *http.Request) (string, *Error)
 // fromForm looks for access_token in a form body and puts the body back
 // as it was, so the handler reads all of it. A body over MaxFormBytes is
 // not inspected: when the request has no other token that is a 400.
-func (g *Guard) fromForm(r *http.Request, haveToken bool) ([]string, *Error) {
+func (g *Guard) fromForm(r *http.Request, haveToken bool) ([]string, *aegis.Refusal) {
 	head, err := io.ReadAll(io.LimitReader(r.Body, g.bearer.MaxFormBytes+1))
 	if err != nil {
-		return nil, errFormTooLarge.withCause(err)
+		return nil, errFormTooLarge
 	}
 	if int64(len(head)) > g.bearer.MaxFormBytes {
 		r.Body = struct {
@@ -137,7 +139,7 @@ func (g *Guard) fromForm(r *http.Request, haveToken bool) ([]string, *Error) {
 
 // fromHeader reads "Bearer <token>"; the scheme is case-insensitive. Other
 // schemes are not bearer credentials (isBearer false).
-func (g *Guard) fromHeader(v string) (token string, isBearer bool, e *Error) {
+func (g *Guard) fromHeader(v string) (token string, isBearer bool, e *aegis.Refusal) {
 	scheme, rest, _ := strings.Cut(v, " ")
 	if !strings.EqualFold(scheme, "Bearer") {
 		return "", false, nil

@@ -2,6 +2,8 @@ package middleware
 
 import (
 	"encoding/json"
+
+	"github.com/olympus/aegis"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,25 +17,54 @@ const (
 	CodeInsufficientScope = "insufficient_scope"
 )
 
-// Error is a refusal: the status, the RFC 6750 error code (empty when the
-// request carried no token at all), a description safe to show the caller,
-// and a stable reason for logs and metrics. Validators may return an *Error
-// to choose the response themselves.
+// Error is the HTTP answer to a refusal: its status, RFC 6750 error code
+// (empty when the request carried no token at all), a description safe to
+// show the caller, and the refusal's stable reason. ErrorFor makes it from
+// an *aegis.Refusal: the one place where refusals become HTTP.
 type Error struct {
-	// Status is the HTTP status: 400, 401, 403 or 503.
+	// Status is the HTTP status: 400, 401, 403, 429 or 503.
 	Status int
 	// Code is the RFC 6750 error code, or empty.
 	Code string
 	// Description is Aegis's own text, never a token or a library's error.
 	Description string
-	// Reason is a stable, machine-readable cause such as "token_expired".
-	Reason string
+	// Reason is the refusal's stable, machine-readable cause.
+	Reason aegis.Reason
 	// Scope is what the route needs, for insufficient_scope.
 	Scope string
-	// RetryAfter is set on 503 answers.
+	// RetryAfter is set on 429 and 503 answers.
 	RetryAfter time.Duration
 	// Err is the underlying cause, for logs only.
 	Err error
+}
+
+// ErrorFor maps a refusal to its HTTP answer:
+//
+//	class invalid       401 invalid_token (400 invalid_request for
+//	                    request_malformed; no code for token_missing)
+//	class forbidden     403 insufficient_scope
+//	class limited       429
+//	class unavailable   503
+func ErrorFor(r *aegis.Refusal) *Error {
+	e := &Error{Description: r.Description, Reason: r.Reason, Scope: r.Scope, RetryAfter: r.RetryAfter, Err: r.Err}
+	switch r.Class {
+	case aegis.ClassForbidden:
+		e.Status, e.Code = http.StatusForbidden, CodeInsufficientScope
+	case aegis.ClassLimited:
+		e.Status = http.StatusTooManyRequests
+	case aegis.ClassUnavailable:
+		e.Status = http.StatusServiceUnavailable
+	default:
+		switch r.Reason {
+		case aegis.ReasonTokenMissing:
+			e.Status = http.StatusUnauthorized
+		case aegis.ReasonRequestMalformed:
+			e.Status, e.Code = http.StatusBadRequest, CodeInvalidRequest
+		default:
+			e.Status, e.Code = http.StatusUnauthorized, CodeInvalidToken
+		}
+	}
+	return e
 }
 
 // Error describes the refusal in Aegis's own words.
@@ -41,7 +72,7 @@ func (e *Error) Error() string {
 	if e == nil {
 		return "aegis: <nil>"
 	}
-	s := e.Reason
+	s := string(e.Reason)
 	if e.Description != "" {
 		s += ": " + e.Description
 	}
@@ -148,70 +179,24 @@ func WriteProblem(w http.ResponseWriter, _ *http.Request, e *Error) {
 	_, _ = w.Write(body)
 }
 
-func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, e *Error) {
-	e = e.clone() // the writer may change its copy
-	if c := e.Challenge(g.realm); c != "" {
-		w.Header().Set("WWW-Authenticate", c)
-	}
-	if e.RetryAfter > 0 {
-		secs := int64((e.RetryAfter + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	}
-	p, _ := PrincipalFrom(r.Context())
-	g.obs.decide(r.Context(), r, refused(e, p), e.Err)
-	g.writeError(w, r, e)
+func formatSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
 }
 
-func errorf(status int, code, reason, description string) *Error {
-	return &Error{Status: status, Code: code, Reason: reason, Description: description}
-}
-
-func (e *Error) clone() *Error {
-	c := *e
-	return &c
-}
-
-// normalized is a copy of an *Error from a custom validator with a status
-// Aegis can answer with: any 4xx, or 503 for server trouble; anything else
-// becomes 401 (below 400, above 599) or 503 (other 5xx).
-func (e *Error) normalized() *Error {
-	c := e.clone()
-	switch {
-	case c.Status >= 400 && c.Status < 500, c.Status == http.StatusServiceUnavailable:
-	case c.Status >= 500 && c.Status < 600:
-		c.Status = http.StatusServiceUnavailable
-	default:
-		c.Status = http.StatusUnauthorized
-	}
-	if c.Status == http.StatusServiceUnavailable && c.RetryAfter <= 0 {
-		c.RetryAfter = 5 * time.Second
-	}
-	return c
-}
-
-func (e *Error) withCause(err error) *Error {
-	c := *e
-	c.Err = err
-	return &c
-}
-
+// Refusals the Guard makes itself, before any token is validated.
 var (
-	errMissing       = errorf(http.StatusUnauthorized, "", "token_missing", "")
-	errTwoTokens     = errorf(http.StatusBadRequest, CodeInvalidRequest, "request_malformed", "The request presents more than one access token")
-	errTwoHeaders    = errorf(http.StatusBadRequest, CodeInvalidRequest, "request_malformed", "The request has more than one Authorization header")
-	errHeaderSyntax  = errorf(http.StatusBadRequest, CodeInvalidRequest, "request_malformed", "The Authorization header is malformed")
-	errEmptyToken    = errorf(http.StatusBadRequest, CodeInvalidRequest, "request_malformed", "The Bearer credentials are empty")
-	errQueryDisabled = errorf(http.StatusBadRequest, CodeInvalidRequest, "request_malformed", "Access tokens in the URL query are not accepted")
-	errFormTooLarge  = errorf(http.StatusBadRequest, CodeInvalidRequest, "request_malformed", "The form body is too large or malformed")
-	errTooLong       = errorf(http.StatusUnauthorized, CodeInvalidToken, "token_too_long", "The access token is too long")
-	errSyntax        = errorf(http.StatusUnauthorized, CodeInvalidToken, "token_malformed", "The access token is malformed")
-	errScopeClaim    = errorf(http.StatusUnauthorized, CodeInvalidToken, "claims_invalid", "The access token's scope claim is invalid")
-	errEmailClaim    = errorf(http.StatusUnauthorized, CodeInvalidToken, "claims_invalid", "The access token's email claim is invalid")
-	errInvalid       = errorf(http.StatusUnauthorized, CodeInvalidToken, "token_invalid", "The access token is invalid")
+	errMissing       = aegis.Refuse(aegis.ReasonTokenMissing, nil)
+	errTwoTokens     = malformed("The request presents more than one access token")
+	errTwoHeaders    = malformed("The request has more than one Authorization header")
+	errHeaderSyntax  = malformed("The Authorization header is malformed")
+	errEmptyToken    = malformed("The Bearer credentials are empty")
+	errQueryDisabled = malformed("Access tokens in the URL query are not accepted")
+	errFormTooLarge  = malformed("The form body is too large or malformed")
+	errTooLong       = aegis.Refuse(aegis.ReasonTokenTooLong, nil)
 )
 
-func insufficientScope(scope string) *Error {
-	e := errorf(http.StatusForbidden, CodeInsufficientScope, "insufficient_scope", "The access token does not grant the scope this resource needs")
-	e.Scope = scope
-	return e
+func malformed(description string) *aegis.Refusal {
+	r := aegis.Refuse(aegis.ReasonRequestMalformed, nil)
+	r.Description = description
+	return r
 }

@@ -1,0 +1,183 @@
+package core
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/olympus/aegis/jwks"
+)
+
+// Defaults of CacheConfig.
+const (
+	DefaultCacheTTL        = 5 * time.Minute
+	DefaultCacheMaxEntries = 10000
+)
+
+// CacheConfig configures Cached.
+type CacheConfig struct {
+	// TTL bounds how long a verified token is served from the cache;
+	// default DefaultCacheTTL.
+	TTL time.Duration
+	// MaxEntries bounds the cache; default DefaultCacheMaxEntries. Each
+	// entry holds its token, so memory is at most MaxEntries times the
+	// longest token accepted.
+	MaxEntries int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Cached wraps v with a cache of verified JWTs. A backend worker presents
+// the same token on every call until it expires; once a JWT has passed
+// every check, the same token (byte for byte) maps to its Principal until
+// the earlier of its exp and TTL, so its signature is not verified again.
+// An entry is dropped as soon as the key that verified it leaves the
+// issuer's key set.
+//
+// Only Principals whose signature a JWT validator of this package checked
+// are kept: introspection has its own cache (introspect.CacheConfig), and a
+// custom validator's Principals pass through uncached.
+func Cached(v Validator, cfg CacheConfig) Validator {
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultCacheTTL
+	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = DefaultCacheMaxEntries
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &cached{next: v, ttl: cfg.TTL, now: cfg.Now, seed: maphash.MakeSeed(), maxShard: max(1, (cfg.MaxEntries+cacheShards-1)/cacheShards)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*cacheEntry)
+	}
+	return c
+}
+
+const cacheShards = 16
+
+type cached struct {
+	next     Validator
+	ttl      time.Duration
+	now      func() time.Time
+	seed     maphash.Seed
+	maxShard int
+	shards   [cacheShards]cacheShard
+}
+
+type cacheShard struct {
+	mu sync.Mutex
+	m  map[string]*cacheEntry
+}
+
+type cacheEntry struct {
+	p       Principal
+	expires time.Time
+}
+
+func (c *cached) shard(token string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, token)%cacheShards]
+}
+
+func (c *cached) Validate(ctx context.Context, token string) (*Principal, error) {
+	if p := c.get(token); p != nil {
+		return p, nil
+	}
+	p, err := validateRaw(ctx, c.next, token)
+	if err == nil {
+		c.put(token, p)
+	}
+	return p, err
+}
+
+func (c *cached) validateParsed(ctx context.Context, t *jwks.Token, token string) (*Principal, error) {
+	if p := c.get(token); p != nil {
+		return p, nil
+	}
+	var p *Principal
+	var err error
+	if b, ok := c.next.(builtIn); ok {
+		p, err = b.validateParsed(ctx, t, token)
+	} else {
+		p, err = validateRaw(ctx, c.next, token)
+	}
+	if err == nil {
+		c.put(token, p)
+	}
+	return p, err
+}
+
+func (c *cached) attach(o *observers) { attachAll(o, c.next) }
+
+func (c *cached) introspection(iss string) *Introspection { return introspectionOf(c.next, iss) }
+
+// get returns a copy of the Principal of a cached token that is still
+// within its time and whose key is still published.
+func (c *cached) get(token string) *Principal {
+	if token == "" {
+		return nil
+	}
+	sh := c.shard(token)
+	sh.mu.Lock()
+	e := sh.m[token]
+	sh.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	if !c.now().Before(e.expires) || !e.p.key.HasKey(e.p.keyID) {
+		sh.mu.Lock()
+		if sh.m[token] == e {
+			delete(sh.m, token)
+		}
+		sh.mu.Unlock()
+		return nil
+	}
+	p := e.p
+	p.cached = true
+	return &p
+}
+
+// put caches a copy of p until the earlier of its exp and the TTL.
+func (c *cached) put(token string, p *Principal) {
+	if p == nil || p.key == nil || p.Expiry.IsZero() {
+		return
+	}
+	now := c.now()
+	expires := p.Expiry
+	if limit := now.Add(c.ttl); limit.Before(expires) {
+		expires = limit
+	}
+	if !now.Before(expires) {
+		return
+	}
+	e := &cacheEntry{p: *p, expires: expires}
+	sh := c.shard(token)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.m[token]; !ok && len(sh.m) >= c.maxShard {
+		sh.evict(now)
+	}
+	sh.m[token] = e
+}
+
+// evict makes room: expired entries first, else whichever comes first in
+// the map's order. It looks at a bounded number of entries.
+func (sh *cacheShard) evict(now time.Time) {
+	const scan = 32
+	var victim string
+	n := 0
+	for k, e := range sh.m {
+		if !now.Before(e.expires) {
+			delete(sh.m, k)
+			return
+		}
+		if n == 0 {
+			victim = k
+		}
+		if n++; n == scan {
+			break
+		}
+	}
+	delete(sh.m, victim)
+}

@@ -1,0 +1,126 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/ratelimit"
+)
+
+// RateLimitConfig charges every admitted request to its client's
+// per-minute limit.
+type RateLimitConfig struct {
+	// Store decides; default a ratelimit.MemoryStore (one instance). Use a
+	// shared store (the nested module ratelimit/redisstore), usually behind
+	// a ratelimit.Failover, across replicas.
+	Store ratelimit.Store
+	// Limits looks up each client's limit (ratelimit.HydraSource reads
+	// Hydra's client metadata); nil means Default for everyone.
+	Limits ratelimit.Source
+	// Default is the limit per minute of clients the source has no value
+	// for; zero means unlimited.
+	Default int
+	// Burst is how many requests may pass at once; zero means each
+	// client's per-minute limit.
+	Burst int
+	// PerSubject charges user tokens to their client and subject together,
+	// so one person cannot spend an application's whole quota. M2M tokens
+	// are always charged to their client.
+	PerSubject bool
+}
+
+type limiter struct{ cfg RateLimitConfig }
+
+func newLimiter(cfg *RateLimitConfig) (*limiter, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	c := *cfg
+	var errs []error
+	if c.Default < 0 {
+		errs = append(errs, errors.New("Config.RateLimit.Default must not be negative"))
+	}
+	if c.Burst < 0 {
+		errs = append(errs, errors.New("Config.RateLimit.Burst must not be negative"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if c.Store == nil {
+		c.Store = ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
+	}
+	return &limiter{cfg: c}, nil
+}
+
+// charge spends one request of p's client, after authentication, so a
+// forged token never spends a victim's quota.
+func (c *Checker) charge(ctx context.Context, cred Credential, p *Principal) Verdict {
+	v := Verdict{Principal: p}
+	l := c.limiter
+	if l == nil {
+		return v
+	}
+	perMinute, ok, err := 0, false, error(nil)
+	if l.cfg.Limits != nil {
+		perMinute, ok, err = c.lookup(ctx, p)
+	}
+	if !ok || err != nil {
+		perMinute = l.cfg.Default
+	}
+	if perMinute <= 0 {
+		return v // unlimited
+	}
+	limit := ratelimit.Limit{PerMinute: perMinute, Burst: l.cfg.Burst}
+	d, err := l.cfg.Store.Allow(ctx, l.key(p), limit)
+	c.obs.RateLimit(ctx, RateLimitDecision{ClientID: p.ClientID, Allowed: err == nil && d.Allowed, Err: err})
+	if err != nil {
+		retry := 5 * time.Second
+		var u *ratelimit.UnavailableError
+		var r *aegis.Refusal
+		switch {
+		case errors.As(err, &u) && u.RetryAfter > 0:
+			retry = u.RetryAfter
+		case errors.As(err, &r) && r.RetryAfter > 0:
+			retry = r.RetryAfter
+		}
+		return Verdict{Refusal: aegis.Unavailable(aegis.ReasonRateLimitUnavailable, retry, err)}
+	}
+	v.RateLimit = &d
+	if !d.Allowed {
+		r := aegis.Refuse(aegis.ReasonRateLimited, nil)
+		r.RetryAfter = max(d.RetryAfter, time.Second)
+		return Verdict{Refusal: r, RateLimit: &d}
+	}
+	return v
+}
+
+// lookup asks the source for p's limit, observed.
+func (c *Checker) lookup(ctx context.Context, p *Principal) (int, bool, error) {
+	ctx = c.obs.LimitLookupStart(ctx, p.ClientID)
+	start := time.Now()
+	perMinute, ok, err := c.limiter.cfg.Limits.Lookup(ctx, ratelimit.Client{ID: p.ClientID, Claim: p.Claim})
+	c.obs.LimitLookup(ctx, LimitLookup{ClientID: p.ClientID, Found: ok && err == nil, Duration: time.Since(start), Err: err})
+	if err != nil && c.log.Enabled(ctx, slog.LevelWarn) {
+		// At most one warning a second: a source that is down fails on
+		// every request.
+		if ok, held := c.warns.Allow("\x00limit_lookup", c.now()); ok {
+			c.log.LogAttrs(ctx, slog.LevelWarn, "aegis: rate limit lookup failed, applying the default",
+				slog.String("client_id", p.ClientID), slog.String("error", err.Error()), slog.Int("held_back", held))
+		}
+	}
+	return perMinute, ok, err
+}
+
+func (l *limiter) key(p *Principal) string {
+	id := p.ClientID
+	if id == "" {
+		id = "sub:" + p.Subject
+	}
+	if l.cfg.PerSubject && p.Kind == KindUser && p.ClientID != "" {
+		return id + "\x00" + p.Subject
+	}
+	return id
+}

@@ -1,0 +1,529 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/internal/b64token"
+	"github.com/olympus/aegis/internal/strictjson"
+	"github.com/olympus/aegis/introspect"
+	"github.com/olympus/aegis/jwks"
+	"github.com/olympus/aegis/scopes"
+)
+
+// Validator turns an access token into a Principal, or refuses it. Its
+// errors decide the verdict: an *aegis.Refusal is used as is (a custom
+// validator may return one to choose its reason and class); any other error
+// is a refusal with aegis.ReasonTokenInvalid, or ReasonValidationAborted
+// when the context ended.
+//
+// A Checker gives every validator the same treatment: tokens longer than
+// its MaxTokenLength are refused before any validator runs, and a validator
+// not built by this package only sees tokens of RFC 6750's b64token syntax
+// (the built-in ones check stricter syntax themselves).
+type Validator interface {
+	Validate(ctx context.Context, token string) (*Principal, error)
+}
+
+// ValidatorFunc adapts a function to Validator.
+type ValidatorFunc func(ctx context.Context, token string) (*Principal, error)
+
+// Validate calls f.
+func (f ValidatorFunc) Validate(ctx context.Context, token string) (*Principal, error) {
+	return f(ctx, token)
+}
+
+// builtIn is implemented by this package's validators: they check the
+// token's syntax themselves, strictly, and can be handed a token parsed
+// once by a combinator.
+type builtIn interface {
+	Validator
+	// validateParsed validates a JWT already parsed by a combinator.
+	validateParsed(ctx context.Context, t *jwks.Token, token string) (*Principal, error)
+	// attach gives the validator the Checker's observer.
+	attach(o *observers)
+	// introspection returns an introspection validator for a JWT of iss
+	// (or any opaque token when iss is empty), or nil.
+	introspection(iss string) *Introspection
+}
+
+// observers forwards a validator's dependency events to the Checker that
+// uses it; until one does, events go nowhere.
+type observers struct {
+	o atomic.Pointer[observerHolder]
+}
+
+type observerHolder struct{ Observer }
+
+func (f *observers) get() Observer {
+	if h := f.o.Load(); h != nil {
+		return h.Observer
+	}
+	return nil
+}
+
+// JWTConfig configures a JWT validator for one issuer.
+type JWTConfig struct {
+	// Issuer is the exact iss of accepted tokens, and where keys are
+	// discovered unless JWKS.URL is set. Required.
+	Issuer string
+	// Audience must be among each token's aud values (RFC 9068 §4).
+	// Required unless AnyAudience.
+	Audience string
+	// AnyAudience accepts tokens whatever their audience. Avoid it: a token
+	// meant for another API would be accepted here.
+	AnyAudience bool
+	// Keys supplies the verification keys, for example a fixed *jwks.Set;
+	// default a *jwks.Remote configured by JWKS.
+	Keys jwks.KeySource
+	// JWKS configures the remote key set when Keys is nil. Its Issuer and
+	// Now default to the fields of the same name here.
+	JWKS jwks.Config
+	// Algorithms is the allowlist of signature algorithms; default
+	// jwks.DefaultAlgorithms() (asymmetric only).
+	Algorithms []string
+	// Leeway is the clock skew tolerated on exp, nbf and iat; zero means
+	// jwks.DefaultLeeway (30 s), negative means none.
+	Leeway time.Duration
+	// RequireJWTAccessTokenType demands typ "at+jwt" (RFC 9068). Off by
+	// default: Ory Hydra sends "JWT".
+	RequireJWTAccessTokenType bool
+	// MaxTokenLength bounds the token before any decoding; zero means
+	// jwks.DefaultMaxTokenLength.
+	MaxTokenLength int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// JWT validates JWT access tokens of one issuer locally (package jwks).
+type JWT struct {
+	issuer    string
+	v         *jwks.Validator
+	keys      keyPresence // nil when the key source cannot tell
+	maxLength int
+	obs       observers
+}
+
+// keyPresence is implemented by key sets that can tell whether a key is
+// still published (*jwks.Remote, *jwks.Set).
+type keyPresence interface {
+	HasKey(kid string) bool
+}
+
+// NewJWT checks cfg and returns a JWT validator. It makes no network
+// request: keys are fetched on first use.
+func NewJWT(cfg JWTConfig) (*JWT, error) {
+	var errs []error
+	if cfg.Issuer == "" {
+		errs = append(errs, errors.New("JWTConfig.Issuer is required"))
+	}
+	if cfg.Audience == "" && !cfg.AnyAudience {
+		errs = append(errs, errors.New("JWTConfig.Audience is required (or set AnyAudience)"))
+	}
+	if cfg.Audience != "" && cfg.AnyAudience {
+		errs = append(errs, errors.New("JWTConfig.Audience and AnyAudience contradict each other: set one"))
+	}
+	if cfg.MaxTokenLength < 0 {
+		errs = append(errs, fmt.Errorf("JWTConfig.MaxTokenLength %d is negative", cfg.MaxTokenLength))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cfg.MaxTokenLength == 0 {
+		cfg.MaxTokenLength = jwks.DefaultMaxTokenLength
+	}
+	j := &JWT{issuer: cfg.Issuer, maxLength: cfg.MaxTokenLength}
+	keys := cfg.Keys
+	if keys == nil {
+		kc := cfg.JWKS
+		if kc.Issuer == "" {
+			kc.Issuer = cfg.Issuer
+		}
+		if kc.Now == nil {
+			kc.Now = cfg.Now
+		}
+		kc.Hooks = j.hooks(kc.Hooks)
+		remote, err := jwks.NewRemote(kc)
+		if err != nil {
+			return nil, fmt.Errorf("JWTConfig.JWKS: %w", err)
+		}
+		keys = remote
+	}
+	j.keys, _ = keys.(keyPresence)
+	v, err := jwks.NewValidator(jwks.ValidatorConfig{
+		Issuer:                    cfg.Issuer,
+		Audience:                  cfg.Audience,
+		AnyAudience:               cfg.AnyAudience,
+		Keys:                      keys,
+		Algorithms:                cfg.Algorithms,
+		Leeway:                    cfg.Leeway,
+		RequireJWTAccessTokenType: cfg.RequireJWTAccessTokenType,
+		MaxTokenLength:            cfg.MaxTokenLength,
+		Now:                       cfg.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("JWTConfig: %w", err)
+	}
+	j.v = v
+	return j, nil
+}
+
+// Validate implements Validator.
+func (j *JWT) Validate(ctx context.Context, token string) (*Principal, error) {
+	t, err := jwks.ParseToken(token, j.maxLength)
+	if err != nil {
+		return nil, err
+	}
+	return j.validateParsed(ctx, t, token)
+}
+
+func (j *JWT) validateParsed(ctx context.Context, t *jwks.Token, _ string) (*Principal, error) {
+	c, err := j.v.Verify(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPrincipal(c, MethodJWT)
+	if err != nil {
+		return nil, err
+	}
+	p.Subject, p.ClientID = c.Subject, c.ClientID
+	p.Issuer, p.Audience, p.Expiry, p.TokenID = c.Issuer, c.Audience, c.Expiry, c.TokenID
+	own(p)
+	p.keyID, p.key = strings.Clone(c.KeyID), j.keys
+	return p, nil
+}
+
+func (j *JWT) attach(o *observers) {
+	if h := o.o.Load(); h != nil {
+		j.obs.o.Store(h)
+	}
+}
+
+func (j *JWT) introspection(string) *Introspection { return nil }
+
+// hooks reports the key set's fetches to the Checker's observer, around
+// the user's own hooks.
+func (j *JWT) hooks(user jwks.Hooks) jwks.Hooks {
+	return jwks.Hooks{
+		FetchStart: func(ctx context.Context) context.Context {
+			if user.FetchStart != nil {
+				ctx = user.FetchStart(ctx)
+			}
+			if o := j.obs.get(); o != nil {
+				ctx = o.KeySetFetchStart(ctx, j.issuer)
+			}
+			return ctx
+		},
+		FetchDone: func(ctx context.Context, f jwks.Fetch) {
+			if o := j.obs.get(); o != nil {
+				o.KeySetFetch(ctx, KeySetFetch{Issuer: j.issuer, URL: f.URL, Keys: f.Keys, Duration: f.Duration, Err: f.Err})
+			}
+			if user.FetchDone != nil {
+				user.FetchDone(ctx, f)
+			}
+		},
+	}
+}
+
+// Introspection validates tokens by asking their issuer (RFC 7662,
+// package introspect).
+type Introspection struct {
+	issuer string
+	client *introspect.Client
+	obs    observers
+}
+
+// NewIntrospection checks cfg and returns an introspection validator.
+// cfg.Issuer is required: it is the issuer of the Principals it returns
+// when the answer names none.
+func NewIntrospection(cfg introspect.Config) (*Introspection, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("introspect.Config.Issuer is required")
+	}
+	i := &Introspection{issuer: cfg.Issuer}
+	cfg.Hooks = i.hooks(cfg.Hooks)
+	c, err := introspect.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("introspect.Config: %w", err)
+	}
+	i.client = c
+	return i, nil
+}
+
+// Validate implements Validator.
+func (i *Introspection) Validate(ctx context.Context, token string) (*Principal, error) {
+	res, err := i.client.Introspect(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPrincipal(res, MethodIntrospection)
+	if err != nil {
+		return nil, err
+	}
+	p.Subject, p.ClientID, p.Audience, p.Expiry, p.TokenID = res.Subject, res.ClientID, res.Audience, res.Expiry, res.TokenID
+	p.Issuer = res.Issuer
+	if p.Issuer == "" {
+		p.Issuer = i.issuer
+	}
+	own(p)
+	return p, nil
+}
+
+func (i *Introspection) validateParsed(ctx context.Context, _ *jwks.Token, token string) (*Principal, error) {
+	return i.Validate(ctx, token)
+}
+
+func (i *Introspection) attach(o *observers) {
+	if h := o.o.Load(); h != nil {
+		i.obs.o.Store(h)
+	}
+}
+
+func (i *Introspection) introspection(string) *Introspection { return i }
+
+// hooks reports the client's cache lookups and calls to the Checker's
+// observer, around the user's own hooks.
+func (i *Introspection) hooks(user introspect.Hooks) introspect.Hooks {
+	return introspect.Hooks{
+		CacheLookup: func(ctx context.Context, hit bool) {
+			if user.CacheLookup != nil {
+				user.CacheLookup(ctx, hit)
+			}
+			if o := i.obs.get(); o != nil {
+				o.IntrospectionCache(ctx, IntrospectionCacheLookup{Issuer: i.issuer, Hit: hit})
+			}
+		},
+		CallStart: func(ctx context.Context) context.Context {
+			if user.CallStart != nil {
+				ctx = user.CallStart(ctx)
+			}
+			if o := i.obs.get(); o != nil {
+				ctx = o.IntrospectionCallStart(ctx, i.issuer)
+			}
+			return ctx
+		},
+		CallDone: func(ctx context.Context, c introspect.Call) {
+			if o := i.obs.get(); o != nil {
+				o.IntrospectionCall(ctx, IntrospectionCall{Issuer: i.issuer, Active: c.Active, Duration: c.Duration, Err: c.Err})
+			}
+			if user.CallDone != nil {
+				user.CallDone(ctx, c)
+			}
+		},
+	}
+}
+
+// Hybrid validates JWT-shaped tokens with jwt and every other token
+// (Ory Hydra's opaque "ory_at_…" tokens) with opaque. A token is parsed
+// once: a built-in jwt validator gets the parsed token. A token that is
+// JWT-shaped but malformed is refused without reaching opaque.
+func Hybrid(jwt, opaque Validator) Validator {
+	return &hybrid{jwt: jwt, opaque: opaque}
+}
+
+type hybrid struct{ jwt, opaque Validator }
+
+func (h *hybrid) Validate(ctx context.Context, token string) (*Principal, error) {
+	t, err := jwks.ParseToken(token, 0)
+	switch {
+	case errors.Is(err, jwks.ErrNotJWT):
+		return validateRaw(ctx, h.opaque, token)
+	case err != nil:
+		return nil, err
+	}
+	return h.validateParsed(ctx, t, token)
+}
+
+func (h *hybrid) validateParsed(ctx context.Context, t *jwks.Token, token string) (*Principal, error) {
+	if b, ok := h.jwt.(builtIn); ok {
+		return b.validateParsed(ctx, t, token)
+	}
+	return validateRaw(ctx, h.jwt, token)
+}
+
+func (h *hybrid) attach(o *observers) { attachAll(o, h.jwt, h.opaque) }
+
+func (h *hybrid) introspection(iss string) *Introspection {
+	if iss == "" {
+		return introspectionOf(h.opaque, "")
+	}
+	if i := introspectionOf(h.jwt, iss); i != nil {
+		return i
+	}
+	return introspectionOf(h.opaque, iss)
+}
+
+// ByIssuer routes each JWT by its iss, strictly parsed once, to the
+// validator of that issuer; a JWT of any other issuer is refused with
+// aegis.ReasonIssuerMismatch before any network call. Tokens that are not
+// JWTs are refused as malformed: combine with Hybrid to introspect them.
+func ByIssuer(validators map[string]Validator) Validator {
+	m := make(map[string]Validator, len(validators))
+	for iss, v := range validators {
+		m[iss] = v
+	}
+	return &byIssuer{m: m}
+}
+
+type byIssuer struct{ m map[string]Validator }
+
+func (b *byIssuer) Validate(ctx context.Context, token string) (*Principal, error) {
+	t, err := jwks.ParseToken(token, 0)
+	if err != nil {
+		return nil, err
+	}
+	return b.validateParsed(ctx, t, token)
+}
+
+func (b *byIssuer) validateParsed(ctx context.Context, t *jwks.Token, token string) (*Principal, error) {
+	v, ok := b.m[t.Issuer()]
+	if !ok {
+		return nil, errUntrustedIssuer
+	}
+	if bv, ok := v.(builtIn); ok {
+		return bv.validateParsed(ctx, t, token)
+	}
+	return validateRaw(ctx, v, token)
+}
+
+func (b *byIssuer) attach(o *observers) {
+	for _, v := range b.m {
+		attachAll(o, v)
+	}
+}
+
+func (b *byIssuer) introspection(iss string) *Introspection {
+	if iss == "" {
+		return nil
+	}
+	return introspectionOf(b.m[iss], iss)
+}
+
+var errUntrustedIssuer = aegis.Refuse(aegis.ReasonIssuerMismatch, errors.New("iss is not a trusted issuer"))
+
+// validateRaw runs v, checking the b64token syntax first for validators
+// that are not built in.
+func validateRaw(ctx context.Context, v Validator, token string) (*Principal, error) {
+	if _, ok := v.(builtIn); !ok && !b64token.Valid(token) {
+		return nil, aegis.Refuse(aegis.ReasonTokenMalformed, nil)
+	}
+	return v.Validate(ctx, token)
+}
+
+func attachAll(o *observers, vs ...Validator) {
+	for _, v := range vs {
+		if b, ok := v.(builtIn); ok {
+			b.attach(o)
+		}
+	}
+}
+
+func introspectionOf(v Validator, iss string) *Introspection {
+	if b, ok := v.(builtIn); ok {
+		return b.introspection(iss)
+	}
+	return nil
+}
+
+// newPrincipal reads what both paths carry the same way: scopes and email.
+func newPrincipal(claims claimLookup, m Method) (*Principal, error) {
+	granted, err := grantedScopes(claims)
+	if err != nil {
+		return nil, err
+	}
+	email, err := emailOf(claims)
+	if err != nil {
+		return nil, err
+	}
+	return &Principal{Scopes: granted, Email: email, Method: m, claims: claims}, nil
+}
+
+// grantedScopes unites the scope (string) and scp (array or string) claims.
+func grantedScopes(claims claimLookup) (scopes.Set, error) {
+	var granted scopes.Set
+	for _, name := range []string{"scope", "scp"} {
+		raw, ok := claims.Raw(name)
+		if !ok {
+			continue
+		}
+		s, err := scopes.FromClaim(raw)
+		if err != nil {
+			return scopes.Set{}, claimRefusal("scope", err)
+		}
+		if granted.Len() == 0 {
+			granted = s
+		} else {
+			granted = granted.Union(s)
+		}
+	}
+	return granted, nil
+}
+
+// emailOf reads the top-level email claim, or Ory Hydra's ext.email.
+func emailOf(claims claimLookup) (string, error) {
+	if raw, ok := claims.Raw("email"); ok && string(raw) != "null" {
+		email, err := strictjson.String(raw)
+		if err != nil {
+			return "", claimRefusal("email", err)
+		}
+		return email, nil
+	}
+	raw, ok := claims.Raw("ext")
+	if !ok || len(raw) == 0 || raw[0] != '{' {
+		return "", nil
+	}
+	value, found, err := strictjson.Find(raw, "email", 16)
+	if err != nil {
+		return "", claimRefusal("email", err)
+	}
+	if !found {
+		return "", nil
+	}
+	email, err := strictjson.String(value)
+	if err != nil {
+		return "", claimRefusal("email", err)
+	}
+	return email, nil
+}
+
+func claimRefusal(claim string, err error) *aegis.Refusal {
+	r := aegis.Refuse(aegis.ReasonClaimsInvalid, fmt.Errorf("%s claim: %w", claim, err))
+	r.Description = "The access token's " + claim + " claim is invalid"
+	return r
+}
+
+// own copies every string of p that may point into a token's decoded
+// bytes into one buffer of p's own.
+func own(p *Principal) {
+	n := len(p.Subject) + len(p.ClientID) + len(p.Email) + len(p.Issuer) + len(p.TokenID)
+	for _, a := range p.Audience {
+		n += len(a)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, s := range []string{p.Subject, p.ClientID, p.Email, p.Issuer, p.TokenID} {
+		b.WriteString(s)
+	}
+	for _, a := range p.Audience {
+		b.WriteString(a)
+	}
+	buf := b.String()
+	take := func(s string) string {
+		out := buf[:len(s)]
+		buf = buf[len(s):]
+		return out
+	}
+	p.Subject, p.ClientID, p.Email, p.Issuer, p.TokenID = take(p.Subject), take(p.ClientID), take(p.Email), take(p.Issuer), take(p.TokenID)
+	if len(p.Audience) > 0 {
+		aud := make([]string, len(p.Audience))
+		for i, a := range p.Audience {
+			aud[i] = take(a)
+		}
+		p.Audience = aud
+	}
+}
