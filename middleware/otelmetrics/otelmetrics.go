@@ -1,8 +1,8 @@
 // Package otelmetrics records a Guard's measurements with OpenTelemetry
-// metric instruments: pass a *Metrics as middleware.Config.Metrics.
+// metric instruments: pass a *Metrics as middleware.Config.Observer.
 //
 //	m, err := otelmetrics.New(otelmetrics.Config{MeterProvider: otel.GetMeterProvider()})
-//	guard, err := middleware.New(middleware.Config{Issuer: iss, Audience: aud, Metrics: m})
+//	guard, err := middleware.New(middleware.Config{Issuer: iss, Audience: aud, Observer: m})
 //
 // # Instruments
 //
@@ -21,7 +21,7 @@
 //	aegis.limit.lookup.duration        histogram  s           none
 //
 // aegis.outcome is accepted or refused; aegis.reason is
-// middleware.ReasonAccepted or a refusal's reason code (token_missing,
+// aegis.ReasonAccepted or a refusal's reason code (token_missing,
 // token_expired, audience_mismatch, insufficient_scope, rate_limited,
 // keys_unavailable…); aegis.kind is m2m, user (or whatever a custom
 // Classifier returns), or none when no token was validated. A request
@@ -58,7 +58,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/middleware/internal/metricvalue"
 )
 
@@ -102,8 +102,10 @@ type Config struct {
 }
 
 // Metrics records a Guard's measurements with OpenTelemetry instruments.
-// It implements middleware.Metrics and is safe for concurrent use.
+// It implements core.Observer and is safe for concurrent use.
 type Metrics struct {
+	core.NopObserver
+
 	decisions      metric.Int64Counter
 	jwksFetches    metric.Int64Counter
 	jwksKeys       metric.Int64Gauge
@@ -124,7 +126,7 @@ type Metrics struct {
 	lookupFound, lookupDefault, lookupError []metric.AddOption
 }
 
-var _ middleware.Metrics = (*Metrics)(nil)
+var _ core.Observer = (*Metrics)(nil)
 
 // New creates the instruments on cfg.MeterProvider's meter ScopeName.
 func New(cfg Config) (*Metrics, error) {
@@ -174,8 +176,8 @@ func New(cfg Config) (*Metrics, error) {
 }
 
 // Decision counts a verdict in aegis.decisions.
-func (m *Metrics) Decision(ctx context.Context, d middleware.Decision) {
-	key := decisionAttrs{string(d.Outcome), clip(d.Reason), clip(metricvalue.Kind(d.Kind))}
+func (m *Metrics) Decision(ctx context.Context, d core.Decision) {
+	key := decisionAttrs{string(d.Outcome), clip(string(d.Reason)), clip(metricvalue.Kind(d.Kind))}
 	opts, ok := m.byDecision.load(key)
 	if !ok {
 		opts = addOptions(KeyOutcome.String(key.outcome), KeyReason.String(key.reason), KeyKind.String(key.kind))
@@ -186,7 +188,7 @@ func (m *Metrics) Decision(ctx context.Context, d middleware.Decision) {
 
 // KeySetFetch counts a key-set fetch, records its duration and, on
 // success, records aegis.jwks.keys.
-func (m *Metrics) KeySetFetch(ctx context.Context, f middleware.KeySetFetch) {
+func (m *Metrics) KeySetFetch(ctx context.Context, f core.KeySetFetch) {
 	o := m.issuer(f.Issuer)
 	if f.Err != nil {
 		m.jwksFetches.Add(ctx, 1, o.fetchFailure...)
@@ -198,7 +200,7 @@ func (m *Metrics) KeySetFetch(ctx context.Context, f middleware.KeySetFetch) {
 }
 
 // IntrospectionCache counts an introspection cache hit or miss.
-func (m *Metrics) IntrospectionCache(ctx context.Context, c middleware.IntrospectionCacheLookup) {
+func (m *Metrics) IntrospectionCache(ctx context.Context, c core.IntrospectionCacheLookup) {
 	o := m.issuer(c.Issuer)
 	if c.Hit {
 		m.cacheLookups.Add(ctx, 1, o.hit...)
@@ -209,7 +211,7 @@ func (m *Metrics) IntrospectionCache(ctx context.Context, c middleware.Introspec
 
 // IntrospectionCall counts an introspection call and records its
 // duration.
-func (m *Metrics) IntrospectionCall(ctx context.Context, c middleware.IntrospectionCall) {
+func (m *Metrics) IntrospectionCall(ctx context.Context, c core.IntrospectionCall) {
 	o := m.issuer(c.Issuer)
 	switch {
 	case c.Err != nil:
@@ -223,7 +225,7 @@ func (m *Metrics) IntrospectionCall(ctx context.Context, c middleware.Introspect
 }
 
 // RateLimit counts a rate-limit charge.
-func (m *Metrics) RateLimit(ctx context.Context, d middleware.RateLimitDecision) {
+func (m *Metrics) RateLimit(ctx context.Context, d core.RateLimitDecision) {
 	result := metricvalue.RateLimitResult(d)
 	key := rateLimitAttrs{result: result}
 	if !m.omitClientID {
@@ -243,7 +245,7 @@ func (m *Metrics) RateLimit(ctx context.Context, d middleware.RateLimitDecision)
 
 // LimitLookup counts a lookup of a client's limit and records its
 // duration. The client is not an attribute.
-func (m *Metrics) LimitLookup(ctx context.Context, l middleware.LimitLookup) {
+func (m *Metrics) LimitLookup(ctx context.Context, l core.LimitLookup) {
 	switch {
 	case l.Err != nil:
 		m.lookups.Add(ctx, 1, m.lookupError...)

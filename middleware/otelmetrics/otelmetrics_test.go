@@ -8,13 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/middleware/core"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/otelmetrics"
 )
 
@@ -90,16 +92,16 @@ func TestEvents(t *testing.T) {
 		{
 			name: "decisions",
 			feed: func(m *otelmetrics.Metrics) {
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeAccepted, Reason: middleware.ReasonAccepted,
-					Kind: middleware.KindM2M, Method: middleware.MethodJWT, ClientID: "sync"})
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeAccepted, Reason: middleware.ReasonAccepted,
-					Kind: middleware.KindM2M, Method: middleware.MethodJWT, ClientID: "other", Cached: true})
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeAccepted, Reason: middleware.ReasonAccepted,
-					Kind: middleware.KindUser, Method: middleware.MethodIntrospection, ClientID: "web"})
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeRefused, Reason: "token_missing", Status: 401})
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeRefused, Reason: "token_missing", Status: 401})
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeRefused, Reason: "insufficient_scope", Status: 403,
-					Kind: middleware.KindM2M, ClientID: "sync"})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeAccepted, Reason: aegis.ReasonAccepted,
+					Kind: core.KindM2M, Method: core.MethodJWT, ClientID: "sync"})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeAccepted, Reason: aegis.ReasonAccepted,
+					Kind: core.KindM2M, Method: core.MethodJWT, ClientID: "other", Cached: true})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeAccepted, Reason: aegis.ReasonAccepted,
+					Kind: core.KindUser, Method: core.MethodIntrospection, ClientID: "web"})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeRefused, Reason: "token_missing", Class: aegis.ClassInvalid})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeRefused, Reason: "token_missing", Class: aegis.ClassInvalid})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeRefused, Reason: "insufficient_scope", Class: aegis.ClassForbidden,
+					Kind: core.KindM2M, ClientID: "sync"})
 			},
 			want: map[string]map[string]float64{
 				"aegis.decisions": {
@@ -113,10 +115,10 @@ func TestEvents(t *testing.T) {
 		{
 			name: "key-set fetches",
 			feed: func(m *otelmetrics.Metrics) {
-				m.KeySetFetch(ctx, middleware.KeySetFetch{Issuer: issuer, Keys: 2, Duration: 5 * time.Millisecond})
-				m.KeySetFetch(ctx, middleware.KeySetFetch{Issuer: issuer, Keys: 3, Duration: 50 * time.Millisecond})
+				m.KeySetFetch(ctx, core.KeySetFetch{Issuer: issuer, Keys: 2, Duration: 5 * time.Millisecond})
+				m.KeySetFetch(ctx, core.KeySetFetch{Issuer: issuer, Keys: 3, Duration: 50 * time.Millisecond})
 				// A failure counts and is timed, but leaves the gauge alone.
-				m.KeySetFetch(ctx, middleware.KeySetFetch{Issuer: issuer, Duration: 2 * time.Second, Err: boom})
+				m.KeySetFetch(ctx, core.KeySetFetch{Issuer: issuer, Duration: 2 * time.Second, Err: boom})
 			},
 			want: map[string]map[string]float64{
 				"aegis.jwks.fetches": {
@@ -130,12 +132,12 @@ func TestEvents(t *testing.T) {
 		{
 			name: "introspection",
 			feed: func(m *otelmetrics.Metrics) {
-				m.IntrospectionCache(ctx, middleware.IntrospectionCacheLookup{Issuer: issuer, Hit: true})
-				m.IntrospectionCache(ctx, middleware.IntrospectionCacheLookup{Issuer: issuer, Hit: true})
-				m.IntrospectionCache(ctx, middleware.IntrospectionCacheLookup{Issuer: issuer})
-				m.IntrospectionCall(ctx, middleware.IntrospectionCall{Issuer: issuer, Active: true, Duration: 20 * time.Millisecond})
-				m.IntrospectionCall(ctx, middleware.IntrospectionCall{Issuer: issuer, Duration: 5 * time.Millisecond})
-				m.IntrospectionCall(ctx, middleware.IntrospectionCall{Issuer: issuer, Duration: time.Second, Err: boom})
+				m.IntrospectionCache(ctx, core.IntrospectionCacheLookup{Issuer: issuer, Hit: true})
+				m.IntrospectionCache(ctx, core.IntrospectionCacheLookup{Issuer: issuer, Hit: true})
+				m.IntrospectionCache(ctx, core.IntrospectionCacheLookup{Issuer: issuer})
+				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Active: true, Duration: 20 * time.Millisecond})
+				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Duration: 5 * time.Millisecond})
+				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Duration: time.Second, Err: boom})
 			},
 			want: map[string]map[string]float64{
 				"aegis.introspection.cache.lookups": {
@@ -153,10 +155,10 @@ func TestEvents(t *testing.T) {
 		{
 			name: "rate limits by client",
 			feed: func(m *otelmetrics.Metrics) {
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "sync", Allowed: true})
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "sync", Allowed: true})
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "sync"})
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "web", Allowed: true, Err: boom})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "sync", Allowed: true})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "sync", Allowed: true})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "sync"})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "web", Allowed: true, Err: boom})
 			},
 			want: map[string]map[string]float64{
 				"aegis.ratelimit.decisions": {
@@ -170,9 +172,9 @@ func TestEvents(t *testing.T) {
 			name: "rate limits without client_id",
 			cfg:  otelmetrics.Config{OmitClientID: true},
 			feed: func(m *otelmetrics.Metrics) {
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "sync", Allowed: true})
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "web", Allowed: true})
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "web"})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "sync", Allowed: true})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "web", Allowed: true})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "web"})
 			},
 			want: map[string]map[string]float64{
 				"aegis.ratelimit.decisions": {"aegis.result=allowed": 2, "aegis.result=denied": 1},
@@ -181,9 +183,9 @@ func TestEvents(t *testing.T) {
 		{
 			name: "limit lookups",
 			feed: func(m *otelmetrics.Metrics) {
-				m.LimitLookup(ctx, middleware.LimitLookup{ClientID: "sync", Found: true, Duration: time.Millisecond})
-				m.LimitLookup(ctx, middleware.LimitLookup{ClientID: "web", Duration: 30 * time.Millisecond})
-				m.LimitLookup(ctx, middleware.LimitLookup{ClientID: "web", Duration: 500 * time.Millisecond, Err: boom})
+				m.LimitLookup(ctx, core.LimitLookup{ClientID: "sync", Found: true, Duration: time.Millisecond})
+				m.LimitLookup(ctx, core.LimitLookup{ClientID: "web", Duration: 30 * time.Millisecond})
+				m.LimitLookup(ctx, core.LimitLookup{ClientID: "web", Duration: 500 * time.Millisecond, Err: boom})
 			},
 			want: map[string]map[string]float64{
 				"aegis.limit.lookups":         {"aegis.result=found": 1, "aegis.result=default": 1, "aegis.result=error": 1},
@@ -203,13 +205,13 @@ func TestEvents(t *testing.T) {
 func TestInstruments(t *testing.T) {
 	ctx := context.Background()
 	m, reader := newMetrics(t, otelmetrics.Config{})
-	m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeRefused, Reason: "token_missing", Status: 401})
-	m.KeySetFetch(ctx, middleware.KeySetFetch{Issuer: issuer, Keys: 1, Duration: 5 * time.Millisecond})
-	m.KeySetFetch(ctx, middleware.KeySetFetch{Issuer: issuer, Duration: 2 * time.Second, Err: errors.New("boom")})
-	m.IntrospectionCache(ctx, middleware.IntrospectionCacheLookup{Issuer: issuer})
-	m.IntrospectionCall(ctx, middleware.IntrospectionCall{Issuer: issuer, Active: true})
-	m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "sync", Allowed: true})
-	m.LimitLookup(ctx, middleware.LimitLookup{ClientID: "sync"})
+	m.Decision(ctx, core.Decision{Outcome: core.OutcomeRefused, Reason: "token_missing", Class: aegis.ClassInvalid})
+	m.KeySetFetch(ctx, core.KeySetFetch{Issuer: issuer, Keys: 1, Duration: 5 * time.Millisecond})
+	m.KeySetFetch(ctx, core.KeySetFetch{Issuer: issuer, Duration: 2 * time.Second, Err: errors.New("boom")})
+	m.IntrospectionCache(ctx, core.IntrospectionCacheLookup{Issuer: issuer})
+	m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Active: true})
+	m.RateLimit(ctx, core.RateLimitDecision{ClientID: "sync", Allowed: true})
+	m.LimitLookup(ctx, core.LimitLookup{ClientID: "sync"})
 
 	units := map[string]string{}
 	got := collect(t, reader)
@@ -255,8 +257,8 @@ func TestAttributeValuesAreClippedAndValid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, reader := newMetrics(t, otelmetrics.Config{})
-			m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: tt.value, Allowed: true})
-			m.KeySetFetch(ctx, middleware.KeySetFetch{Issuer: tt.value, Keys: 1})
+			m.RateLimit(ctx, core.RateLimitDecision{ClientID: tt.value, Allowed: true})
+			m.KeySetFetch(ctx, core.KeySetFetch{Issuer: tt.value, Keys: 1})
 			got := values(t, reader)
 			assert.Equal(t, map[string]float64{"aegis.client_id=" + tt.want + ",aegis.result=allowed": 1},
 				got["aegis.ratelimit.decisions"])
@@ -272,7 +274,7 @@ func TestManyClients(t *testing.T) {
 	const clients = 5000
 	for round := range 2 {
 		for i := range clients {
-			m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: fmt.Sprintf("client-%d", i), Allowed: round == 0})
+			m.RateLimit(ctx, core.RateLimitDecision{ClientID: fmt.Sprintf("client-%d", i), Allowed: round == 0})
 		}
 	}
 	got := values(t, reader)["aegis.ratelimit.decisions"]
@@ -294,11 +296,11 @@ func TestNew(t *testing.T) {
 func TestNoAllocations(t *testing.T) {
 	ctx := context.Background()
 	m, _ := newMetrics(t, otelmetrics.Config{})
-	d := middleware.Decision{Outcome: middleware.OutcomeAccepted, Reason: middleware.ReasonAccepted,
-		Kind: middleware.KindM2M, Method: middleware.MethodJWT, ClientID: "sync"}
-	rl := middleware.RateLimitDecision{ClientID: "sync", Allowed: true}
-	f := middleware.KeySetFetch{Issuer: issuer, Keys: 1, Duration: time.Millisecond}
-	l := middleware.LimitLookup{ClientID: "sync", Found: true, Duration: time.Millisecond}
+	d := core.Decision{Outcome: core.OutcomeAccepted, Reason: aegis.ReasonAccepted,
+		Kind: core.KindM2M, Method: core.MethodJWT, ClientID: "sync"}
+	rl := core.RateLimitDecision{ClientID: "sync", Allowed: true}
+	f := core.KeySetFetch{Issuer: issuer, Keys: 1, Duration: time.Millisecond}
+	l := core.LimitLookup{ClientID: "sync", Found: true, Duration: time.Millisecond}
 	for name, record := range map[string]func(){
 		"Decision":    func() { m.Decision(ctx, d) },
 		"RateLimit":   func() { m.RateLimit(ctx, rl) },

@@ -4,9 +4,11 @@ import (
 	"context"
 	"testing"
 
+	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/middleware/core"
+
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/prommetrics"
 )
 
@@ -20,11 +22,11 @@ func BenchmarkDecision(b *testing.B) {
 	ctx := context.Background()
 	for _, bm := range []struct {
 		name string
-		d    middleware.Decision
+		d    core.Decision
 	}{
-		{"accepted", middleware.Decision{Outcome: middleware.OutcomeAccepted, Reason: middleware.ReasonAccepted,
-			Kind: middleware.KindM2M, Method: middleware.MethodJWT, ClientID: "nightly-data-sync", Cached: true}},
-		{"refused", middleware.Decision{Outcome: middleware.OutcomeRefused, Reason: "token_missing", Status: 401}},
+		{"accepted", core.Decision{Outcome: core.OutcomeAccepted, Reason: aegis.ReasonAccepted,
+			Kind: core.KindM2M, Method: core.MethodJWT, ClientID: "nightly-data-sync", Cached: true}},
+		{"refused", core.Decision{Outcome: core.OutcomeRefused, Reason: "token_missing", Class: aegis.ClassInvalid}},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -50,7 +52,7 @@ func BenchmarkRateLimit(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	d := middleware.RateLimitDecision{ClientID: "nightly-data-sync", Allowed: true}
+	d := core.RateLimitDecision{ClientID: "nightly-data-sync", Allowed: true}
 	b.ReportAllocs()
 	for b.Loop() {
 		m.RateLimit(ctx, d)

@@ -1,16 +1,16 @@
 // Package prommetrics records a Guard's measurements as Prometheus metrics:
-// pass a *Metrics as middleware.Config.Metrics.
+// pass a *Metrics as middleware.Config.Observer.
 //
 //	reg := prometheus.NewRegistry()
 //	m, err := prommetrics.New(prommetrics.Config{Registerer: reg})
-//	guard, err := middleware.New(middleware.Config{Issuer: iss, Audience: aud, Metrics: m})
+//	guard, err := middleware.New(middleware.Config{Issuer: iss, Audience: aud, Observer: m})
 //
 // # Metrics
 //
 // Names below use the default namespace "aegis"; Config.Namespace replaces
 // that prefix. Durations are in seconds.
 //
-//	aegis_decisions_total{outcome,reason,kind}                 counter    verdicts on requests (middleware.Decision)
+//	aegis_decisions_total{outcome,reason,kind}                 counter    verdicts on requests (core.Decision)
 //	aegis_jwks_fetches_total{issuer,result}                    counter    key-set fetches; result success|failure
 //	aegis_jwks_keys{issuer}                                    gauge      usable keys in the last successful fetch
 //	aegis_jwks_fetch_duration_seconds{issuer}                  histogram  key-set fetch time, failures included
@@ -21,7 +21,7 @@
 //	aegis_limit_lookups_total{result}                          counter    limit lookups; result found|default|error
 //	aegis_limit_lookup_duration_seconds                        histogram  limit lookup time
 //
-// outcome is accepted or refused; reason is middleware.ReasonAccepted or a
+// outcome is accepted or refused; reason is aegis.ReasonAccepted or a
 // refusal's reason code (token_missing, token_expired, audience_mismatch,
 // insufficient_scope, rate_limited, keys_unavailable…); kind is m2m, user
 // (or whatever a custom Classifier returns), or none when no token was
@@ -50,7 +50,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/middleware/internal/metricvalue"
 )
 
@@ -86,8 +86,10 @@ type Config struct {
 }
 
 // Metrics records a Guard's measurements in Prometheus collectors. It
-// implements middleware.Metrics and is safe for concurrent use.
+// implements core.Observer and is safe for concurrent use.
 type Metrics struct {
+	core.NopObserver
+
 	decisions *prometheus.CounterVec
 	// byDecision caches decisions' counters by labels (decisionLabels),
 	// sparing the vector's hashing and lock; it holds no more entries
@@ -110,7 +112,7 @@ type Metrics struct {
 	lookupDuration prometheus.Histogram
 }
 
-var _ middleware.Metrics = (*Metrics)(nil)
+var _ core.Observer = (*Metrics)(nil)
 
 // New creates the collectors and registers them with cfg.Registerer. A
 // registration error is returned wrapped (errors.As finds a
@@ -179,8 +181,8 @@ func New(cfg Config) (*Metrics, error) {
 }
 
 // Decision counts a verdict in aegis_decisions_total.
-func (m *Metrics) Decision(_ context.Context, d middleware.Decision) {
-	key := decisionLabels{string(d.Outcome), label(d.Reason), label(metricvalue.Kind(d.Kind))}
+func (m *Metrics) Decision(_ context.Context, d core.Decision) {
+	key := decisionLabels{string(d.Outcome), label(string(d.Reason)), label(metricvalue.Kind(d.Kind))}
 	if c, ok := m.byDecision.Load(key); ok {
 		c.(prometheus.Counter).Inc()
 		return
@@ -198,7 +200,7 @@ type rateLimitLabels struct{ clientID, result string }
 
 // KeySetFetch counts a key-set fetch, records its duration and, on
 // success, sets aegis_jwks_keys.
-func (m *Metrics) KeySetFetch(_ context.Context, f middleware.KeySetFetch) {
+func (m *Metrics) KeySetFetch(_ context.Context, f core.KeySetFetch) {
 	issuer := label(f.Issuer)
 	result := "success"
 	if f.Err != nil {
@@ -211,7 +213,7 @@ func (m *Metrics) KeySetFetch(_ context.Context, f middleware.KeySetFetch) {
 }
 
 // IntrospectionCache counts an introspection cache hit or miss.
-func (m *Metrics) IntrospectionCache(_ context.Context, c middleware.IntrospectionCacheLookup) {
+func (m *Metrics) IntrospectionCache(_ context.Context, c core.IntrospectionCacheLookup) {
 	result := "miss"
 	if c.Hit {
 		result = "hit"
@@ -220,14 +222,14 @@ func (m *Metrics) IntrospectionCache(_ context.Context, c middleware.Introspecti
 }
 
 // IntrospectionCall counts an introspection call and records its duration.
-func (m *Metrics) IntrospectionCall(_ context.Context, c middleware.IntrospectionCall) {
+func (m *Metrics) IntrospectionCall(_ context.Context, c core.IntrospectionCall) {
 	issuer := label(c.Issuer)
 	m.calls.WithLabelValues(issuer, metricvalue.CallResult(c)).Inc()
 	m.callDuration.WithLabelValues(issuer).Observe(c.Duration.Seconds())
 }
 
 // RateLimit counts a rate-limit charge.
-func (m *Metrics) RateLimit(_ context.Context, d middleware.RateLimitDecision) {
+func (m *Metrics) RateLimit(_ context.Context, d core.RateLimitDecision) {
 	result := metricvalue.RateLimitResult(d)
 	key := rateLimitLabels{result: result}
 	if !m.omitClientID {
@@ -249,7 +251,7 @@ func (m *Metrics) RateLimit(_ context.Context, d middleware.RateLimitDecision) {
 
 // LimitLookup counts a lookup of a client's limit and records its
 // duration. The client is not a label.
-func (m *Metrics) LimitLookup(_ context.Context, l middleware.LimitLookup) {
+func (m *Metrics) LimitLookup(_ context.Context, l core.LimitLookup) {
 	m.lookups.WithLabelValues(metricvalue.LookupResult(l)).Inc()
 	m.lookupDuration.Observe(l.Duration.Seconds())
 }

@@ -9,12 +9,14 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/middleware/core"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/prommetrics"
 )
 
@@ -45,16 +47,16 @@ func TestEvents(t *testing.T) {
 		{
 			name: "decisions",
 			feed: func(m *prommetrics.Metrics) {
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeAccepted, Reason: middleware.ReasonAccepted,
-					Kind: middleware.KindM2M, Method: middleware.MethodJWT, ClientID: "sync"})
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeAccepted, Reason: middleware.ReasonAccepted,
-					Kind: middleware.KindM2M, Method: middleware.MethodJWT, ClientID: "other", Cached: true})
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeAccepted, Reason: middleware.ReasonAccepted,
-					Kind: middleware.KindUser, Method: middleware.MethodIntrospection, ClientID: "web"})
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeRefused, Reason: "token_missing", Status: 401})
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeRefused, Reason: "token_missing", Status: 401})
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeRefused, Reason: "insufficient_scope", Status: 403,
-					Kind: middleware.KindM2M, ClientID: "sync"})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeAccepted, Reason: aegis.ReasonAccepted,
+					Kind: core.KindM2M, Method: core.MethodJWT, ClientID: "sync"})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeAccepted, Reason: aegis.ReasonAccepted,
+					Kind: core.KindM2M, Method: core.MethodJWT, ClientID: "other", Cached: true})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeAccepted, Reason: aegis.ReasonAccepted,
+					Kind: core.KindUser, Method: core.MethodIntrospection, ClientID: "web"})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeRefused, Reason: "token_missing", Class: aegis.ClassInvalid})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeRefused, Reason: "token_missing", Class: aegis.ClassInvalid})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeRefused, Reason: "insufficient_scope", Class: aegis.ClassForbidden,
+					Kind: core.KindM2M, ClientID: "sync"})
 			},
 			metric: []string{"aegis_decisions_total"},
 			want: `
@@ -69,10 +71,10 @@ aegis_decisions_total{kind="m2m",outcome="refused",reason="insufficient_scope"} 
 		{
 			name: "key-set fetches",
 			feed: func(m *prommetrics.Metrics) {
-				m.KeySetFetch(ctx, middleware.KeySetFetch{Issuer: issuer, Keys: 2, Duration: 5 * time.Millisecond})
-				m.KeySetFetch(ctx, middleware.KeySetFetch{Issuer: issuer, Keys: 3, Duration: 50 * time.Millisecond})
+				m.KeySetFetch(ctx, core.KeySetFetch{Issuer: issuer, Keys: 2, Duration: 5 * time.Millisecond})
+				m.KeySetFetch(ctx, core.KeySetFetch{Issuer: issuer, Keys: 3, Duration: 50 * time.Millisecond})
 				// A failure counts and is timed, but leaves the gauge alone.
-				m.KeySetFetch(ctx, middleware.KeySetFetch{Issuer: issuer, Duration: 2 * time.Second, Err: boom})
+				m.KeySetFetch(ctx, core.KeySetFetch{Issuer: issuer, Duration: 2 * time.Second, Err: boom})
 			},
 			metric: []string{"aegis_jwks_fetches_total", "aegis_jwks_keys", "aegis_jwks_fetch_duration_seconds"},
 			want: `
@@ -95,12 +97,12 @@ aegis_jwks_fetch_duration_seconds_count{issuer="https://athena.example.com"} 3
 		{
 			name: "introspection",
 			feed: func(m *prommetrics.Metrics) {
-				m.IntrospectionCache(ctx, middleware.IntrospectionCacheLookup{Issuer: issuer, Hit: true})
-				m.IntrospectionCache(ctx, middleware.IntrospectionCacheLookup{Issuer: issuer, Hit: true})
-				m.IntrospectionCache(ctx, middleware.IntrospectionCacheLookup{Issuer: issuer})
-				m.IntrospectionCall(ctx, middleware.IntrospectionCall{Issuer: issuer, Active: true, Duration: 20 * time.Millisecond})
-				m.IntrospectionCall(ctx, middleware.IntrospectionCall{Issuer: issuer, Duration: 5 * time.Millisecond})
-				m.IntrospectionCall(ctx, middleware.IntrospectionCall{Issuer: issuer, Duration: time.Second, Err: boom})
+				m.IntrospectionCache(ctx, core.IntrospectionCacheLookup{Issuer: issuer, Hit: true})
+				m.IntrospectionCache(ctx, core.IntrospectionCacheLookup{Issuer: issuer, Hit: true})
+				m.IntrospectionCache(ctx, core.IntrospectionCacheLookup{Issuer: issuer})
+				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Active: true, Duration: 20 * time.Millisecond})
+				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Duration: 5 * time.Millisecond})
+				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Duration: time.Second, Err: boom})
 			},
 			metric: []string{"aegis_introspection_cache_lookups_total", "aegis_introspection_calls_total",
 				"aegis_introspection_call_duration_seconds"},
@@ -126,10 +128,10 @@ aegis_introspection_call_duration_seconds_count{issuer="https://athena.example.c
 		{
 			name: "rate limits by client",
 			feed: func(m *prommetrics.Metrics) {
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "sync", Allowed: true})
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "sync", Allowed: true})
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "sync"})
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "web", Allowed: true, Err: boom})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "sync", Allowed: true})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "sync", Allowed: true})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "sync"})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "web", Allowed: true, Err: boom})
 			},
 			metric: []string{"aegis_ratelimit_decisions_total"},
 			want: `
@@ -144,9 +146,9 @@ aegis_ratelimit_decisions_total{client_id="web",result="error"} 1
 			name: "rate limits without client_id",
 			cfg:  prommetrics.Config{OmitClientID: true},
 			feed: func(m *prommetrics.Metrics) {
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "sync", Allowed: true})
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "web", Allowed: true})
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: "web"})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "sync", Allowed: true})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "web", Allowed: true})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: "web"})
 			},
 			metric: []string{"aegis_ratelimit_decisions_total"},
 			want: `
@@ -159,9 +161,9 @@ aegis_ratelimit_decisions_total{result="denied"} 1
 		{
 			name: "limit lookups",
 			feed: func(m *prommetrics.Metrics) {
-				m.LimitLookup(ctx, middleware.LimitLookup{ClientID: "sync", Found: true, Duration: time.Millisecond})
-				m.LimitLookup(ctx, middleware.LimitLookup{ClientID: "web", Duration: 30 * time.Millisecond})
-				m.LimitLookup(ctx, middleware.LimitLookup{ClientID: "web", Duration: 500 * time.Millisecond, Err: boom})
+				m.LimitLookup(ctx, core.LimitLookup{ClientID: "sync", Found: true, Duration: time.Millisecond})
+				m.LimitLookup(ctx, core.LimitLookup{ClientID: "web", Duration: 30 * time.Millisecond})
+				m.LimitLookup(ctx, core.LimitLookup{ClientID: "web", Duration: 500 * time.Millisecond, Err: boom})
 			},
 			metric: []string{"aegis_limit_lookups_total", "aegis_limit_lookup_duration_seconds"},
 			want: `
@@ -183,7 +185,7 @@ aegis_limit_lookup_duration_seconds_count 3
 			name: "namespace",
 			cfg:  prommetrics.Config{Namespace: "gateway"},
 			feed: func(m *prommetrics.Metrics) {
-				m.Decision(ctx, middleware.Decision{Outcome: middleware.OutcomeRefused, Reason: "token_expired", Status: 401})
+				m.Decision(ctx, core.Decision{Outcome: core.OutcomeRefused, Reason: "token_expired", Class: aegis.ClassInvalid})
 			},
 			metric: []string{"gateway_decisions_total"},
 			want: `
@@ -220,8 +222,8 @@ func TestLabelValuesAreClippedAndValid(t *testing.T) {
 			require.LessOrEqual(t, len(tt.want), prommetrics.MaxLabelLength)
 			m, reg := newMetrics(t, prommetrics.Config{})
 			require.NotPanics(t, func() {
-				m.RateLimit(ctx, middleware.RateLimitDecision{ClientID: tt.value, Allowed: true})
-				m.KeySetFetch(ctx, middleware.KeySetFetch{Issuer: tt.value, Keys: 1})
+				m.RateLimit(ctx, core.RateLimitDecision{ClientID: tt.value, Allowed: true})
+				m.KeySetFetch(ctx, core.KeySetFetch{Issuer: tt.value, Keys: 1})
 			})
 			want := fmt.Sprintf(`
 # HELP aegis_ratelimit_decisions_total Rate-limit charges by client and result (allowed, denied, error).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/ratelimit"
 	"github.com/olympus/aegis/scopes"
 )
@@ -35,11 +36,11 @@ type Run struct {
 // token_expired, audience_mismatch 1 each (kind none); insufficient_scope
 // and rate_limited 1 each (m2m); rate limit allowed 2 and denied 1 for
 // "limited"; limit lookups found 3, default 2; one key-set fetch.
-func Drive(t testing.TB, m middleware.Metrics) Run {
+func Drive(t testing.TB, m core.Observer) Run {
 	t.Helper()
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
 	guard, err := middleware.New(middleware.Config{
-		Issuer: iss.URL, Audience: iss.Audience, HTTPClient: iss.Client(), Metrics: m,
+		Issuer: iss.URL, Audience: iss.Audience, Observer: m,
 		Logger: slog.New(slog.DiscardHandler),
 		// "limited" may make 2 requests at once; everyone else is unlimited.
 		RateLimit: &middleware.RateLimitConfig{Limits: ratelimit.Static{"limited": 2}},

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
 )
 
 // Kind is a decision's caller kind, "none" when no token was validated.
-func Kind(k middleware.Kind) string {
+func Kind(k core.Kind) string {
 	if k == "" {
 		return "none"
 	}
@@ -19,7 +19,7 @@ func Kind(k middleware.Kind) string {
 }
 
 // RateLimitResult is allowed, denied or error.
-func RateLimitResult(d middleware.RateLimitDecision) string {
+func RateLimitResult(d core.RateLimitDecision) string {
 	switch {
 	case d.Err != nil:
 		return "error"
@@ -30,7 +30,7 @@ func RateLimitResult(d middleware.RateLimitDecision) string {
 }
 
 // CallResult is active, inactive or error.
-func CallResult(c middleware.IntrospectionCall) string {
+func CallResult(c core.IntrospectionCall) string {
 	switch {
 	case c.Err != nil:
 		return "error"
@@ -41,7 +41,7 @@ func CallResult(c middleware.IntrospectionCall) string {
 }
 
 // LookupResult is found, default or error.
-func LookupResult(l middleware.LimitLookup) string {
+func LookupResult(l core.LimitLookup) string {
 	switch {
 	case l.Err != nil:
 		return "error"

@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stretchr/testify/assert"
+	"github.com/olympus/aegis/middleware/core"
 
-	"github.com/olympus/aegis/middleware"
+	"github.com/stretchr/testify/assert"
 )
 
 func TestValues(t *testing.T) {
@@ -16,16 +16,16 @@ func TestValues(t *testing.T) {
 		got, want string
 	}{
 		{Kind(""), "none"},
-		{Kind(middleware.KindUser), "user"},
-		{RateLimitResult(middleware.RateLimitDecision{Allowed: true}), "allowed"},
-		{RateLimitResult(middleware.RateLimitDecision{}), "denied"},
-		{RateLimitResult(middleware.RateLimitDecision{Allowed: true, Err: boom}), "error"},
-		{CallResult(middleware.IntrospectionCall{Active: true}), "active"},
-		{CallResult(middleware.IntrospectionCall{}), "inactive"},
-		{CallResult(middleware.IntrospectionCall{Err: boom}), "error"},
-		{LookupResult(middleware.LimitLookup{Found: true}), "found"},
-		{LookupResult(middleware.LimitLookup{}), "default"},
-		{LookupResult(middleware.LimitLookup{Found: true, Err: boom}), "error"},
+		{Kind(core.KindUser), "user"},
+		{RateLimitResult(core.RateLimitDecision{Allowed: true}), "allowed"},
+		{RateLimitResult(core.RateLimitDecision{}), "denied"},
+		{RateLimitResult(core.RateLimitDecision{Allowed: true, Err: boom}), "error"},
+		{CallResult(core.IntrospectionCall{Active: true}), "active"},
+		{CallResult(core.IntrospectionCall{}), "inactive"},
+		{CallResult(core.IntrospectionCall{Err: boom}), "error"},
+		{LookupResult(core.LimitLookup{Found: true}), "found"},
+		{LookupResult(core.LimitLookup{}), "default"},
+		{LookupResult(core.LimitLookup{Found: true, Err: boom}), "error"},
 		{Clip("sync", 4), "sync"},
 		{Clip(strings.Repeat("a", 5), 4), "aaaa"},
 		{Clip("aaaé", 4), "aaa"}, // é would end at byte 5
