@@ -110,7 +110,6 @@ type Remote struct {
 	snap       atomic.Pointer[snapshot]
 	group      singleflight.Group
 	refreshing atomic.Bool
-	fetches    atomic.Int64
 
 	mu          sync.Mutex
 	jwksURL     string
@@ -216,9 +215,6 @@ func (r *Remote) Refresh(ctx context.Context) error {
 	return err
 }
 
-// Fetches returns how many fetches of the key set were attempted.
-func (r *Remote) Fetches() int64 { return r.fetches.Load() }
-
 // Keys returns the keys currently held, without fetching.
 func (r *Remote) Keys() []Key {
 	if s := r.snap.Load(); s != nil {
@@ -309,7 +305,6 @@ func (r *Remote) fetchShared(ctx context.Context) (*snapshot, error) {
 }
 
 func (r *Remote) fetch(ctx context.Context) (*snapshot, error) {
-	r.fetches.Add(1)
 	if r.cfg.Hooks.FetchStart != nil {
 		ctx = r.cfg.Hooks.FetchStart(ctx)
 	}
