@@ -35,7 +35,7 @@ func Example() {
 	guard, err := middleware.New(middleware.Config{
 		Issuer:   issuer.URL,
 		Audience: issuer.Audience,
-		Observer:  metrics,
+		Observer: metrics,
 	})
 	if err != nil {
 		panic(err)
