@@ -313,14 +313,15 @@ func normalized(r *aegis.Refusal) *aegis.Refusal {
 		c.Reason = aegis.ReasonTokenInvalid
 	}
 	switch c.Class {
-	case aegis.ClassInvalid, aegis.ClassForbidden:
-	case aegis.ClassUnavailable, aegis.ClassLimited:
+	case aegis.ClassInvalid, aegis.ClassForbidden, aegis.ClassUnavailable, aegis.ClassLimited:
+	default:
+		c.Class = c.Reason.Class()
+	}
+	if c.Class == aegis.ClassUnavailable || c.Class == aegis.ClassLimited {
 		if c.RetryAfter <= 0 {
 			c.RetryAfter = 5 * time.Second
 		}
 		c.RetryAfter = max(c.RetryAfter, time.Second)
-	default:
-		c.Class = c.Reason.Class()
 	}
 	if c.Description == "" {
 		c.Description = c.Reason.Description()
