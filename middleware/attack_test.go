@@ -32,6 +32,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
@@ -166,31 +167,29 @@ func newAtkEnv(t *testing.T, s *atkSuite, serveIntrospection http.Handler) *atkE
 	e.other = jwkstest.NewIssuer(t, jwkstest.Config{Now: atkClock})
 	s.outbound.allow(e.iss.URL)
 
-	profiles := map[string]func(*middleware.Config){
+	profiles := map[string]func(*setup){
 		profJWT:        nil,
-		profHybrid:     func(c *middleware.Config) { c.Mode = middleware.ModeHybrid },
-		profIntrospect: func(c *middleware.Config) { c.Mode = middleware.ModeIntrospect },
-		profTyp:        func(c *middleware.Config) { c.RequireJWTAccessTokenType = true },
-		profQuery:      func(c *middleware.Config) { c.Bearer.AllowQuery = true },
+		profHybrid:     func(c *setup) { c.Mode = modeHybrid },
+		profIntrospect: func(c *setup) { c.Mode = modeIntrospect },
+		profTyp:        func(c *setup) { c.RequireJWTAccessTokenType = true },
+		profQuery:      func(c *setup) { c.Bearer.AllowQuery = true },
 	}
 	logger := slog.New(slog.NewTextHandler(s.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for name, tweak := range profiles {
-		cfg := middleware.Config{
-			Issuer: e.iss.URL, Audience: e.iss.Audience, Now: atkClock, Logger: logger, HTTPClient: s.client,
-			Introspection: introspect.Config{Endpoint: e.iss.IntrospectionURL()},
+		cfg := setup{Config: middleware.Config{
+			Issuer: e.iss.URL, Audience: e.iss.Audience, Now: atkClock, Logger: logger,
 			ErrorWriter: func(w http.ResponseWriter, r *http.Request, err *middleware.Error) {
-				w.Header().Set("X-Attack-Reason", err.Reason)
+				w.Header().Set("X-Attack-Reason", string(err.Reason))
 				middleware.WriteProblem(w, r, err)
 			},
-		}
+		}, HTTPClient: s.client, Introspection: introspect.Config{Endpoint: e.iss.IntrospectionURL()}}
 		if tweak != nil {
 			tweak(&cfg)
 		}
 		if cfg.Mode == "" {
 			cfg.Introspection = introspect.Config{}
 		}
-		g, err := middleware.New(cfg)
-		require.NoError(t, err)
+		g := mustGuard(t, cfg)
 		e.guards[name] = g
 		e.handlers[name] = g.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, "the protected resource")
@@ -1245,15 +1244,15 @@ func TestAttackJWERefusedPromptly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := e.guards[profJWT].Validate(ctx, token)
-	var refusal *middleware.Error
+	var refusal *aegis.Refusal
 	require.ErrorAs(t, err, &refusal)
-	assert.Equal(t, reasonMalformed, refusal.Reason)
+	assert.Equal(t, reasonMalformed, string(refusal.Reason))
 	allocs := testing.AllocsPerRun(100, func() { _, _ = e.guards[profJWT].Validate(ctx, token) })
 	assert.LessOrEqual(t, allocs, 8.0, "a JWE must be refused by its shape, without decoding or decrypting it")
 
 	_, err = e.guards[profHybrid].Validate(ctx, token)
 	require.ErrorAs(t, err, &refusal)
-	assert.Equal(t, reasonInactive, refusal.Reason)
+	assert.Equal(t, reasonInactive, string(refusal.Reason))
 	assert.NoError(t, ctx.Err(), "refused within the deadline")
 	assert.Equal(t, int64(1), e.iss.IntrospectionCalls(), "the JWE went once to introspection as an opaque token")
 	assert.Zero(t, suite.attackerHits.Load())

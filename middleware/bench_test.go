@@ -25,9 +25,8 @@ func benchGuardIssuer(b *testing.B, alg string, cache bool) (*middleware.Guard, 
 	k := iss.CurrentKey()
 	set, err := jwks.NewSet(jwks.Key{ID: k.ID, Algorithm: alg, Public: k.Public()})
 	require.NoError(b, err)
-	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Keys: set, Logger: quiet(),
-		VerifiedCache: middleware.VerifiedCacheConfig{Disabled: !cache}})
-	require.NoError(b, err)
+	g := mustGuard(b, setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Logger: quiet()}, Keys: set,
+		VerifiedCache: cacheSetup{Disabled: !cache}})
 	return g, iss, iss.M2M("nightly-data-sync", "data:read", "data:write")
 }
 

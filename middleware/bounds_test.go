@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
 )
@@ -39,20 +40,19 @@ func TestHugeBearerTokenIsRefusedCheaply(t *testing.T) {
 
 	for _, mode := range []struct {
 		name string
-		mode middleware.Mode
+		mode mode
 	}{
-		{"jwt", middleware.ModeJWT},
-		{"hybrid", middleware.ModeHybrid},
-		{"introspect", middleware.ModeIntrospect},
+		{"jwt", modeJWT},
+		{"hybrid", modeHybrid},
+		{"introspect", modeIntrospect},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			iss := jwkstest.NewIssuer(t, jwkstest.Config{})
-			cfg := middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Mode: mode.mode}
-			if mode.mode != middleware.ModeJWT {
+			cfg := setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience}, Mode: mode.mode}
+			if mode.mode != modeJWT {
 				cfg.Introspection.Endpoint = iss.IntrospectionURL()
 			}
-			guard, err := middleware.New(cfg)
-			require.NoError(t, err)
+			guard := mustGuard(t, cfg)
 			var reached atomic.Int64
 			h := guard.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
 
@@ -80,8 +80,9 @@ func TestHugeBearerTokenIsRefusedCheaply(t *testing.T) {
 				p, err := guard.Validate(context.Background(), huge)
 				require.Error(t, err)
 				assert.Nil(t, p)
-				var e *middleware.Error
-				require.True(t, errors.As(err, &e))
+				var r *aegis.Refusal
+				require.True(t, errors.As(err, &r))
+				e := middleware.ErrorFor(r)
 				assert.Equal(t, http.StatusUnauthorized, e.Status)
 				assert.Equal(t, middleware.CodeInvalidToken, e.Code)
 				assert.Equal(t, "The access token is too long", e.Description)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
@@ -44,15 +45,14 @@ func fuzzClaims() map[string]any {
 	}
 }
 
-func fuzzGuard(t testing.TB, tweak func(*middleware.Config)) *middleware.Guard {
+func fuzzGuard(t testing.TB, tweak func(*setup)) *middleware.Guard {
 	set, err := jwks.NewSet(jwks.Key{ID: "fuzz", Algorithm: "EdDSA", Public: fuzzKey().Public()})
 	require.NoError(t, err)
-	cfg := middleware.Config{Issuer: "https://issuer.fuzz", Audience: "https://api.fuzz", Keys: set, Now: fixedClock}
+	cfg := setup{Config: middleware.Config{Issuer: "https://issuer.fuzz", Audience: "https://api.fuzz", Now: fixedClock}, Keys: set}
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	g, err := middleware.New(cfg)
-	require.NoError(t, err)
+	g := mustGuard(t, cfg)
 	return g
 }
 
@@ -83,8 +83,9 @@ func FuzzValidate(f *testing.F) {
 			assert.NotEmpty(t, p.Subject)
 			return
 		}
-		var e *middleware.Error
-		require.ErrorAs(t, err, &e)
+		var r *aegis.Refusal
+		require.ErrorAs(t, err, &r)
+		e := middleware.ErrorFor(r)
 		assert.True(t, e.Status >= 400 && e.Status < 500, "status %d", e.Status)
 		assert.NotContains(t, e.Challenge("api"), "\n")
 		if len(token) > 8 {
@@ -106,7 +107,7 @@ func FuzzExtract(f *testing.F) {
 	f.Add("Basic abc", "", "")
 	f.Add("Bearer", "", "")
 	f.Add("Bearer a\tb", "%zz", "%zz")
-	g := fuzzGuard(f, func(c *middleware.Config) {
+	g := fuzzGuard(f, func(c *setup) {
 		c.Bearer.AllowQuery, c.Bearer.AllowFormBody, c.Bearer.MaxFormBytes = true, true, 4096
 	})
 	h := g.Require(scopes.All("data:read"))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))

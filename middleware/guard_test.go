@@ -18,9 +18,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/scopes"
 )
 
@@ -35,15 +37,14 @@ type env struct {
 }
 
 // newEnv builds an issuer, a Guard and a chi router like examples/server's.
-func newEnv(t *testing.T, tweak func(*middleware.Config)) *env {
+func newEnv(t *testing.T, tweak func(*setup)) *env {
 	t.Helper()
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
-	cfg := middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock}
+	cfg := setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock}}
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	g, err := middleware.New(cfg)
-	require.NoError(t, err)
+	g := mustGuard(t, cfg)
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
 	r.Group(func(r chi.Router) {
@@ -114,7 +115,7 @@ func decodeProblem(t *testing.T, rec *httptest.ResponseRecorder) problem {
 func TestBearerExtraction(t *testing.T) {
 	type row struct {
 		name      string
-		tweak     func(*middleware.Config)
+		tweak     func(*setup)
 		request   func(e *env) *http.Request
 		status    int
 		challenge string // exact WWW-Authenticate, or a prefix ending in '*'
@@ -147,39 +148,39 @@ func TestBearerExtraction(t *testing.T) {
 		{name: "header plus query", request: func(e *env) *http.Request {
 			return get("/data?access_token="+url.QueryEscape(m2m(e)), "Bearer "+m2m(e))
 		}, status: 400, challenge: `Bearer realm="api", error="invalid_request"*`, code: "invalid_request"},
-		{name: "header plus query with the query allowed", tweak: func(c *middleware.Config) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
+		{name: "header plus query with the query allowed", tweak: func(c *setup) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
 			return get("/data?access_token="+url.QueryEscape(m2m(e)), "Bearer "+m2m(e))
 		}, status: 400, challenge: `Bearer realm="api", error="invalid_request"*`, code: "invalid_request"},
 		{name: "query token while the query is off", request: func(e *env) *http.Request {
 			return get("/data?access_token="+url.QueryEscape(m2m(e)), "")
 		}, status: 400, challenge: `Bearer realm="api", error="invalid_request"*`, code: "invalid_request"},
-		{name: "query token with the query allowed", tweak: func(c *middleware.Config) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
+		{name: "query token with the query allowed", tweak: func(c *setup) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
 			return get("/data?access_token="+url.QueryEscape(m2m(e)), "")
 		}, status: 200},
-		{name: "two query tokens", tweak: func(c *middleware.Config) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
+		{name: "two query tokens", tweak: func(c *setup) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
 			return get("/data?access_token=a&access_token=b", "")
 		}, status: 400, code: "invalid_request", challenge: `Bearer realm="api", error="invalid_request"*`},
-		{name: "form token with the form allowed", tweak: func(c *middleware.Config) { c.Bearer.AllowFormBody = true }, request: func(e *env) *http.Request {
+		{name: "form token with the form allowed", tweak: func(c *setup) { c.Bearer.AllowFormBody = true }, request: func(e *env) *http.Request {
 			return formPost("access_token=" + url.QueryEscape(e.iss.M2M("worker", "data:write")))
 		}, status: 200},
-		{name: "form token plus header", tweak: func(c *middleware.Config) { c.Bearer.AllowFormBody = true }, request: func(e *env) *http.Request {
+		{name: "form token plus header", tweak: func(c *setup) { c.Bearer.AllowFormBody = true }, request: func(e *env) *http.Request {
 			req := formPost("access_token=" + url.QueryEscape(e.iss.M2M("worker", "data:write")))
 			req.Header.Set("Authorization", "Bearer "+e.iss.M2M("worker", "data:write"))
 			return req
 		}, status: 400, code: "invalid_request", challenge: `Bearer realm="api", error="invalid_request"*`},
-		{name: "oversized form body", tweak: func(c *middleware.Config) { c.Bearer.AllowFormBody = true; c.Bearer.MaxFormBytes = 100 }, request: func(e *env) *http.Request {
+		{name: "oversized form body", tweak: func(c *setup) { c.Bearer.AllowFormBody = true; c.Bearer.MaxFormBytes = 100 }, request: func(e *env) *http.Request {
 			return formPost("access_token=" + strings.Repeat("a", 200))
 		}, status: 400, code: "invalid_request", challenge: `Bearer realm="api", error="invalid_request"*`},
 		{name: "query with a malformed pair cannot hide a second token", request: func(e *env) *http.Request {
 			return get("/data?a=1;b=2&access_token="+url.QueryEscape(m2m(e)), "Bearer "+m2m(e))
 		}, status: 400, code: "invalid_request", challenge: `Bearer realm="api", error="invalid_request"*`},
-		{name: "percent-encoded query name is still access_token", tweak: func(c *middleware.Config) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
+		{name: "percent-encoded query name is still access_token", tweak: func(c *setup) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
 			return get("/data?access%5Ftoken="+url.QueryEscape(m2m(e)), "Bearer "+m2m(e))
 		}, status: 400, code: "invalid_request", challenge: `Bearer realm="api", error="invalid_request"*`},
-		{name: "query token beside a malformed pair, query allowed", tweak: func(c *middleware.Config) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
+		{name: "query token beside a malformed pair, query allowed", tweak: func(c *setup) { c.Bearer.AllowQuery = true }, request: func(e *env) *http.Request {
 			return get("/data?a=1;b=2&access_token="+url.QueryEscape(m2m(e)), "")
 		}, status: 200},
-		{name: "oversized form body beside a header token is left alone", tweak: func(c *middleware.Config) { c.Bearer.AllowFormBody = true; c.Bearer.MaxFormBytes = 100 }, request: func(e *env) *http.Request {
+		{name: "oversized form body beside a header token is left alone", tweak: func(c *setup) { c.Bearer.AllowFormBody = true; c.Bearer.MaxFormBytes = 100 }, request: func(e *env) *http.Request {
 			req := formPost("note=" + strings.Repeat("a", 200))
 			req.Header.Set("Authorization", "Bearer "+e.iss.M2M("w", "data:write"))
 			return req
@@ -187,14 +188,14 @@ func TestBearerExtraction(t *testing.T) {
 		{name: "form token while the form is off is not read", request: func(e *env) *http.Request {
 			return formPost("access_token=" + url.QueryEscape(e.iss.M2M("worker", "data:write")))
 		}, status: 401, challenge: `Bearer realm="api"`},
-		{name: "token over the maximum length", tweak: func(c *middleware.Config) { c.Bearer.MaxLength = 64 }, request: func(e *env) *http.Request {
+		{name: "token over the maximum length", tweak: func(c *setup) { c.Bearer.MaxLength = 64 }, request: func(e *env) *http.Request {
 			return get("/data", "Bearer "+strings.Repeat("a", 65))
 		}, status: 401, code: "invalid_token", challenge: `Bearer realm="api", error="invalid_token", error_description="The access token is too long"`},
 		{name: "characters outside b64token", request: func(e *env) *http.Request { return get("/data", `Bearer abc"def`) },
 			status: 401, code: "invalid_token", challenge: `Bearer realm="api", error="invalid_token", error_description="The access token is malformed"`},
 		{name: "garbage token", request: func(e *env) *http.Request { return get("/data", "Bearer garbage") },
 			status: 401, code: "invalid_token", challenge: `Bearer realm="api", error="invalid_token", error_description="The access token is malformed"`},
-		{name: "custom realm", tweak: func(c *middleware.Config) { c.Realm = `my "api"` }, request: func(e *env) *http.Request { return get("/data", "") },
+		{name: "custom realm", tweak: func(c *setup) { c.Realm = `my "api"` }, request: func(e *env) *http.Request { return get("/data", "") },
 			status: 401, challenge: `Bearer realm="my api"`},
 	}
 	for _, tc := range rows {
@@ -220,7 +221,7 @@ func TestBearerExtraction(t *testing.T) {
 
 // TestQueryTokenResponseIsPrivate: RFC 6750 §2.3 asks for Cache-Control: private.
 func TestQueryTokenResponseIsPrivate(t *testing.T) {
-	e := newEnv(t, func(c *middleware.Config) { c.Bearer.AllowQuery = true })
+	e := newEnv(t, func(c *setup) { c.Bearer.AllowQuery = true })
 	rec := e.do(t, get("/data?access_token="+url.QueryEscape(e.iss.M2M("w", "data:read")), ""))
 	require.Equal(t, 200, rec.Code)
 	assert.Equal(t, "private", rec.Header().Get("Cache-Control"))
@@ -228,7 +229,7 @@ func TestQueryTokenResponseIsPrivate(t *testing.T) {
 
 // TestFormTokenLeavesFormToHandler: reading the token keeps the form usable.
 func TestFormTokenLeavesFormToHandler(t *testing.T) {
-	e := newEnv(t, func(c *middleware.Config) { c.Bearer.AllowFormBody = true })
+	e := newEnv(t, func(c *setup) { c.Bearer.AllowFormBody = true })
 	var got string
 	h := e.guard.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.FormValue("note") }))
 	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("note=hello&access_token="+url.QueryEscape(e.iss.M2M("w"))))
@@ -383,7 +384,7 @@ type countingValidator struct {
 	calls *atomic.Int64
 }
 
-func (c countingValidator) ValidateToken(ctx context.Context, token string) (*middleware.Principal, error) {
+func (c countingValidator) Validate(ctx context.Context, token string) (*middleware.Principal, error) {
 	c.calls.Add(1)
 	return c.g.Validate(ctx, token)
 }
@@ -422,7 +423,7 @@ func TestKeysUnavailable(t *testing.T) {
 func TestPrincipal(t *testing.T) {
 	tests := []struct {
 		name   string
-		tweak  func(*middleware.Config)
+		tweak  func(*setup)
 		token  func(e *env) string
 		kind   middleware.Kind
 		email  string
@@ -451,7 +452,7 @@ func TestPrincipal(t *testing.T) {
 			c["scp"] = "x y"
 			return e.iss.Sign(c)
 		}, kind: middleware.KindM2M, scopes: []string{"x", "y"}},
-		{name: "custom classifier", tweak: func(c *middleware.Config) {
+		{name: "custom classifier", tweak: func(c *setup) {
 			c.Classifier = func(p *middleware.Principal) middleware.Kind {
 				if strings.HasPrefix(p.ClientID, "svc-") {
 					return middleware.KindM2M
@@ -540,9 +541,9 @@ func TestGuardValidate(t *testing.T) {
 				assert.Equal(t, middleware.KindM2M, p.Kind)
 				return
 			}
-			var ae *middleware.Error
+			var ae *aegis.Refusal
 			require.ErrorAs(t, err, &ae)
-			assert.Equal(t, tc.reason, ae.Reason)
+			assert.Equal(t, tc.reason, string(ae.Reason))
 			assert.NotContains(t, err.Error(), tc.token)
 		})
 	}
@@ -556,20 +557,20 @@ func TestCustomErrorWriterAndValidatorErrors(t *testing.T) {
 		status int
 		reason string
 	}{
-		{name: "custom *Error is used as is", err: &middleware.Error{Status: 401, Code: "invalid_token", Reason: "revoked", Description: "Revoked"}, status: 401, reason: "revoked"},
+		{name: "custom *aegis.Refusal is used as is", err: &aegis.Refusal{Class: aegis.ClassInvalid, Reason: "revoked", Description: "Revoked"}, status: 401, reason: "revoked"},
 		{name: "unknown error is invalid_token", err: errors.New("boom"), status: 401, reason: "token_invalid"},
 		{name: "wrapped keys unavailable is 503", err: jwks.ErrKeysUnavailable, status: 503, reason: "keys_unavailable"},
 		{name: "deadline is 503", err: context.DeadlineExceeded, status: 503, reason: "validation_aborted"},
 		{name: "no principal and no error is invalid_token", err: nil, status: 401, reason: "token_invalid"},
-		{name: "typed nil *Error is invalid_token, not a pass", err: (*middleware.Error)(nil), status: 401, reason: "token_invalid"},
-		{name: "status 0 becomes 401", err: &middleware.Error{Reason: "custom"}, status: 401, reason: "custom"},
-		{name: "status 500 becomes 503", err: &middleware.Error{Status: 500, Reason: "custom"}, status: 503, reason: "custom"},
-		{name: "a 429 of the validator's stands", err: &middleware.Error{Status: 429, Reason: "slow_down"}, status: 429, reason: "slow_down"},
+		{name: "typed nil *aegis.Refusal is invalid_token, not a pass", err: (*aegis.Refusal)(nil), status: 401, reason: "token_invalid"},
+		{name: "no class becomes 401", err: &aegis.Refusal{Reason: "custom"}, status: 401, reason: "custom"},
+		{name: "class unavailable becomes 503", err: &aegis.Refusal{Class: aegis.ClassUnavailable, Reason: "custom"}, status: 503, reason: "custom"},
+		{name: "a class limited of the validator's stands (429)", err: &aegis.Refusal{Class: aegis.ClassLimited, Reason: "slow_down"}, status: 429, reason: "slow_down"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			g, err := middleware.New(middleware.Config{
-				Validator: middleware.ValidatorFunc(func(context.Context, string) (*middleware.Principal, error) { return nil, tc.err }),
+				Validator: core.ValidatorFunc(func(context.Context, string) (*middleware.Principal, error) { return nil, tc.err }),
 				ErrorWriter: func(w http.ResponseWriter, r *http.Request, e *middleware.Error) {
 					seen = e
 					w.WriteHeader(e.Status)
@@ -582,7 +583,7 @@ func TestCustomErrorWriterAndValidatorErrors(t *testing.T) {
 			assert.Equal(t, tc.status, rec.Code)
 			assert.Equal(t, "custom", rec.Body.String())
 			require.NotNil(t, seen)
-			assert.Equal(t, tc.reason, seen.Reason)
+			assert.Equal(t, tc.reason, string(seen.Reason))
 		})
 	}
 }
@@ -591,7 +592,7 @@ func TestCustomErrorWriterAndValidatorErrors(t *testing.T) {
 // token loses none of it.
 func TestOversizedFormBodyReachesHandlerWhole(t *testing.T) {
 	for _, size := range []int{50, 5000} {
-		e := newEnv(t, func(c *middleware.Config) { c.Bearer.AllowFormBody = true; c.Bearer.MaxFormBytes = 100 })
+		e := newEnv(t, func(c *setup) { c.Bearer.AllowFormBody = true; c.Bearer.MaxFormBytes = 100 })
 		body := "note=" + strings.Repeat("a", size)
 		req := httptest.NewRequest(http.MethodPost, "/data", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -617,9 +618,9 @@ func TestErrorWriterCannotChangeLaterAnswers(t *testing.T) {
 		assert.Equal(t, `Bearer realm="api", error="invalid_token", error_description="The access token is malformed"`, rec.Header().Get("WWW-Authenticate"))
 	}
 	_, err = g.Validate(context.Background(), "bad token")
-	var ae *middleware.Error
+	var ae *aegis.Refusal
 	require.ErrorAs(t, err, &ae)
-	assert.Equal(t, http.StatusUnauthorized, ae.Status)
+	assert.Equal(t, http.StatusUnauthorized, middleware.ErrorFor(ae).Status)
 }
 
 // TestRequireTrustsOnlyItsOwnGuard: a Principal from another Guard (other
@@ -664,7 +665,6 @@ func TestNewConfigErrors(t *testing.T) {
 		{name: "no issuer", cfg: middleware.Config{Audience: "a"}},
 		{name: "no audience", cfg: middleware.Config{Issuer: "https://id.example.com"}},
 		{name: "plain http issuer", cfg: middleware.Config{Issuer: "http://id.example.com", Audience: "a"}},
-		{name: "symmetric algorithm", cfg: middleware.Config{Issuer: "https://id.example.com", Audience: "a", Algorithms: []string{"HS256"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -672,7 +672,11 @@ func TestNewConfigErrors(t *testing.T) {
 			assert.Error(t, err)
 		})
 	}
-	g, err := middleware.New(middleware.Config{Issuer: "https://id.example.com", AnyAudience: true})
+	t.Run("symmetric algorithm", func(t *testing.T) {
+		_, err := (&setup{Config: middleware.Config{Issuer: "https://id.example.com", Audience: "a"}, Algorithms: []string{"HS256"}}).newGuard()
+		assert.Error(t, err)
+	})
+	g, err := (&setup{Config: middleware.Config{Issuer: "https://id.example.com"}, AnyAudience: true}).newGuard()
 	require.NoError(t, err)
 	assert.NotNil(t, g)
 }
@@ -681,8 +685,7 @@ func TestStaticKeys(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Algorithm: "EdDSA"})
 	set, err := jwks.NewSet(jwks.Key{ID: iss.CurrentKey().ID, Algorithm: "EdDSA", Public: iss.CurrentKey().Public()})
 	require.NoError(t, err)
-	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Keys: set})
-	require.NoError(t, err)
+	g := mustGuard(t, setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience}, Keys: set})
 	rec := httptest.NewRecorder()
 	g.Protect(http.HandlerFunc(ok)).ServeHTTP(rec, get("/", "Bearer "+iss.M2M("w")))
 	assert.Equal(t, 200, rec.Code)

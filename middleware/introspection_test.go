@@ -11,9 +11,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/ratelimit"
 	"github.com/olympus/aegis/scopes"
 )
@@ -23,21 +25,20 @@ func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // TestModes sends a JWT and an opaque token through each mode.
 func TestModes(t *testing.T) {
 	tests := []struct {
-		mode         middleware.Mode
+		mode         mode
 		jwtStatus    int
 		jwtMethod    middleware.Method
 		opaqueStatus int
 		calls        int64 // introspection calls for the two requests
 	}{
-		{mode: middleware.ModeJWT, jwtStatus: 200, jwtMethod: middleware.MethodJWT, opaqueStatus: 401, calls: 0},
-		{mode: middleware.ModeHybrid, jwtStatus: 200, jwtMethod: middleware.MethodJWT, opaqueStatus: 200, calls: 1},
-		{mode: middleware.ModeIntrospect, jwtStatus: 200, jwtMethod: middleware.MethodIntrospection, opaqueStatus: 200, calls: 2},
+		{mode: modeJWT, jwtStatus: 200, jwtMethod: middleware.MethodJWT, opaqueStatus: 401, calls: 0},
+		{mode: modeHybrid, jwtStatus: 200, jwtMethod: middleware.MethodJWT, opaqueStatus: 200, calls: 1},
+		{mode: modeIntrospect, jwtStatus: 200, jwtMethod: middleware.MethodIntrospection, opaqueStatus: 200, calls: 2},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.mode), func(t *testing.T) {
 			iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
-			g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Mode: tc.mode, Now: fixedClock, Logger: quiet()})
-			require.NoError(t, err)
+			g := mustGuard(t, setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet()}, Mode: tc.mode})
 			var got *middleware.Principal
 			h := g.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got, _ = middleware.PrincipalFrom(r.Context()) }),
 				scopes.All("data:read"))
@@ -66,16 +67,15 @@ func TestModes(t *testing.T) {
 	}
 }
 
-func newIntrospectingEnv(t *testing.T, mode middleware.Mode, tweak func(*middleware.Config)) (*jwkstest.Issuer, http.Handler) {
+func newIntrospectingEnv(t *testing.T, m mode, tweak func(*setup)) (*jwkstest.Issuer, http.Handler) {
 	t.Helper()
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
-	cfg := middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Mode: mode, Now: fixedClock, Logger: quiet(),
+	cfg := setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet()}, Mode: m,
 		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL()}}
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	g, err := middleware.New(cfg)
-	require.NoError(t, err)
+	g := mustGuard(t, cfg)
 	return iss, g.Protect(http.HandlerFunc(whoami))
 }
 
@@ -108,7 +108,7 @@ func TestOpaqueTokenRefusals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			iss, h := newIntrospectingEnv(t, middleware.ModeHybrid, nil)
+			iss, h := newIntrospectingEnv(t, modeHybrid, nil)
 			if tc.serve != nil {
 				iss.ServeIntrospectionWith(tc.serve)
 			}
@@ -126,7 +126,7 @@ func TestOpaqueTokenRefusals(t *testing.T) {
 }
 
 func TestIntrospectionServerDown(t *testing.T) {
-	_, h := newIntrospectingEnv(t, middleware.ModeIntrospect, func(c *middleware.Config) {
+	_, h := newIntrospectingEnv(t, modeIntrospect, func(c *setup) {
 		c.Introspection.Endpoint = "http://127.0.0.1:1/introspect"
 	})
 	rec := httptest.NewRecorder()
@@ -140,7 +140,7 @@ func TestIntrospectionServerDown(t *testing.T) {
 // outside the allowlist, are refused before any call in every mode.
 func TestNoNetworkCallsForHopelessTokens(t *testing.T) {
 	stranger := jwkstest.NewIssuer(t, jwkstest.Config{})
-	for _, mode := range []middleware.Mode{middleware.ModeJWT, middleware.ModeHybrid, middleware.ModeIntrospect} {
+	for _, mode := range []mode{modeJWT, modeHybrid, modeIntrospect} {
 		t.Run(string(mode), func(t *testing.T) {
 			iss, h := newIntrospectingEnv(t, mode, nil)
 			tests := []struct {
@@ -165,9 +165,8 @@ func TestNoNetworkCallsForHopelessTokens(t *testing.T) {
 
 func TestRequireIntrospection(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
-	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet(),
+	g := mustGuard(t, setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet()},
 		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(), Cache: introspect.CacheConfig{TTL: -1}}})
-	require.NoError(t, err)
 	var method middleware.Method
 	sensitive := g.Authenticate(g.RequireIntrospection()(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := middleware.PrincipalFrom(r.Context())
@@ -211,11 +210,10 @@ func TestRequireIntrospection(t *testing.T) {
 func TestSeveralIssuers(t *testing.T) {
 	a := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock, Audience: "https://api.a"})
 	b := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock, Audience: "https://api.b", Algorithm: "ES256"})
-	g, err := middleware.New(middleware.Config{Mode: middleware.ModeHybrid, Now: fixedClock, Logger: quiet(), Issuers: []middleware.IssuerConfig{
+	g := mustGuard(t, setup{Mode: modeHybrid, Config: middleware.Config{Now: fixedClock, Logger: quiet()}, Issuers: []issuerSetup{
 		{Issuer: a.URL, Audience: "https://api.a", Introspection: introspect.Config{Endpoint: a.IntrospectionURL()}},
 		{Issuer: b.URL, Audience: "https://api.b"},
 	}})
-	require.NoError(t, err)
 	var issuer string
 	h := g.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := middleware.PrincipalFrom(r.Context())
@@ -249,8 +247,7 @@ func TestSeveralIssuers(t *testing.T) {
 
 func TestIntrospectionEndpointDiscovered(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
-	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Mode: middleware.ModeIntrospect, Logger: quiet()})
-	require.NoError(t, err)
+	g := mustGuard(t, setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Logger: quiet()}, Mode: modeIntrospect})
 	rec := httptest.NewRecorder()
 	g.Protect(http.HandlerFunc(ok)).ServeHTTP(rec, get("/", "Bearer "+iss.OpaqueM2M("w")))
 	assert.Equal(t, 200, rec.Code)
@@ -259,17 +256,17 @@ func TestIntrospectionEndpointDiscovered(t *testing.T) {
 func TestModeConfigErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  middleware.Config
+		cfg  setup
 	}{
-		{name: "unknown mode", cfg: middleware.Config{Issuer: "https://i.example", Audience: "a", Mode: "magic"}},
-		{name: "issuer twice", cfg: middleware.Config{Issuers: []middleware.IssuerConfig{{Issuer: "https://i.example", Audience: "a"}, {Issuer: "https://i.example", Audience: "a"}}}},
-		{name: "issuer without audience", cfg: middleware.Config{Issuers: []middleware.IssuerConfig{{Issuer: "https://i.example"}}}},
-		{name: "bad introspection auth", cfg: middleware.Config{Issuer: "https://i.example", Audience: "a", Mode: middleware.ModeIntrospect,
+		{name: "unknown mode", cfg: setup{Config: middleware.Config{Issuer: "https://i.example", Audience: "a"}, Mode: "magic"}},
+		{name: "issuer twice", cfg: setup{Issuers: []issuerSetup{{Issuer: "https://i.example", Audience: "a"}, {Issuer: "https://i.example", Audience: "a"}}}},
+		{name: "issuer without audience", cfg: setup{Issuers: []issuerSetup{{Issuer: "https://i.example"}}}},
+		{name: "bad introspection auth", cfg: setup{Config: middleware.Config{Issuer: "https://i.example", Audience: "a"}, Mode: modeIntrospect,
 			Introspection: introspect.Config{Auth: introspect.AuthBasic}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := middleware.New(tc.cfg)
+			_, err := tc.cfg.newGuard()
 			assert.Error(t, err)
 		})
 	}
@@ -284,10 +281,9 @@ func TestRequireIntrospectionChargesOtherGuardsPrincipals(t *testing.T) {
 	outer, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet()})
 	require.NoError(t, err)
 	metrics := &recordedMetrics{}
-	inner, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet(),
-		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL()}, Metrics: metrics,
-		RateLimit: &middleware.RateLimitConfig{Default: 1, Store: ratelimit.NewMemoryStore(ratelimit.MemoryConfig{Now: fixedClock})}})
-	require.NoError(t, err)
+	inner := mustGuard(t, setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet(), Observer: metrics,
+		RateLimit: &middleware.RateLimitConfig{Default: 1, Store: ratelimit.NewMemoryStore(ratelimit.MemoryConfig{Now: fixedClock})}},
+		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL()}})
 	h := outer.Authenticate(inner.RequireIntrospection()(http.HandlerFunc(ok)))
 	token := iss.M2M("worker")
 	for _, want := range []int{http.StatusOK, http.StatusTooManyRequests} {
@@ -298,6 +294,6 @@ func TestRequireIntrospectionChargesOtherGuardsPrincipals(t *testing.T) {
 	metrics.mu.Lock()
 	defer metrics.mu.Unlock()
 	require.Len(t, metrics.decisions, 2)
-	assert.Equal(t, middleware.OutcomeAccepted, metrics.decisions[0].Outcome)
-	assert.Equal(t, "rate_limited", metrics.decisions[1].Reason)
+	assert.Equal(t, core.OutcomeAccepted, metrics.decisions[0].Outcome)
+	assert.Equal(t, aegis.ReasonRateLimited, metrics.decisions[1].Reason)
 }

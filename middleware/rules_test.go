@@ -20,7 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/olympus/aegis/jwks/jwkstest"
-	"github.com/olympus/aegis/middleware"
 )
 
 const challengePrefix = `Bearer realm="api", error="invalid_token", error_description="`
@@ -33,7 +32,7 @@ func enc(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 func TestVerificationRulesOverHTTP(t *testing.T) {
 	type row struct {
 		name        string
-		tweak       func(*middleware.Config)
+		tweak       func(*setup)
 		token       func(t *testing.T, e *env) string
 		description string // empty: accepted
 	}
@@ -93,7 +92,7 @@ func TestVerificationRulesOverHTTP(t *testing.T) {
 			c["iat"] = t0.Add(10 * time.Minute).Unix()
 			return e.iss.Sign(c)
 		}, description: "The access token is not valid yet"},
-		{name: "nbf beyond a configured leeway", tweak: func(c *middleware.Config) { c.Leeway = 5 * time.Second }, token: func(t *testing.T, e *env) string {
+		{name: "nbf beyond a configured leeway", tweak: func(c *setup) { c.Leeway = 5 * time.Second }, token: func(t *testing.T, e *env) string {
 			c := claims(e)
 			c["nbf"] = t0.Add(10 * time.Second).Unix()
 			return e.iss.Sign(c)
@@ -130,10 +129,10 @@ func TestVerificationRulesOverHTTP(t *testing.T) {
 			c["nonce"] = "abc"
 			return e.iss.Sign(c)
 		}, description: "The token is not a JWT access token"},
-		{name: "typ JWT when at+jwt is required", tweak: func(c *middleware.Config) { c.RequireJWTAccessTokenType = true },
+		{name: "typ JWT when at+jwt is required", tweak: func(c *setup) { c.RequireJWTAccessTokenType = true },
 			token:       func(t *testing.T, e *env) string { return e.iss.Sign(claims(e)) },
 			description: "The token is not a JWT access token"},
-		{name: "typ application/at+jwt when required", tweak: func(c *middleware.Config) { c.RequireJWTAccessTokenType = true },
+		{name: "typ application/at+jwt when required", tweak: func(c *setup) { c.RequireJWTAccessTokenType = true },
 			token: func(t *testing.T, e *env) string {
 				return e.iss.SignWith(e.iss.CurrentKey(), map[string]any{"typ": "application/AT+JWT"}, claims(e))
 			}},

@@ -276,17 +276,16 @@ func TestSoak(t *testing.T) {
 		require.NoError(t, err)
 		transport := &http.Transport{MaxIdleConnsPerHost: 16}
 		t.Cleanup(transport.CloseIdleConnections)
-		g, err := middleware.New(middleware.Config{
-			Issuer: iss.URL, Audience: iss.Audience, Mode: middleware.ModeHybrid,
+		return mustGuard(t, setup{Config: middleware.Config{
+			Issuer: iss.URL, Audience: iss.Audience,
+			RateLimit: &middleware.RateLimitConfig{Store: store, Limits: ratelimit.Static{"greedy": 1}, Default: 1_000_000},
+			Logger:    logger,
+		}, Mode: modeHybrid,
 			JWKS: jwks.Config{FetchTimeout: soakFetchTimeout, RefetchCooldown: soakCooldown, MinRefreshInterval: 100 * time.Millisecond},
 			Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(), Timeout: soakIntroTimeout,
 				Cache: introspect.CacheConfig{TTL: 250 * time.Millisecond, NegativeTTL: 250 * time.Millisecond}},
-			RateLimit:  &middleware.RateLimitConfig{Store: store, Limits: ratelimit.Static{"greedy": 1}, Default: 1_000_000},
-			Logger:     logger,
 			HTTPClient: &http.Client{Transport: &soakTransport{guard: tag, base: transport, keys: keys}},
 		})
-		require.NoError(t, err)
-		return g
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /open", newGuard("open", ratelimit.FailOpen).Protect(http.HandlerFunc(ok), scopes.All("data:read")))

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks"
@@ -49,7 +50,7 @@ func (c *countingKeys) drop(t *testing.T) {
 	c.set = set
 }
 
-func cachedGuard(t *testing.T, tweak func(*middleware.Config)) (*jwkstest.Issuer, *middleware.Guard, *countingKeys, *testutil.Clock) {
+func cachedGuard(t *testing.T, tweak func(*setup)) (*jwkstest.Issuer, *middleware.Guard, *countingKeys, *testutil.Clock) {
 	t.Helper()
 	clk := testutil.NewClock(t0)
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
@@ -57,12 +58,12 @@ func cachedGuard(t *testing.T, tweak func(*middleware.Config)) (*jwkstest.Issuer
 	set, err := jwks.NewSet(jwks.Key{ID: k.ID, Algorithm: k.Algorithm, Public: k.Public()})
 	require.NoError(t, err)
 	keys := &countingKeys{set: set}
-	cfg := middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Keys: keys, Now: clk.Now, Logger: quiet()}
+	// core.Cached around core.NewJWT, as the setup composes it.
+	cfg := setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: clk.Now, Logger: quiet()}, Keys: keys}
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	g, err := middleware.New(cfg)
-	require.NoError(t, err)
+	g := mustGuard(t, cfg)
 	return iss, g, keys, clk
 }
 
@@ -95,7 +96,7 @@ func TestVerifiedCacheServesRepeatTokens(t *testing.T) {
 func TestVerifiedCacheLifetime(t *testing.T) {
 	tests := []struct {
 		name      string
-		tweak     func(*middleware.Config)
+		tweak     func(*setup)
 		exp       time.Duration // after t0
 		advance   time.Duration
 		wantErr   string // reason after advancing, "" for accepted
@@ -103,9 +104,9 @@ func TestVerifiedCacheLifetime(t *testing.T) {
 	}{
 		{name: "within the TTL", exp: time.Hour, advance: 4 * time.Minute},
 		{name: "past the TTL: verified again", exp: time.Hour, advance: 6 * time.Minute, reverifed: true},
-		{name: "configured TTL", tweak: func(c *middleware.Config) { c.VerifiedCache.TTL = time.Minute }, exp: time.Hour, advance: 61 * time.Second, reverifed: true},
+		{name: "configured TTL", tweak: func(c *setup) { c.VerifiedCache.TTL = time.Minute }, exp: time.Hour, advance: 61 * time.Second, reverifed: true},
 		{name: "never past exp plus leeway", exp: 10 * time.Second, advance: 41 * time.Second, wantErr: "token_expired", reverifed: true},
-		{name: "exp without leeway", tweak: func(c *middleware.Config) { c.Leeway = -1 }, exp: 10 * time.Second, advance: 10 * time.Second, wantErr: "token_expired", reverifed: true},
+		{name: "exp without leeway", tweak: func(c *setup) { c.Leeway = -1 }, exp: 10 * time.Second, advance: 10 * time.Second, wantErr: "token_expired", reverifed: true},
 		{name: "within exp plus leeway", exp: 10 * time.Second, advance: 39 * time.Second},
 	}
 	for _, tc := range tests {
@@ -121,9 +122,9 @@ func TestVerifiedCacheLifetime(t *testing.T) {
 			if tc.wantErr == "" {
 				require.NoError(t, err)
 			} else {
-				var e *middleware.Error
+				var e *aegis.Refusal
 				require.ErrorAs(t, err, &e)
-				assert.Equal(t, tc.wantErr, e.Reason)
+				assert.Equal(t, tc.wantErr, string(e.Reason))
 			}
 			want := int64(1)
 			if tc.reverifed {
@@ -141,13 +142,13 @@ func TestVerifiedCacheDropsTokensWhoseKeyLeft(t *testing.T) {
 	require.NoError(t, err)
 	keys.drop(t)
 	_, err = g.Validate(context.Background(), token)
-	var e *middleware.Error
+	var e *aegis.Refusal
 	require.ErrorAs(t, err, &e)
-	assert.Equal(t, "key_unknown", e.Reason)
+	assert.Equal(t, "key_unknown", string(e.Reason))
 }
 
 func TestVerifiedCacheIsBounded(t *testing.T) {
-	iss, g, keys, _ := cachedGuard(t, func(c *middleware.Config) { c.VerifiedCache.MaxEntries = 32 })
+	iss, g, keys, _ := cachedGuard(t, func(c *setup) { c.VerifiedCache.MaxEntries = 32 })
 	tokens := make([]string, 200)
 	for i := range tokens {
 		tokens[i] = iss.M2M(fmt.Sprintf("w%d", i))
@@ -164,7 +165,7 @@ func TestVerifiedCacheIsBounded(t *testing.T) {
 }
 
 func TestVerifiedCacheCanBeDisabled(t *testing.T) {
-	iss, g, keys, _ := cachedGuard(t, func(c *middleware.Config) { c.VerifiedCache.Disabled = true })
+	iss, g, keys, _ := cachedGuard(t, func(c *setup) { c.VerifiedCache.Disabled = true })
 	token := iss.M2M("w")
 	for range 3 {
 		_, err := g.Validate(context.Background(), token)
@@ -197,11 +198,10 @@ func TestVerifiedCacheConcurrent(t *testing.T) {
 // introspection cache's business.
 func TestIntrospectedTokensAreNotCachedHere(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
-	g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Mode: middleware.ModeIntrospect, Logger: quiet(),
+	g := mustGuard(t, setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Logger: quiet()}, Mode: modeIntrospect,
 		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(), Cache: introspect.CacheConfig{TTL: -1}}})
-	require.NoError(t, err)
 	token := iss.M2M("w")
-	_, err = g.Validate(context.Background(), token)
+	_, err := g.Validate(context.Background(), token)
 	require.NoError(t, err)
 	iss.Revoke(token)
 	_, err = g.Validate(context.Background(), token)
