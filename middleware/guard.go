@@ -31,6 +31,10 @@ type Config struct {
 	// core.NewIntrospection, core.Hybrid, core.ByIssuer and core.Cached, or
 	// a validator of your own.
 	Validator core.Validator
+	// Introspection confirms JWTs on RequireIntrospection routes when
+	// Validator holds no introspection for their issuer (a JWT-only
+	// Validator, the quick start's included).
+	Introspection *core.Introspection
 
 	// RateLimit charges every admitted request to its client; nil means
 	// no limits.
@@ -109,6 +113,7 @@ func New(cfg Config) (*Guard, error) {
 	bearer := cfg.Bearer.withDefaults()
 	checker, err := core.New(core.Config{
 		Validator:      v,
+		Introspection:  cfg.Introspection,
 		MaxTokenLength: bearer.MaxLength,
 		Classifier:     cfg.Classifier,
 		RateLimit:      cfg.RateLimit,
@@ -192,12 +197,12 @@ func (g *Guard) Require(reqs ...scopes.Requirement) func(http.Handler) http.Hand
 // even when it is a valid JWT (the answer is cached as the introspection
 // validator's introspect.CacheConfig says). It authenticates the request
 // itself when needed. It panics at route setup when the Guard's Validator
-// holds no core.NewIntrospection validator.
+// holds no core.NewIntrospection validator and Config.Introspection is nil.
 //
 //	r.With(guard.RequireIntrospection()).Delete("/account", closeAccount)
 func (g *Guard) RequireIntrospection() func(http.Handler) http.Handler {
 	if !g.checker.CanConfirm() {
-		panic("aegis: RequireIntrospection needs introspection: compose a core.NewIntrospection validator into Config.Validator")
+		panic("aegis: RequireIntrospection needs introspection: compose a core.NewIntrospection validator into Config.Validator, or set Config.Introspection")
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -276,6 +276,35 @@ func TestModeConfigErrors(t *testing.T) {
 // another Guard put in the context was charged (if at all) to that Guard's
 // limits; RequireIntrospection charges it to its own and records its own
 // acceptance.
+// TestRequireIntrospectionAloneKeepsJWTOnly: a JWT-only Guard whose
+// RequireIntrospection route is not behind Authenticate still refuses
+// opaque tokens, without asking the issuer.
+func TestRequireIntrospectionAloneKeepsJWTOnly(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
+	g := mustGuard(t, setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet()},
+		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(), Cache: introspect.CacheConfig{TTL: -1}}})
+	sensitive := g.RequireIntrospection()(http.HandlerFunc(ok))
+	tests := []struct {
+		name      string
+		token     string
+		status    int
+		challenge string
+		calls     int64
+	}{
+		{"opaque token refused as by the JWT-only validator", iss.OpaqueM2M("worker"), 401, challengePrefix + `The access token is malformed"`, 0},
+		{"a JWT is confirmed by the issuer", iss.M2M("worker"), 200, "", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			sensitive.ServeHTTP(rec, get("/", "Bearer "+tt.token))
+			assert.Equal(t, tt.status, rec.Code)
+			assert.Equal(t, tt.challenge, rec.Header().Get("WWW-Authenticate"))
+			assert.Equal(t, tt.calls, iss.IntrospectionCalls())
+		})
+	}
+}
+
 func TestRequireIntrospectionChargesOtherGuardsPrincipals(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
 	outer, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet()})

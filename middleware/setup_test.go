@@ -120,10 +120,14 @@ func (s *setup) config() (middleware.Config, error) {
 			if !s.VerifiedCache.Disabled {
 				v = core.Cached(jwt, core.CacheConfig{TTL: s.VerifiedCache.TTL, MaxEntries: s.VerifiedCache.MaxEntries, Now: s.Now})
 			}
-			if len(issuers) == 1 && intro == nil {
+			switch {
+			case len(issuers) == 1 && intro == nil:
 				jwtOnly = v
-			}
-			if intro != nil {
+			case len(issuers) == 1 && s.Mode != modeHybrid:
+				// A JWT-only Guard whose RequireIntrospection routes
+				// confirm with the issuer.
+				jwtOnly, cfg.Introspection = v, intro
+			case intro != nil:
 				// Only JWTs reach it (core.ByIssuer); the introspection
 				// validator is there for RequireIntrospection.
 				v = core.Hybrid(v, intro)

@@ -31,7 +31,7 @@ type CacheConfig struct {
 // Cached wraps v with a cache of verified JWTs. A backend worker presents
 // the same token on every call until it expires; once a JWT has passed
 // every check, the same token (byte for byte) maps to its Principal until
-// the earlier of its exp and TTL, so its signature is not verified again.
+// the earlier of its exp (plus the validator's leeway) and TTL, so its signature is not verified again.
 // An entry is dropped as soon as the key that verified it leaves the
 // issuer's key set.
 //
@@ -140,11 +140,11 @@ func (c *cached) get(token string) *Principal {
 
 // put caches a copy of p until the earlier of its exp and the TTL.
 func (c *cached) put(token string, p *Principal) {
-	if p == nil || p.key == nil || p.Expiry.IsZero() {
+	if p == nil || p.key == nil || p.validUntil.IsZero() {
 		return
 	}
 	now := c.now()
-	expires := p.Expiry
+	expires := p.validUntil
 	if limit := now.Add(c.ttl); limit.Before(expires) {
 		expires = limit
 	}

@@ -22,8 +22,10 @@ type Config struct {
 	// Validator validates tokens. Required: compose it from NewJWT,
 	// NewIntrospection, Hybrid, ByIssuer and Cached, or bring your own.
 	Validator Validator
-	// Introspection confirms tokens for Confirm; default the introspection
-	// validator inside Validator, if there is one.
+	// Introspection confirms JWTs for Confirm when Validator has no
+	// introspection for their issuer: set it for a JWT-only Validator whose
+	// revocation-sensitive operations need the issuer's word. Tokens that
+	// are not JWTs are confirmed only where Validator introspects them.
 	Introspection *Introspection
 	// MaxTokenLength bounds a token before any validator sees it; default
 	// DefaultMaxTokenLength (8 KiB).
@@ -52,13 +54,15 @@ type Checker struct {
 	validator Validator
 	builtIn   bool
 	intro     *Introspection
-	maxLength int
-	classify  Classifier
-	limiter   *limiter
-	obs       Observer // never nil
-	log       *slog.Logger
-	now       func() time.Time
-	warns     *logthrottle.Limiter
+	// canConfirm: some introspection validator is configured.
+	canConfirm bool
+	maxLength  int
+	classify   Classifier
+	limiter    *limiter
+	obs        Observer // never nil
+	log        *slog.Logger
+	now        func() time.Time
+	warns      *logthrottle.Limiter
 }
 
 // Verdict is the outcome of a check: a Principal or a Refusal, and the
@@ -117,9 +121,7 @@ func New(cfg Config) (*Checker, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	if c.intro == nil {
-		c.intro = findIntrospection(cfg.Validator)
-	}
+	c.canConfirm = c.intro != nil || findIntrospection(cfg.Validator) != nil
 	var fwd observers
 	fwd.o.Store(&observerHolder{c.obs})
 	attachAll(&fwd, cfg.Validator)
@@ -189,14 +191,14 @@ func (c *Checker) Validate(ctx context.Context, token string) (*Principal, error
 }
 
 // CanConfirm reports whether Confirm can introspect.
-func (c *Checker) CanConfirm() bool { return c.intro != nil }
+func (c *Checker) CanConfirm() bool { return c.canConfirm }
 
 // Confirm decides on cred by introspection even when its token is a valid
 // JWT, for revocation-sensitive operations. prev is the Principal this
 // Checker admitted for the same request, if any: then the client is not
 // charged again and the admission is not recorded again.
 func (c *Checker) Confirm(ctx context.Context, cred Credential, prev *Principal) Verdict {
-	if c.intro == nil {
+	if !c.canConfirm {
 		r := aegis.Unavailable(aegis.ReasonIntrospectionUnconfigured, time.Minute, nil)
 		c.record(ctx, cred, refusedDecision(r, nil), r)
 		return Verdict{Refusal: r}
@@ -206,7 +208,12 @@ func (c *Checker) Confirm(ctx context.Context, cred Credential, prev *Principal)
 		c.record(ctx, cred, refusedDecision(r, nil), r)
 		return Verdict{Refusal: r}
 	}
-	p, err := c.confirmer(cred.Token).Validate(ctx, cred.Token)
+	intro, r := c.confirmer(cred.Token)
+	if r != nil {
+		c.record(ctx, cred, refusedDecision(r, nil), r)
+		return Verdict{Refusal: r}
+	}
+	p, err := intro.Validate(ctx, cred.Token)
 	if err != nil {
 		r := refusalOf(err)
 		c.record(ctx, cred, refusedDecision(r, nil), r)
@@ -393,15 +400,28 @@ func (c *Checker) record(ctx context.Context, cred Credential, d Decision, r *ae
 	c.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
-// confirmer is the introspection validator for token: its issuer's for a
-// JWT, when the Validator has one for that issuer.
-func (c *Checker) confirmer(token string) *Introspection {
-	if t, err := jwks.ParseToken(token, c.maxLength); err == nil {
-		if i := introspectionOf(c.validator, t.Issuer()); i != nil {
-			return i
+// confirmer is the introspection validator for token: for a JWT, the one
+// the Validator has for its issuer, else Config.Introspection; for any other
+// token, the one the Validator sends such tokens to. Nil means the token
+// cannot be confirmed; its refusal is then the one the Validator would give.
+func (c *Checker) confirmer(token string) (*Introspection, *aegis.Refusal) {
+	t, err := jwks.ParseToken(token, c.maxLength)
+	switch {
+	case errors.Is(err, jwks.ErrNotJWT):
+		if i := introspectionOf(c.validator, ""); i != nil {
+			return i, nil
 		}
+		return nil, refusalOf(err)
+	case err != nil:
+		return nil, refusalOf(err)
 	}
-	return c.intro
+	if i := introspectionOf(c.validator, t.Issuer()); i != nil {
+		return i, nil
+	}
+	if c.intro != nil {
+		return c.intro, nil
+	}
+	return nil, errUntrustedIssuer
 }
 
 // findIntrospection returns the introspection validator inside v that

@@ -68,6 +68,9 @@ type Principal struct {
 	key keyPresence
 	// keyID is the kid key was found under.
 	keyID string
+	// validUntil is when the validator would refuse the token as expired
+	// (exp plus its leeway); Cached serves it no longer.
+	validUntil time.Time
 	// cached marks a Principal served by Cached.
 	cached bool
 }
@@ -86,7 +89,7 @@ func (f claimFunc) Raw(name string) (json.RawMessage, bool) { return f(name) }
 // NewPrincipal builds a Principal for custom validators and tests; claims
 // looks up any claim by name and may be nil.
 func NewPrincipal(p Principal, claims func(name string) (json.RawMessage, bool)) *Principal {
-	p.checker, p.key, p.keyID, p.cached = nil, nil, "", false
+	p.checker, p.key, p.keyID, p.cached, p.validUntil = nil, nil, "", false, time.Time{}
 	p.claims = nil
 	if claims != nil {
 		p.claims = claimFunc(claims)

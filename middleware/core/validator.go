@@ -103,6 +103,7 @@ type JWTConfig struct {
 // JWT validates JWT access tokens of one issuer locally (package jwks).
 type JWT struct {
 	issuer    string
+	leeway    time.Duration
 	v         *jwks.Validator
 	keys      keyPresence // nil when the key source cannot tell
 	maxLength int
@@ -138,6 +139,12 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		cfg.MaxTokenLength = jwks.DefaultMaxTokenLength
 	}
 	j := &JWT{issuer: cfg.Issuer, maxLength: cfg.MaxTokenLength}
+	switch {
+	case cfg.Leeway == 0:
+		j.leeway = jwks.DefaultLeeway
+	case cfg.Leeway > 0:
+		j.leeway = cfg.Leeway
+	}
 	keys := cfg.Keys
 	if keys == nil {
 		kc := cfg.JWKS
@@ -194,7 +201,7 @@ func (j *JWT) validateParsed(ctx context.Context, t *jwks.Token, _ string) (*Pri
 	p.Subject, p.ClientID = c.Subject, c.ClientID
 	p.Issuer, p.Audience, p.Expiry, p.TokenID = c.Issuer, c.Audience, c.Expiry, c.TokenID
 	own(p)
-	p.keyID, p.key = strings.Clone(c.KeyID), j.keys
+	p.keyID, p.key, p.validUntil = strings.Clone(c.KeyID), j.keys, c.Expiry.Add(j.leeway)
 	return p, nil
 }
 
