@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/go-chi/chi/v5 v5.2.3
 	github.com/olympus/aegis v0.0.0
+	github.com/olympus/aegis/middleware/prommetrics v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.17.3
 	github.com/stretchr/testify v1.12.1
@@ -38,4 +39,7 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/olympus/aegis => ..
+replace (
+	github.com/olympus/aegis => ..
+	github.com/olympus/aegis/middleware/prommetrics => ../middleware/prommetrics
+)
