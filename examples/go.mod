@@ -5,7 +5,9 @@ go 1.26.0
 require (
 	github.com/go-chi/chi/v5 v5.2.3
 	github.com/olympus/aegis v0.0.0
+	github.com/olympus/aegis/internal/redistest v0.0.0
 	github.com/olympus/aegis/middleware/prommetrics v0.0.0
+	github.com/olympus/aegis/ratelimit/redisstore v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.17.3
 	github.com/stretchr/testify v1.12.1
@@ -41,5 +43,7 @@ require (
 
 replace (
 	github.com/olympus/aegis => ..
+	github.com/olympus/aegis/internal/redistest => ../internal/redistest
 	github.com/olympus/aegis/middleware/prommetrics => ../middleware/prommetrics
+	github.com/olympus/aegis/ratelimit/redisstore => ../ratelimit/redisstore
 )
