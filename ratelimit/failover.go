@@ -44,7 +44,7 @@ const (
 
 // FailoverConfig configures a Failover.
 type FailoverConfig struct {
-	// Primary is the store that decides while it can, e.g. a RedisStore;
+	// Primary is the store that decides while it can, e.g. a redisstore.Store;
 	// required.
 	Primary Store
 	// Fallback decides under FailOpen while Primary cannot; required for

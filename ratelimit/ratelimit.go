@@ -1,6 +1,7 @@
 // Package ratelimit decides whether a client may make one more request
 // under a per-minute limit, in memory on one instance (MemoryStore) or
-// across replicas through Redis (RedisStore), with the limit looked up from
+// across replicas through Redis (redisstore.Store, in the nested module
+// github.com/olympus/aegis/ratelimit/redisstore), with the limit looked up from
 // a Source (Ory Hydra's client metadata, a static map, a token claim, a
 // chain with a default).
 //

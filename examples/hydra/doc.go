@@ -4,7 +4,7 @@
 // Hydra and its many dependencies never enter the root go.mod: Hydra is a
 // tool dependency of this module only (see go.mod), built with
 //
-//	CGO_ENABLED=1 go build -tags sqlite,sqlite_omit_load_extension -o hydra github.com/ory/hydra/v2
+//	CGO_ENABLED=1 GOWORK=off go build -tags sqlite,sqlite_omit_load_extension -o hydra github.com/ory/hydra/v2
 //
 // The tests start Hydra (in-memory, --dev, JWT access tokens by default,
 // opaque ones for clients that ask) and examples/server binaries built from
@@ -13,7 +13,7 @@
 // through a private redis-server), each on free loopback ports, drive them
 // over HTTP, and run examples/worker against them. Run them with
 //
-//	cd examples/hydra && go test ./...
+//	cd examples/hydra && GOWORK=off go test ./...
 //
 // which builds Hydra itself unless AEGIS_HYDRA_BIN names a binary. See
 // README.md for the environment variables.

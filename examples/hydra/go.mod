@@ -6,6 +6,7 @@ tool github.com/ory/hydra/v2
 
 require (
 	github.com/olympus/aegis v0.0.0
+	github.com/olympus/aegis/internal/redistest v0.0.0
 	github.com/stretchr/testify v1.12.1
 )
 
@@ -230,3 +231,5 @@ require (
 replace github.com/gobuffalo/pop/v6 => github.com/ory/pop/v6 v6.2.1-0.20241121111754-e5dfc0f3344b
 
 replace github.com/olympus/aegis => ../..
+
+replace github.com/olympus/aegis/internal/redistest => ../../internal/redistest

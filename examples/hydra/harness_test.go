@@ -308,7 +308,7 @@ func setupHydra(tmp string) (*hydraProc, error) {
 		bin = filepath.Join(tmp, "hydra")
 		t0 := time.Now()
 		// The version and the pop replace are pinned in this module's go.mod.
-		if err := goBuild(".", []string{"CGO_ENABLED=1"},
+		if err := goBuild(".", []string{"CGO_ENABLED=1", "GOWORK=off"},
 			"-tags", "sqlite,sqlite_omit_load_extension", "-o", bin, "github.com/ory/hydra/v2"); err != nil {
 			return nil, fmt.Errorf("building Hydra (set %s to use a prebuilt one): %w", envHydraBin, err)
 		}
@@ -682,16 +682,17 @@ func randomHex(t *testing.T, n int) string {
 
 // ---------------------------------------------------------------- server
 
-// buildExample builds examples/<name> from the repository root, with the
-// root module's own dependencies.
+// buildExample builds examples/<name> in its module, examples (nested in
+// the repository, requiring the root module through a replace), with that
+// module's own dependencies.
 func buildExample(tmp, name string) (string, error) {
-	root := suite.repoRoot
-	if _, err := os.Stat(filepath.Join(root, "examples", name)); err != nil {
+	dir := filepath.Join(suite.repoRoot, "examples")
+	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 		return "", fmt.Errorf("examples/%s: %w", name, err)
 	}
 	bin := filepath.Join(tmp, name)
 	t0 := time.Now()
-	if err := goBuild(root, nil, "-o", bin, "./examples/"+name); err != nil {
+	if err := goBuild(dir, []string{"GOWORK=off"}, "-o", bin, "./"+name); err != nil {
 		return "", err
 	}
 	fmt.Fprintf(os.Stderr, "e2e: built examples/%s in %s\n", name, time.Since(t0).Round(time.Millisecond))

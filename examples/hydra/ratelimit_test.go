@@ -19,8 +19,8 @@ import (
 // short, so that a metadata change takes effect within seconds.
 const clientsCacheTTL = 2 * time.Second
 
-// redisKeyPrefix is the RedisStore's default key prefix
-// (ratelimit.DefaultRedisPrefix), followed by the client ID.
+// redisKeyPrefix is redisstore.Store's default key prefix
+// (redisstore.DefaultPrefix), followed by the client ID.
 const redisKeyPrefix = "aegis:ratelimit:"
 
 // rateLimitFlags are examples/server's flags for per-client limits read

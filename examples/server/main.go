@@ -51,6 +51,7 @@ import (
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/prommetrics"
 	"github.com/olympus/aegis/ratelimit"
+	"github.com/olympus/aegis/ratelimit/redisstore"
 )
 
 func main() {
@@ -165,7 +166,7 @@ func (o options) rateLimit(log *slog.Logger) (*middleware.RateLimitConfig, error
 			return nil, fmt.Errorf("-redis-url: %w", err)
 		}
 		opts.ContextTimeoutEnabled = true
-		store, err := ratelimit.NewRedisStore(ratelimit.RedisConfig{Client: redis.NewClient(opts)})
+		store, err := redisstore.New(redisstore.Config{Client: redis.NewClient(opts)})
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,12 @@
 // private server a test may stop, restart and pause, or the shared one CI
 // names in AEGIS_TEST_REDIS_URL. Without redis-server a test fails when the
 // environment variable CI is set and is skipped otherwise.
+//
+// It is a nested module (github.com/olympus/aegis/internal/redistest), so
+// that go-redis enters only the modules whose tests use Redis
+// (ratelimit/redisstore, middleware/soak, examples, examples/hydra), never
+// the root module; being internal to github.com/olympus/aegis, nothing
+// outside this repository can import it.
 package redistest
 
 import (

@@ -8,7 +8,7 @@
 // the vectors, over 100 MB of JSON, never enter the root go.mod; the root
 // `go test ./...` does not descend into it. Run it with
 //
-//	cd jwks/wycheproof && go test ./...
+//	cd jwks/wycheproof && GOWORK=off go test ./...
 //
 // Every vector Wycheproof marks invalid must be refused. A vector marked
 // valid (or acceptable) must be accepted unless Aegis is deliberately

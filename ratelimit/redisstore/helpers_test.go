@@ -1,4 +1,4 @@
-package ratelimit
+package redisstore
 
 import (
 	"context"
@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
 
 	"github.com/olympus/aegis/internal/redistest"
+	"github.com/olympus/aegis/ratelimit"
 )
 
 // The servers themselves come from internal/redistest.
@@ -87,4 +89,36 @@ func eventually(timeout time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// maxPerMinute is ratelimit's largest PerMinute and Burst (its
+// maxPerMinute): TestRedisStoreMatchesGCRA has it accepted and
+// TestRedisStoreInvalidLimit one more refused.
+const maxPerMinute = 60_000_000
+
+// interval is the time one request costs under l.
+func interval(l ratelimit.Limit) time.Duration { return time.Minute / time.Duration(l.PerMinute) }
+
+// reference replays decisions through ratelimit.MemoryStore, the GCRA
+// the Lua script implements, at given instants of the Redis server's
+// clock: the two must agree field for field.
+type reference struct {
+	now   time.Time
+	store *ratelimit.MemoryStore
+}
+
+func newReference() *reference {
+	r := &reference{now: time.Unix(0, 0)} // the store's epoch: instants are since the Unix epoch, like the server's
+	r.store = ratelimit.NewMemoryStore(ratelimit.MemoryConfig{Shards: 1, Now: func() time.Time { return r.now }})
+	return r
+}
+
+// allow decides one request of key under limit at now (since the Unix
+// epoch), charging it when allowed.
+func (r *reference) allow(t testing.TB, now time.Duration, key string, limit ratelimit.Limit) ratelimit.Decision {
+	t.Helper()
+	r.now = time.Unix(0, 0).Add(now)
+	d, err := r.store.Allow(context.Background(), key, limit)
+	require.NoError(t, err)
+	return d
 }

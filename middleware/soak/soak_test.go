@@ -28,6 +28,7 @@ import (
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/ratelimit"
+	"github.com/olympus/aegis/ratelimit/redisstore"
 	"github.com/olympus/aegis/scopes"
 )
 
@@ -266,7 +267,7 @@ func TestSoak(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	newGuard := func(tag string, policy ratelimit.FailurePolicy) *middleware.Guard {
-		redisStore, err := ratelimit.NewRedisStore(ratelimit.RedisConfig{Client: rdb, Prefix: "soak:" + tag + ":", Timeout: soakRedisTimeout})
+		redisStore, err := redisstore.New(redisstore.Config{Client: rdb, Prefix: "soak:" + tag + ":", Timeout: soakRedisTimeout})
 		require.NoError(t, err)
 		fc := ratelimit.FailoverConfig{Primary: redisStore, Policy: policy, Logger: logger, Cooldown: 100 * time.Millisecond}
 		if policy == ratelimit.FailOpen {

@@ -17,6 +17,7 @@ import (
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/ratelimit"
+	"github.com/olympus/aegis/ratelimit/redisstore"
 )
 
 // TestFourReplicasShareOneRedis: four Guards (four replicas of an API)
@@ -28,7 +29,7 @@ func TestFourReplicasShareOneRedis(t *testing.T) {
 	prefix := "aegis-test:" + t.Name() + ":" + time.Now().Format("150405.000000000") + ":"
 	var replicas []http.Handler
 	for range 4 {
-		store, err := ratelimit.NewRedisStore(ratelimit.RedisConfig{Client: newClient(), Prefix: prefix, Timeout: 30 * time.Second, Now: fixedClock})
+		store, err := redisstore.New(redisstore.Config{Client: newClient(), Prefix: prefix, Timeout: 30 * time.Second, Now: fixedClock})
 		require.NoError(t, err)
 		g, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet(),
 			RateLimit: &middleware.RateLimitConfig{Store: store, Limits: limits{"nightly-data-sync": 600}}})
@@ -71,7 +72,7 @@ func TestRedisStoppedMidTest(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.policy.String(), func(t *testing.T) {
 			server := redistest.Start(t)
-			store, err := ratelimit.NewRedisStore(ratelimit.RedisConfig{Client: server.Client(), Prefix: "mid:"})
+			store, err := redisstore.New(redisstore.Config{Client: server.Client(), Prefix: "mid:"})
 			require.NoError(t, err)
 			var logs bytes.Buffer
 			var mu sync.Mutex

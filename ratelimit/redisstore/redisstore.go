@@ -1,4 +1,8 @@
-package ratelimit
+// Package redisstore is a ratelimit.Store kept in Redis, so that every
+// replica of an API shares its clients' counts. It is a nested module
+// (github.com/olympus/aegis/ratelimit/redisstore) so that go-redis enters
+// only the builds of programs that use it.
+package redisstore
 
 import (
 	"context"
@@ -8,18 +12,20 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/olympus/aegis/ratelimit"
 )
 
-// Defaults of RedisConfig.
+// Defaults of Config.
 const (
-	// DefaultRedisPrefix is put before every client key in Redis.
-	DefaultRedisPrefix = "aegis:ratelimit:"
-	// DefaultRedisTimeout bounds one decision against Redis.
-	DefaultRedisTimeout = 100 * time.Millisecond
+	// DefaultPrefix is put before every client key in Redis.
+	DefaultPrefix = "aegis:ratelimit:"
+	// DefaultTimeout bounds one decision against Redis.
+	DefaultTimeout = 100 * time.Millisecond
 )
 
-// RedisConfig configures a RedisStore.
-type RedisConfig struct {
+// Config configures a Store.
+type Config struct {
 	// Client talks to Redis: a *redis.Client, *redis.ClusterClient,
 	// *redis.Ring or a failover client. It is required; the store never
 	// closes it.
@@ -29,10 +35,10 @@ type RedisConfig struct {
 	// goroutine, which costs a little more, since go-redis would wait up to
 	// its ReadTimeout (3s by default) for a hung server.
 	Client redis.UniversalClient
-	// Prefix is put before every key; empty means DefaultRedisPrefix.
+	// Prefix is put before every key; empty means DefaultPrefix.
 	Prefix string
 	// Timeout bounds one decision, retries included; zero means
-	// DefaultRedisTimeout.
+	// DefaultTimeout.
 	Timeout time.Duration
 	// Now, when set, replaces the Redis server's clock: for tests with a
 	// fake clock. Leave it nil in production, so that replicas with skewed
@@ -40,7 +46,7 @@ type RedisConfig struct {
 	Now func() time.Time
 }
 
-// RedisStore is a Store shared by every replica that uses the same Redis.
+// Store is a ratelimit.Store shared by every replica that uses the same Redis.
 // Each decision is one atomic Lua script run with EVALSHA (EVAL when the
 // server does not know the script yet), timed by the Redis server's own
 // clock so that replicas with skewed clocks agree. A client costs one key
@@ -49,11 +55,12 @@ type RedisConfig struct {
 //
 // The interval of a limit is 60s/PerMinute in whole microseconds, so for a
 // PerMinute that does not divide 60,000,000 it is up to a microsecond
-// shorter than the in-memory one.
+// shorter than the in-memory one (ratelimit.MemoryStore).
 //
 // Any failure to decide (connection refused, timeout, script error) is
-// returned as an error matching ErrStoreUnavailable with errors.Is.
-type RedisStore struct {
+// returned as an error matching ratelimit.ErrStoreUnavailable with
+// errors.Is.
+type Store struct {
 	client  redis.UniversalClient
 	prefix  string
 	timeout time.Duration
@@ -63,18 +70,18 @@ type RedisStore struct {
 	inline bool
 }
 
-var _ Store = (*RedisStore)(nil)
+var _ ratelimit.Store = (*Store)(nil)
 
-// NewRedisStore returns a RedisStore, or an error for an unusable config.
-// It does not contact Redis.
-func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
+// New returns a Store, or an error for an unusable config. It does not
+// contact Redis.
+func New(cfg Config) (*Store, error) {
 	if cfg.Client == nil {
-		return nil, errors.New("ratelimit: RedisConfig.Client is required")
+		return nil, errors.New("redisstore: Config.Client is required")
 	}
 	if cfg.Timeout < 0 {
-		return nil, fmt.Errorf("ratelimit: RedisConfig.Timeout is negative: %v", cfg.Timeout)
+		return nil, fmt.Errorf("redisstore: Config.Timeout is negative: %v", cfg.Timeout)
 	}
-	s := &RedisStore{
+	s := &Store{
 		client:  cfg.Client,
 		prefix:  cfg.Prefix,
 		timeout: cfg.Timeout,
@@ -82,10 +89,10 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 		inline:  honoursContextDeadline(cfg.Client),
 	}
 	if s.prefix == "" {
-		s.prefix = DefaultRedisPrefix
+		s.prefix = DefaultPrefix
 	}
 	if s.timeout == 0 {
-		s.timeout = DefaultRedisTimeout
+		s.timeout = DefaultTimeout
 	}
 	return s, nil
 }
@@ -112,10 +119,10 @@ func honoursContextDeadline(c redis.UniversalClient) bool {
 	return enabled && read >= 0 && write >= 0
 }
 
-// gcraScript is gcra() from ratelimit.go in microseconds of the server's
-// clock. KEYS[1] holds the theoretical arrival time (TAT); ARGV[1] is the
+// gcraScript is the GCRA of ratelimit.MemoryStore (gcra() in the
+// ratelimit package) in microseconds of the server's clock. KEYS[1] holds the theoretical arrival time (TAT); ARGV[1] is the
 // interval, ARGV[2] the burst and ARGV[3], when not empty, the time to use
-// instead of the server's (RedisConfig.Now). It stores the new TAT only when the
+// instead of the server's (Config.Now). It stores the new TAT only when the
 // request is allowed, expiring when the bucket is full again, and returns
 // {allowed (0 or 1), retry after, reset, remaining, now}.
 //
@@ -145,16 +152,16 @@ return {1, 0, nxt - now, math.floor((now - allow_at) / interval), now}
 
 // Allow charges one request to key under limit. The key may be any
 // string; Redis keys are binary safe.
-func (s *RedisStore) Allow(ctx context.Context, key string, limit Limit) (Decision, error) {
+func (s *Store) Allow(ctx context.Context, key string, limit ratelimit.Limit) (ratelimit.Decision, error) {
 	d, _, err := s.allow(ctx, key, limit)
 	return d, err
 }
 
 // allow is Allow that also returns the server's clock (since the Unix
-// epoch) at the decision, for tests comparing with gcra().
-func (s *RedisStore) allow(ctx context.Context, key string, limit Limit) (Decision, time.Duration, error) {
+// epoch) at the decision, for tests comparing with ratelimit.MemoryStore.
+func (s *Store) allow(ctx context.Context, key string, limit ratelimit.Limit) (ratelimit.Decision, time.Duration, error) {
 	if err := limit.Validate(); err != nil {
-		return Decision{}, 0, err
+		return ratelimit.Decision{}, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -162,7 +169,7 @@ func (s *RedisStore) allow(ctx context.Context, key string, limit Limit) (Decisi
 		return s.eval(ctx, key, limit)
 	}
 	type result struct {
-		d   Decision
+		d   ratelimit.Decision
 		now time.Duration
 		err error
 	}
@@ -177,33 +184,33 @@ func (s *RedisStore) allow(ctx context.Context, key string, limit Limit) (Decisi
 	case <-ctx.Done():
 		// The goroutine ends when go-redis gives up; its context is
 		// already cancelled, so it starts nothing new.
-		return Decision{}, 0, unavailable(ctx.Err())
+		return ratelimit.Decision{}, 0, unavailable(ctx.Err())
 	}
 }
 
 // eval runs the script and converts its reply.
-func (s *RedisStore) eval(ctx context.Context, key string, limit Limit) (Decision, time.Duration, error) {
+func (s *Store) eval(ctx context.Context, key string, limit ratelimit.Limit) (ratelimit.Decision, time.Duration, error) {
 	interval := int64(time.Minute/time.Microsecond) / int64(limit.PerMinute)
 	now := ""
 	if s.now != nil {
 		now = strconv.FormatInt(s.now().UnixMicro(), 10)
 	}
-	vals, err := gcraScript.Run(ctx, s.client, []string{s.prefix + key}, interval, limit.burst(), now).Slice()
+	vals, err := gcraScript.Run(ctx, s.client, []string{s.prefix + key}, interval, burst(limit), now).Slice()
 	if err != nil {
-		return Decision{}, 0, unavailable(err)
+		return ratelimit.Decision{}, 0, unavailable(err)
 	}
 	var n [5]int64
 	if len(vals) != len(n) {
-		return Decision{}, 0, unavailable(fmt.Errorf("script returned %d values, not %d", len(vals), len(n)))
+		return ratelimit.Decision{}, 0, unavailable(fmt.Errorf("script returned %d values, not %d", len(vals), len(n)))
 	}
 	for i, v := range vals {
 		x, ok := v.(int64)
 		if !ok {
-			return Decision{}, 0, unavailable(fmt.Errorf("script returned %T, not an integer", v))
+			return ratelimit.Decision{}, 0, unavailable(fmt.Errorf("script returned %T, not an integer", v))
 		}
 		n[i] = x
 	}
-	d := Decision{
+	d := ratelimit.Decision{
 		Allowed:    n[0] == 1,
 		Limit:      limit,
 		RetryAfter: time.Duration(n[1]) * time.Microsecond,
@@ -213,8 +220,17 @@ func (s *RedisStore) eval(ctx context.Context, key string, limit Limit) (Decisio
 	return d, time.Duration(n[4]) * time.Microsecond, nil
 }
 
+// burst is how many requests limit lets through at once: Burst, or
+// PerMinute when Burst is zero (ratelimit.Limit's rule).
+func burst(limit ratelimit.Limit) int {
+	if limit.Burst > 0 {
+		return limit.Burst
+	}
+	return limit.PerMinute
+}
+
 // unavailable wraps a Redis failure so that it matches both
-// ErrStoreUnavailable and the cause.
+// ratelimit.ErrStoreUnavailable and the cause.
 func unavailable(err error) error {
-	return fmt.Errorf("%w: redis: %w", ErrStoreUnavailable, err)
+	return fmt.Errorf("%w: redis: %w", ratelimit.ErrStoreUnavailable, err)
 }

@@ -1,4 +1,4 @@
-package ratelimit_test
+package redisstore_test
 
 import (
 	"context"
@@ -11,11 +11,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/olympus/aegis/ratelimit"
+	"github.com/olympus/aegis/ratelimit/redisstore"
 )
 
-// A RedisStore shared by every replica, falling back to each replica's
+// A Store shared by every replica, falling back to each replica's
 // memory while Redis is down. (No output: it needs a Redis.)
-func ExampleFailover() {
+func Example() {
 	client := redis.NewClient(&redis.Options{
 		Addr: "localhost:6379",
 		// Let go-redis stop at the store's Timeout by itself.
@@ -23,7 +24,7 @@ func ExampleFailover() {
 	})
 	defer client.Close()
 
-	shared, err := ratelimit.NewRedisStore(ratelimit.RedisConfig{Client: client})
+	shared, err := redisstore.New(redisstore.Config{Client: client})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -49,10 +50,10 @@ func ExampleFailover() {
 }
 
 // Under FailClosed a Redis outage refuses requests with a hint.
-func ExampleUnavailableError() {
+func Example_failClosed() {
 	client := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
 	defer client.Close()
-	shared, err := ratelimit.NewRedisStore(ratelimit.RedisConfig{
+	shared, err := redisstore.New(redisstore.Config{
 		Client:  client,
 		Prefix:  "myapp:ratelimit:",
 		Timeout: 50 * time.Millisecond,

@@ -1,4 +1,4 @@
-package ratelimit
+package redisstore
 
 import (
 	"context"
@@ -14,30 +14,32 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/olympus/aegis/ratelimit"
 )
 
-func newTestRedisStore(t testing.TB, c redis.UniversalClient, prefix string, timeout time.Duration) *RedisStore {
+func newTestRedisStore(t testing.TB, c redis.UniversalClient, prefix string, timeout time.Duration) *Store {
 	t.Helper()
-	s, err := NewRedisStore(RedisConfig{Client: c, Prefix: prefix, Timeout: timeout})
+	s, err := New(Config{Client: c, Prefix: prefix, Timeout: timeout})
 	require.NoError(t, err)
 	return s
 }
 
-func TestNewRedisStore(t *testing.T) {
+func TestNew(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
 
-	_, err := NewRedisStore(RedisConfig{})
+	_, err := New(Config{})
 	require.Error(t, err, "no client")
-	_, err = NewRedisStore(RedisConfig{Client: c, Timeout: -time.Second})
+	_, err = New(Config{Client: c, Timeout: -time.Second})
 	require.Error(t, err, "negative timeout")
 
-	s, err := NewRedisStore(RedisConfig{Client: c})
+	s, err := New(Config{Client: c})
 	require.NoError(t, err)
-	assert.Equal(t, DefaultRedisPrefix, s.prefix)
-	assert.Equal(t, DefaultRedisTimeout, s.timeout)
+	assert.Equal(t, DefaultPrefix, s.prefix)
+	assert.Equal(t, DefaultTimeout, s.timeout)
 
-	s, err = NewRedisStore(RedisConfig{Client: c, Prefix: "p:", Timeout: time.Second})
+	s, err = New(Config{Client: c, Prefix: "p:", Timeout: time.Second})
 	require.NoError(t, err)
 	assert.Equal(t, "p:", s.prefix)
 	assert.Equal(t, time.Second, s.timeout)
@@ -74,30 +76,31 @@ func TestRedisStoreHonoursContextDeadline(t *testing.T) {
 	}
 }
 
-// TestRedisStoreMatchesGCRA replays every decision of Redis through gcra()
-// at the server's own time: the two must agree field for field.
+// TestRedisStoreMatchesGCRA replays every decision of Redis through
+// ratelimit.MemoryStore's GCRA at the server's own time: the two must agree
+// field for field.
 func TestRedisStoreMatchesGCRA(t *testing.T) {
 	client := sharedRedis(t)()
 	tests := []struct {
 		name  string
-		limit Limit
+		limit ratelimit.Limit
 		n     int
 		gaps  []time.Duration // cycled between requests
 	}{
-		{"60/min, immediate", Limit{PerMinute: 60}, 70, nil},
-		{"60000/min burst 3, spaced", Limit{PerMinute: 60000, Burst: 3}, 60,
+		{"60/min, immediate", ratelimit.Limit{PerMinute: 60}, 70, nil},
+		{"60000/min burst 3, spaced", ratelimit.Limit{PerMinute: 60000, Burst: 3}, 60,
 			[]time.Duration{0, 300 * time.Microsecond, 0, time.Millisecond, 2500 * time.Microsecond, 0, 0}},
-		{"600000/min burst 1", Limit{PerMinute: 600000, Burst: 1}, 40,
+		{"600000/min burst 1", ratelimit.Limit{PerMinute: 600000, Burst: 1}, 40,
 			[]time.Duration{0, 50 * time.Microsecond, 150 * time.Microsecond}},
-		{"1/min burst 2", Limit{PerMinute: 1, Burst: 2}, 4, nil},
-		{"1/min, largest burst", Limit{PerMinute: 1, Burst: maxPerMinute}, 5, nil},
-		{"largest rate", Limit{PerMinute: maxPerMinute}, 5, nil},
-		{"6/min burst 7", Limit{PerMinute: 6, Burst: 7}, 9, nil},
+		{"1/min burst 2", ratelimit.Limit{PerMinute: 1, Burst: 2}, 4, nil},
+		{"1/min, largest burst", ratelimit.Limit{PerMinute: 1, Burst: maxPerMinute}, 5, nil},
+		{"largest rate", ratelimit.Limit{PerMinute: maxPerMinute}, 5, nil},
+		{"6/min burst 7", ratelimit.Limit{PerMinute: 6, Burst: 7}, 9, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newTestRedisStore(t, client, testPrefix(t, client), time.Second)
-			var tat time.Duration
+			ref := newReference()
 			allowed := 0
 			for i := range tt.n {
 				if len(tt.gaps) > 0 {
@@ -107,10 +110,9 @@ func TestRedisStoreMatchesGCRA(t *testing.T) {
 				}
 				got, now, err := s.allow(context.Background(), "client", tt.limit)
 				require.NoError(t, err)
-				want, next := gcra(now, tat, tt.limit)
+				want := ref.allow(t, now, "client", tt.limit)
 				require.Equal(t, want, got, "request %d", i)
 				if want.Allowed {
-					tat = next
 					allowed++
 				}
 			}
@@ -126,11 +128,11 @@ func TestRedisStoreMatchesGCRA(t *testing.T) {
 func TestRedisStore60PerMinute(t *testing.T) {
 	c := sharedRedis(t)()
 	s := newTestRedisStore(t, c, testPrefix(t, c), time.Second)
-	limit := Limit{PerMinute: 60}
+	limit := ratelimit.Limit{PerMinute: 60}
 	const tolerance = 250 * time.Millisecond
 
 	start := time.Now()
-	var got []Decision
+	var got []ratelimit.Decision
 	for range 100 {
 		d, err := s.Allow(context.Background(), "client-60", limit)
 		require.NoError(t, err)
@@ -166,15 +168,15 @@ func TestRedisStore60PerMinute(t *testing.T) {
 // one Redis, 10,000 concurrent requests of one client under 600/min:
 // exactly 600 pass before anything refills (the first 100ms on the
 // server's clock), and over the whole run exactly as many as a serial
-// replay of the server's timestamps through gcra() allows (600 plus one
+// replay of the server's timestamps through the in-memory GCRA allows (600 plus one
 // per 100ms the run lasts, since the clock does not stop).
 func TestRedisStoreReplicasConcurrent(t *testing.T) {
 	newClient := sharedRedis(t)
 	prefix := testPrefix(t, newClient())
 	const replicas, requests = 4, 10_000
-	limit := Limit{PerMinute: 600, Burst: 600}
+	limit := ratelimit.Limit{PerMinute: 600, Burst: 600}
 
-	var stores []*RedisStore
+	var stores []*Store
 	for range replicas {
 		c := newClient(func(o *redis.Options) {
 			o.PoolSize = 32
@@ -220,11 +222,11 @@ func TestRedisStoreReplicasConcurrent(t *testing.T) {
 		nows = append(nows, r.now)
 	}
 	slices.Sort(nows)
-	var tat time.Duration
+	ref := newReference()
 	replayed := 0
 	for _, now := range nows {
-		if d, next := gcra(now, tat, limit); d.Allowed {
-			tat, replayed = next, replayed+1
+		if ref.allow(t, now, "one-client", limit).Allowed {
+			replayed++
 		}
 	}
 	// In the first interval after the first request nothing has refilled:
@@ -232,7 +234,7 @@ func TestRedisStoreReplicasConcurrent(t *testing.T) {
 	t0 := nows[0]
 	var inFirst, allowedInFirst int
 	for _, r := range results {
-		if r.now < t0+limit.interval() {
+		if r.now < t0+interval(limit) {
 			inFirst++
 			if r.allowed {
 				allowedInFirst++
@@ -241,16 +243,16 @@ func TestRedisStoreReplicasConcurrent(t *testing.T) {
 	}
 	span := nows[len(nows)-1] - t0
 	t.Logf("%d requests in %v (server span %v): %d allowed; in the first %v: %d requests, %d allowed",
-		requests, elapsed, span, allowed, limit.interval(), inFirst, allowedInFirst)
+		requests, elapsed, span, allowed, interval(limit), inFirst, allowedInFirst)
 	assert.Equal(t, replayed, allowed, "Redis and a serial replay of its timestamps disagree")
 	assert.GreaterOrEqual(t, allowed, 600)
-	assert.LessOrEqual(t, allowed, 600+int(span/limit.interval()), "more than GCRA can refill")
+	assert.LessOrEqual(t, allowed, 600+int(span/interval(limit)), "more than GCRA can refill")
 	if inFirst >= 600 {
 		assert.Equal(t, 600, allowedInFirst, "allowed before anything refilled")
 	} else {
 		assert.Equal(t, inFirst, allowedInFirst)
 	}
-	if span < limit.interval() {
+	if span < interval(limit) {
 		assert.Equal(t, 600, allowed)
 	}
 }
@@ -262,10 +264,10 @@ func TestRedisStoreReplicasExactWithFrozenClock(t *testing.T) {
 	newClient := sharedRedis(t)
 	prefix := testPrefix(t, newClient())
 	frozen := func() time.Time { return time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC) }
-	var stores []*RedisStore
+	var stores []*Store
 	for range 4 {
 		c := newClient(func(o *redis.Options) { o.PoolSize = 32; o.PoolTimeout = 30 * time.Second })
-		s, err := NewRedisStore(RedisConfig{Client: c, Prefix: prefix, Timeout: 30 * time.Second, Now: frozen})
+		s, err := New(Config{Client: c, Prefix: prefix, Timeout: 30 * time.Second, Now: frozen})
 		require.NoError(t, err)
 		stores = append(stores, s)
 	}
@@ -273,7 +275,7 @@ func TestRedisStoreReplicasExactWithFrozenClock(t *testing.T) {
 	var allowed atomic.Int64
 	for i := range 10_000 {
 		wg.Go(func() {
-			d, err := stores[i%4].Allow(context.Background(), "one-client", Limit{PerMinute: 600})
+			d, err := stores[i%4].Allow(context.Background(), "one-client", ratelimit.Limit{PerMinute: 600})
 			assert.NoError(t, err)
 			if d.Allowed {
 				allowed.Add(1)
@@ -293,7 +295,7 @@ func TestRedisStoreKeysExpire(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("refilled key vanishes", func(t *testing.T) {
-		limit := Limit{PerMinute: 60000, Burst: 5} // 1ms a request
+		limit := ratelimit.Limit{PerMinute: 60000, Burst: 5} // 1ms a request
 		for i := range 5 {
 			d, err := s.Allow(ctx, "fast", limit)
 			require.NoError(t, err)
@@ -313,7 +315,7 @@ func TestRedisStoreKeysExpire(t *testing.T) {
 	})
 
 	t.Run("refusal keeps the expiry", func(t *testing.T) {
-		limit := Limit{PerMinute: 1, Burst: 1}
+		limit := ratelimit.Limit{PerMinute: 1, Burst: 1}
 		d, err := s.Allow(ctx, "slow", limit)
 		require.NoError(t, err)
 		require.True(t, d.Allowed)
@@ -340,14 +342,14 @@ func TestRedisStoreKeysExpire(t *testing.T) {
 func TestRedisStorePrefix(t *testing.T) {
 	c := sharedRedis(t)()
 	unique := testPrefix(t, c)
-	cleanupKeys(t, c, DefaultRedisPrefix+unique)
+	cleanupKeys(t, c, DefaultPrefix+unique)
 	tests := []struct {
 		name   string
 		prefix string // configured
 		key    string
 		want   string // key in Redis
 	}{
-		{"default", "", unique + "client-1", DefaultRedisPrefix + unique + "client-1"},
+		{"default", "", unique + "client-1", DefaultPrefix + unique + "client-1"},
 		{"custom", unique + "custom:", "client-1", unique + "custom:client-1"},
 		{"odd key", unique + "odd:", "a b\x00\r\n*?[]{tag}:ü\xff", unique + "odd:a b\x00\r\n*?[]{tag}:ü\xff"},
 		{"empty key", unique + "empty:", "", unique + "empty:"},
@@ -355,12 +357,12 @@ func TestRedisStorePrefix(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newTestRedisStore(t, c, tt.prefix, time.Second)
-			d, err := s.Allow(context.Background(), tt.key, Limit{PerMinute: 10})
+			d, err := s.Allow(context.Background(), tt.key, ratelimit.Limit{PerMinute: 10})
 			require.NoError(t, err)
 			require.True(t, d.Allowed)
 			scope := tt.prefix
 			if scope == "" {
-				scope = DefaultRedisPrefix + unique
+				scope = DefaultPrefix + unique
 			}
 			assert.Equal(t, []string{tt.want}, keysUnder(t, c, scope))
 			v, err := c.Get(context.Background(), tt.want).Result()
@@ -404,19 +406,19 @@ func TestRedisStoreInvalidLimit(t *testing.T) {
 	s := newTestRedisStore(t, c, testPrefix(t, c), time.Second)
 	tests := []struct {
 		name  string
-		limit Limit
+		limit ratelimit.Limit
 	}{
-		{"zero", Limit{}},
-		{"negative", Limit{PerMinute: -1}},
-		{"too fast", Limit{PerMinute: maxPerMinute + 1}},
-		{"negative burst", Limit{PerMinute: 10, Burst: -1}},
-		{"burst too large", Limit{PerMinute: 10, Burst: maxPerMinute + 1}},
+		{"zero", ratelimit.Limit{}},
+		{"negative", ratelimit.Limit{PerMinute: -1}},
+		{"too fast", ratelimit.Limit{PerMinute: maxPerMinute + 1}},
+		{"negative burst", ratelimit.Limit{PerMinute: 10, Burst: -1}},
+		{"burst too large", ratelimit.Limit{PerMinute: 10, Burst: maxPerMinute + 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := s.Allow(context.Background(), "client", tt.limit)
 			require.Error(t, err)
-			assert.NotErrorIs(t, err, ErrStoreUnavailable)
+			assert.NotErrorIs(t, err, ratelimit.ErrStoreUnavailable)
 			assert.False(t, d.Allowed)
 		})
 	}
@@ -424,10 +426,10 @@ func TestRedisStoreInvalidLimit(t *testing.T) {
 	assert.Zero(t, hook.cmds.Load(), "commands")
 }
 
-// TestRedisStoreUnavailable: every way of failing is ErrStoreUnavailable,
+// TestRedisStoreUnavailable: every way of failing is ratelimit.ErrStoreUnavailable,
 // within the timeout.
 func TestRedisStoreUnavailable(t *testing.T) {
-	limit := Limit{PerMinute: 60}
+	limit := ratelimit.Limit{PerMinute: 60}
 	const timeout = 100 * time.Millisecond
 
 	t.Run("connection refused", func(t *testing.T) {
@@ -435,7 +437,7 @@ func TestRedisStoreUnavailable(t *testing.T) {
 		s := newTestRedisStore(t, c, "", timeout)
 		start := time.Now()
 		_, err := s.Allow(context.Background(), "client", limit)
-		require.ErrorIs(t, err, ErrStoreUnavailable)
+		require.ErrorIs(t, err, ratelimit.ErrStoreUnavailable)
 		assert.Less(t, time.Since(start), timeout+time.Second)
 	})
 
@@ -445,7 +447,7 @@ func TestRedisStoreUnavailable(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		_, err := s.Allow(ctx, "client", limit)
-		require.ErrorIs(t, err, ErrStoreUnavailable)
+		require.ErrorIs(t, err, ratelimit.ErrStoreUnavailable)
 		assert.ErrorIs(t, err, context.Canceled)
 	})
 
@@ -455,7 +457,7 @@ func TestRedisStoreUnavailable(t *testing.T) {
 		require.NoError(t, c.HSet(context.Background(), prefix+"hash", "f", "v").Err())
 		s := newTestRedisStore(t, c, prefix, timeout)
 		_, err := s.Allow(context.Background(), "hash", limit)
-		require.ErrorIs(t, err, ErrStoreUnavailable)
+		require.ErrorIs(t, err, ratelimit.ErrStoreUnavailable)
 		assert.ErrorContains(t, err, "WRONGTYPE")
 	})
 
@@ -491,7 +493,7 @@ func TestRedisStoreUnavailable(t *testing.T) {
 				start := time.Now()
 				_, err = s.Allow(context.Background(), "client", limit)
 				elapsed := time.Since(start)
-				require.ErrorIs(t, err, ErrStoreUnavailable)
+				require.ErrorIs(t, err, ratelimit.ErrStoreUnavailable)
 				assert.ErrorIs(t, err, context.DeadlineExceeded)
 				assert.GreaterOrEqual(t, elapsed, timeout)
 				assert.Less(t, elapsed, timeout+500*time.Millisecond)
@@ -513,7 +515,7 @@ func TestRedisStoreScriptFlushed(t *testing.T) {
 	c := r.Client()
 	s := newTestRedisStore(t, c, "", time.Second)
 	ctx := context.Background()
-	limit := Limit{PerMinute: 60}
+	limit := ratelimit.Limit{PerMinute: 60}
 	_, err := s.Allow(ctx, "client", limit)
 	require.NoError(t, err)
 	require.NoError(t, c.ScriptFlush(ctx).Err())
@@ -530,7 +532,7 @@ func TestRedisStoreScriptFlushed(t *testing.T) {
 // not (watcher: a goroutine per decision enforces the timeout).
 func BenchmarkRedisAllow(b *testing.B) {
 	r := startRedis(b)
-	limit := Limit{PerMinute: 1_000_000, Burst: 1_000_000}
+	limit := ratelimit.Limit{PerMinute: 1_000_000, Burst: 1_000_000}
 	for _, bb := range []struct {
 		name        string
 		ctxTimeouts bool
