@@ -28,6 +28,7 @@ import (
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/middleware/prommetrics"
 	"github.com/olympus/aegis/ratelimit"
 )
@@ -63,14 +64,22 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 
+	// JWTs are checked locally (and cached once verified); opaque tokens
+	// are introspected (RFC 7662).
+	jwt, err := core.NewJWT(core.JWTConfig{Issuer: issuer.URL, Audience: issuer.Audience})
+	if err != nil {
+		return err
+	}
+	opaque, err := core.NewIntrospection(introspect.Config{
+		Issuer: issuer.URL, Audience: issuer.Audience, Endpoint: issuer.IntrospectionURL(),
+	})
+	if err != nil {
+		return err
+	}
 	guard, err := middleware.New(middleware.Config{
-		Issuer:   issuer.URL,
-		Audience: issuer.Audience,
-		Logger:   slog.New(slog.DiscardHandler),
-		Metrics:  metrics,
-		// JWTs are checked locally; opaque tokens are introspected (RFC 7662).
-		Mode:          middleware.ModeHybrid,
-		Introspection: introspect.Config{Endpoint: issuer.IntrospectionURL()},
+		Validator: core.Hybrid(core.Cached(jwt, core.CacheConfig{}), opaque),
+		Logger:    slog.New(slog.DiscardHandler),
+		Observer:  metrics,
 		// Per-client limits; Athena keeps them in each client's metadata.
 		RateLimit: &middleware.RateLimitConfig{Limits: limits},
 	})

@@ -48,7 +48,9 @@ import (
 	"github.com/olympus/aegis/examples/internal/flagenv"
 	"github.com/olympus/aegis/examples/server/api"
 	"github.com/olympus/aegis/introspect"
+	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/middleware/prommetrics"
 	"github.com/olympus/aegis/ratelimit"
 	"github.com/olympus/aegis/ratelimit/redisstore"
@@ -113,8 +115,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if o.issuer == "" {
 		return o, errors.New("-issuer (or AEGIS_ISSUER) is required")
 	}
-	switch middleware.Mode(o.mode) {
-	case middleware.ModeJWT, middleware.ModeIntrospect, middleware.ModeHybrid:
+	switch o.mode {
+	case modeJWT, modeIntrospect, modeHybrid:
 	default:
 		return o, fmt.Errorf("-mode %q: want jwt, introspect or hybrid", o.mode)
 	}
@@ -180,27 +182,59 @@ func (o options) rateLimit(log *slog.Logger) (*middleware.RateLimitConfig, error
 	return rl, nil
 }
 
-// config turns the options into the Guard's configuration.
-func (o options) config(log *slog.Logger) middleware.Config {
-	cfg := middleware.Config{
-		Issuer: o.issuer, Audience: o.audience, JWKSURL: o.jwksURL, Logger: log,
-		Mode: middleware.Mode(o.mode),
-		Introspection: introspect.Config{
-			Endpoint:     o.introspectionURL,
-			Auth:         authMethods[o.introspectionAuth],
-			ClientID:     o.introspectionID,
-			ClientSecret: o.introspectionSecret,
-			Cache:        introspect.CacheConfig{TTL: o.introspectionCacheTTL},
-		},
-	}
-	if o.introspectionCacheTTL == 0 {
-		cfg.Introspection.Cache.TTL = -1
-	}
-	if o.audience == "" {
-		cfg.AnyAudience = true
+// The values of -mode.
+const (
+	modeJWT        = "jwt"
+	modeIntrospect = "introspect"
+	modeHybrid     = "hybrid"
+)
+
+// config turns the options into the Guard's configuration: a validator
+// composed for the mode.
+func (o options) config(log *slog.Logger) (middleware.Config, error) {
+	anyAudience := o.audience == ""
+	if anyAudience {
 		log.Warn("no -audience given: tokens for any audience are accepted")
 	}
-	return cfg
+	cfg := middleware.Config{Logger: log}
+	var jwt core.Validator
+	if o.mode != modeIntrospect {
+		v, err := core.NewJWT(core.JWTConfig{Issuer: o.issuer, Audience: o.audience, AnyAudience: anyAudience,
+			JWKS: jwks.Config{URL: o.jwksURL, Logger: log}})
+		if err != nil {
+			return cfg, err
+		}
+		jwt = core.Cached(v, core.CacheConfig{})
+	}
+	if o.mode == modeJWT {
+		cfg.Validator = jwt
+		return cfg, nil
+	}
+	ic := introspect.Config{
+		Issuer:       o.issuer,
+		Audience:     o.audience,
+		AnyAudience:  anyAudience,
+		Endpoint:     o.introspectionURL,
+		Auth:         authMethods[o.introspectionAuth],
+		ClientID:     o.introspectionID,
+		ClientSecret: o.introspectionSecret,
+		Cache:        introspect.CacheConfig{TTL: o.introspectionCacheTTL},
+		Logger:       log,
+	}
+	if o.introspectionCacheTTL == 0 {
+		ic.Cache.TTL = -1
+	}
+	intro, err := core.NewIntrospection(ic)
+	if err != nil {
+		return cfg, err
+	}
+	if o.mode == modeIntrospect {
+		// JWT-shaped tokens are introspected too, once their iss is
+		// known to be the issuer's: a foreign one costs no call.
+		jwt = core.ByIssuer(map[string]core.Validator{o.issuer: intro})
+	}
+	cfg.Validator = core.Hybrid(jwt, intro)
+	return cfg, nil
 }
 
 // run serves until ctx ends. ready, when set, gets the listening address.
@@ -214,7 +248,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg := o.config(log)
+	cfg, err := o.config(log)
+	if err != nil {
+		return err
+	}
 	if cfg.RateLimit, err = o.rateLimit(log); err != nil {
 		return err
 	}
@@ -222,7 +259,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if o.metricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		if cfg.Metrics, err = prommetrics.New(prommetrics.Config{Registerer: reg}); err != nil {
+		if cfg.Observer, err = prommetrics.New(prommetrics.Config{Registerer: reg}); err != nil {
 			return err
 		}
 		mux := http.NewServeMux()
