@@ -27,6 +27,7 @@ import (
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/ratelimit"
 	"github.com/olympus/aegis/ratelimit/redisstore"
 	"github.com/olympus/aegis/scopes"
@@ -277,16 +278,22 @@ func TestSoak(t *testing.T) {
 		require.NoError(t, err)
 		transport := &http.Transport{MaxIdleConnsPerHost: 16}
 		t.Cleanup(transport.CloseIdleConnections)
-		return mustGuard(t, setup{Config: middleware.Config{
-			Issuer: iss.URL, Audience: iss.Audience,
+		client := &http.Client{Transport: &soakTransport{guard: tag, base: transport, keys: keys}}
+		jwt, err := core.NewJWT(core.JWTConfig{Issuer: iss.URL, Audience: iss.Audience,
+			JWKS: jwks.Config{FetchTimeout: soakFetchTimeout, RefetchCooldown: soakCooldown, MinRefreshInterval: 100 * time.Millisecond,
+				HTTPClient: client, Logger: logger}})
+		require.NoError(t, err)
+		intro, err := core.NewIntrospection(introspect.Config{Issuer: iss.URL, Audience: iss.Audience,
+			Endpoint: iss.IntrospectionURL(), Timeout: soakIntroTimeout, HTTPClient: client, Logger: logger,
+			Cache: introspect.CacheConfig{TTL: 250 * time.Millisecond, NegativeTTL: 250 * time.Millisecond}})
+		require.NoError(t, err)
+		g, err := middleware.New(middleware.Config{
+			Validator: core.Hybrid(core.ByIssuer(map[string]core.Validator{iss.URL: core.Cached(jwt, core.CacheConfig{})}), intro),
 			RateLimit: &middleware.RateLimitConfig{Store: store, Limits: ratelimit.Static{"greedy": 1}, Default: 1_000_000},
 			Logger:    logger,
-		}, Mode: modeHybrid,
-			JWKS: jwks.Config{FetchTimeout: soakFetchTimeout, RefetchCooldown: soakCooldown, MinRefreshInterval: 100 * time.Millisecond},
-			Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(), Timeout: soakIntroTimeout,
-				Cache: introspect.CacheConfig{TTL: 250 * time.Millisecond, NegativeTTL: 250 * time.Millisecond}},
-			HTTPClient: &http.Client{Transport: &soakTransport{guard: tag, base: transport, keys: keys}},
 		})
+		require.NoError(t, err)
+		return g
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /open", newGuard("open", ratelimit.FailOpen).Protect(http.HandlerFunc(ok), scopes.All("data:read")))
