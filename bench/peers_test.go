@@ -11,7 +11,7 @@ import (
 
 	"github.com/olympus/aegis/bench"
 	"github.com/olympus/aegis/jwks/jwkstest"
-	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
 )
 
 // poolSize is the number of distinct tokens cycled through by the
@@ -168,12 +168,12 @@ func BenchmarkNoAuth(b *testing.B) {
 //     inserts (a new token's cost in the default configuration);
 //   - repeat: the default configuration (cache on), one token every time.
 func BenchmarkAegis(b *testing.B) {
-	aegis := func(cache middleware.VerifiedCacheConfig) func(*jwkstest.Issuer) (http.Handler, error) {
+	aegis := func(cache *core.CacheConfig) func(*jwkstest.Issuer) (http.Handler, error) {
 		return func(iss *jwkstest.Issuer) (http.Handler, error) { return bench.Aegis(iss, cache) }
 	}
-	runCase(b, firstSeen, aegis(middleware.VerifiedCacheConfig{Disabled: true}))
-	runCase(b, tokenCase{"first-seen-cache-on", tokenPool}, aegis(middleware.VerifiedCacheConfig{MaxEntries: 16}))
-	runCase(b, repeated, aegis(middleware.VerifiedCacheConfig{}))
+	runCase(b, firstSeen, aegis(nil))
+	runCase(b, tokenCase{"first-seen-cache-on", tokenPool}, aegis(&core.CacheConfig{MaxEntries: 16}))
+	runCase(b, repeated, aegis(&core.CacheConfig{}))
 }
 
 // BenchmarkJWTAuth is go-chi/jwtauth/v5 (jwx v2) with the issuer's public

@@ -21,6 +21,7 @@ import (
 
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/scopes"
 )
 
@@ -50,11 +51,11 @@ type Stack struct {
 // off, jwtauth and go-jwt-middleware, each guarding Handler for tokens of
 // iss.
 func Stacks(iss *jwkstest.Issuer) ([]Stack, error) {
-	aegis, err := Aegis(iss, middleware.VerifiedCacheConfig{})
+	aegis, err := Aegis(iss, &core.CacheConfig{})
 	if err != nil {
 		return nil, err
 	}
-	aegisNoCache, err := Aegis(iss, middleware.VerifiedCacheConfig{Disabled: true})
+	aegisNoCache, err := Aegis(iss, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -77,13 +78,17 @@ func NoAuth() http.Handler { return Handler() }
 // Aegis is the README's net/http quick start: keys discovered from the
 // issuer (fetched over loopback on the first request, then cached), iss and
 // aud checked, the route needing data:read; cache configures the cache of
-// verified tokens (the zero value: on, with its defaults).
-func Aegis(iss *jwkstest.Issuer, cache middleware.VerifiedCacheConfig) (http.Handler, error) {
-	guard, err := middleware.New(middleware.Config{
-		Issuer:        iss.URL,
-		Audience:      iss.Audience,
-		VerifiedCache: cache,
-	})
+// verified tokens (nil: off, every token is verified).
+func Aegis(iss *jwkstest.Issuer, cache *core.CacheConfig) (http.Handler, error) {
+	jwt, err := core.NewJWT(core.JWTConfig{Issuer: iss.URL, Audience: iss.Audience})
+	if err != nil {
+		return nil, fmt.Errorf("aegis: %w", err)
+	}
+	var v core.Validator = jwt
+	if cache != nil {
+		v = core.Cached(jwt, *cache)
+	}
+	guard, err := middleware.New(middleware.Config{Validator: v})
 	if err != nil {
 		return nil, fmt.Errorf("aegis: %w", err)
 	}
