@@ -218,20 +218,19 @@ func (j *JWT) introspection(string) *Introspection { return nil }
 func (j *JWT) hooks(user jwks.Hooks) jwks.Hooks {
 	return jwks.Hooks{
 		FetchStart: func(ctx context.Context) context.Context {
-			if user.FetchStart != nil {
-				ctx = user.FetchStart(ctx)
-			}
-			if o := j.obs.get(); o != nil {
-				ctx = o.KeySetFetchStart(ctx, j.issuer)
-			}
-			return ctx
+			return startHooked(ctx, user.FetchStart, func(ctx context.Context) context.Context {
+				if o := j.obs.get(); o != nil {
+					ctx = o.KeySetFetchStart(ctx, j.issuer)
+				}
+				return ctx
+			})
 		},
 		FetchDone: func(ctx context.Context, f jwks.Fetch) {
 			if o := j.obs.get(); o != nil {
 				o.KeySetFetch(ctx, KeySetFetch{Issuer: j.issuer, URL: f.URL, Keys: f.Keys, Duration: f.Duration, Err: f.Err})
 			}
 			if user.FetchDone != nil {
-				user.FetchDone(ctx, f)
+				user.FetchDone(userContext(ctx), f)
 			}
 		},
 	}
@@ -306,23 +305,44 @@ func (i *Introspection) hooks(user introspect.Hooks) introspect.Hooks {
 			}
 		},
 		CallStart: func(ctx context.Context) context.Context {
-			if user.CallStart != nil {
-				ctx = user.CallStart(ctx)
-			}
-			if o := i.obs.get(); o != nil {
-				ctx = o.IntrospectionCallStart(ctx, i.issuer)
-			}
-			return ctx
+			return startHooked(ctx, user.CallStart, func(ctx context.Context) context.Context {
+				if o := i.obs.get(); o != nil {
+					ctx = o.IntrospectionCallStart(ctx, i.issuer)
+				}
+				return ctx
+			})
 		},
 		CallDone: func(ctx context.Context, c introspect.Call) {
 			if o := i.obs.get(); o != nil {
 				o.IntrospectionCall(ctx, IntrospectionCall{Issuer: i.issuer, Active: c.Active, Duration: c.Duration, Err: c.Err})
 			}
 			if user.CallDone != nil {
-				user.CallDone(ctx, c)
+				user.CallDone(userContext(ctx), c)
 			}
 		},
 	}
+}
+
+// userContextKey holds, in the context of a dependency call, the context
+// the user's own Start hook returned: the user's Done hook is owed that one,
+// not the Observer's (whose span would otherwise be the current one).
+type userContextKey struct{}
+
+// startHooked runs the user's Start hook, then the Observer's on its
+// result, and remembers the user's context for userContext.
+func startHooked(ctx context.Context, user func(context.Context) context.Context, observe func(context.Context) context.Context) context.Context {
+	if user != nil {
+		ctx = user(ctx)
+	}
+	return context.WithValue(observe(ctx), userContextKey{}, ctx)
+}
+
+// userContext returns the context the user's Start hook returned.
+func userContext(ctx context.Context) context.Context {
+	if u, ok := ctx.Value(userContextKey{}).(context.Context); ok {
+		return u
+	}
+	return ctx
 }
 
 // Hybrid validates JWT-shaped tokens with jwt and every other token
