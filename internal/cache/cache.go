@@ -181,25 +181,22 @@ func (c *Cache[V]) Update(key string, now time.Time, fn func(v V, found bool) (n
 		s.mu.Lock()
 		s.tick(c, t)
 		i := s.find(key, h)
-		found := i != none
-		if found && s.nodes[i].expires <= t {
-			s.remove(i)
-			c.count.Add(-1)
-			found = false
-		}
+		// An expired entry is not found, but its node is reused if fn
+		// keeps a value: no removal and addition for a key that returns.
+		found := i != none && s.nodes[i].expires > t
 		var old V
 		if found {
 			old = s.nodes[i].value
 		}
 		nv, expires, keep := fn(old, found)
 		switch {
-		case found && keep:
+		case i != none && keep:
 			n := &s.nodes[i]
 			n.value, n.expires = nv, expiryNanos(expires)
 			if n.freq < maxFreq {
 				n.freq++
 			}
-		case found:
+		case i != none:
 			s.remove(i)
 			c.count.Add(-1)
 		case keep:
