@@ -280,6 +280,7 @@ func TestUpdate(t *testing.T) {
 		assert.Zero(t, v)
 		return 10, time.Time{}, true
 	})
+	assert.Equal(t, 1, c.Len(), "the expired entry was replaced, not added to")
 	v, ok = c.Get("n", t0.Add(time.Hour))
 	require.True(t, ok)
 	assert.Equal(t, 10, v)
