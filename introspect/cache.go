@@ -1,9 +1,9 @@
 package introspect
 
 import (
-	"container/list"
-	"sync"
 	"time"
+
+	bounded "github.com/olympus/aegis/internal/cache"
 )
 
 // cacheKey is the SHA-256 of a token: the token itself is never stored.
@@ -21,55 +21,41 @@ type entry struct {
 	graceUntil time.Time
 }
 
-// cache is a bounded LRU of answers.
+// cache is a bounded cache of answers (internal/cache: sharded, and
+// answers asked for once go before those in repeated use).
 type cache struct {
-	mu      sync.Mutex
-	max     int
-	entries map[cacheKey]*list.Element
-	order   *list.List // front: most recently used
+	c *bounded.Cache[entry]
 }
 
 func newCache(max int) *cache {
-	return &cache{max: max, entries: make(map[cacheKey]*list.Element), order: list.New()}
+	return &cache{c: bounded.New[entry](bounded.Config{MaxEntries: max})}
 }
 
 // get returns the entry for key unless it has outlived both its freshness
 // and its grace; stale entries are dropped.
-func (c *cache) get(key cacheKey, now time.Time) (entry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.entries[key]
+func (a *cache) get(key cacheKey, now time.Time) (entry, bool) {
+	e, ok := a.c.Get(string(key[:]), now)
 	if !ok {
 		return entry{}, false
 	}
-	e := el.Value.(*entry)
+	// The cache drops the entry once past both by the wall clock; this is
+	// the same test with now's monotonic reading, if it has one.
 	if !now.Before(e.fresh) && !now.Before(e.graceUntil) {
-		c.order.Remove(el)
-		delete(c.entries, key)
+		a.c.Delete(string(key[:]))
 		return entry{}, false
 	}
-	c.order.MoveToFront(el)
-	return *e, true
+	return e, true
 }
 
-func (c *cache) put(e entry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.entries[e.key]; ok {
-		*el.Value.(*entry) = e
-		c.order.MoveToFront(el)
-		return
-	}
-	c.entries[e.key] = c.order.PushFront(&e)
-	for c.order.Len() > c.max {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.entries, oldest.Value.(*entry).key)
-	}
+func (a *cache) put(e entry) {
+	a.c.Set(string(e.key[:]), e, maxTime(e.fresh, e.graceUntil))
 }
 
-func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
+func (a *cache) len() int { return a.c.Len() }
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"bytes"
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/olympus/aegis/internal/cache"
 	"github.com/olympus/aegis/internal/issuerhttp"
 	"github.com/olympus/aegis/internal/strictjson"
 	"golang.org/x/sync/singleflight"
@@ -68,7 +67,8 @@ type HydraConfig struct {
 	// DefaultHydraMaxResponseBytes. A longer answer is a failure.
 	MaxResponseBytes int64
 	// MaxEntries bounds the cache; zero means DefaultHydraMaxEntries. When
-	// it is full the least recently used client is dropped.
+	// it is full a client is dropped, those looked up only once before
+	// those in repeated use.
 	MaxEntries int
 	// Field is the member of the client's metadata that holds the limit;
 	// empty means DefaultHydraField.
@@ -85,7 +85,7 @@ type HydraConfig struct {
 // answer's metadata object, under the package's value rules.
 //
 // Answers are cached per client ID for TTL (unknown clients, 404, for
-// NegativeTTL), in an LRU bounded by MaxEntries; concurrent lookups of a
+// NegativeTTL), in a cache bounded by MaxEntries; concurrent lookups of a
 // client not in the cache share one request. When the admin API fails
 // (network error, status other than 200 and 404, malformed answer), the
 // client's last known answer, however old, keeps being served, logged at
@@ -102,17 +102,15 @@ type HydraSource struct {
 	group    singleflight.Group
 	lookups  atomic.Int64
 	bad      badValues
-
-	mu      sync.Mutex
-	entries map[string]*list.Element
-	order   *list.List // of *hydraEntry; front: most recently used
+	// entries never expire: a known answer, however old, is served while
+	// the admin API fails.
+	entries *cache.Cache[hydraEntry]
 }
 
 var _ Source = (*HydraSource)(nil)
 
 // hydraEntry is what the cache knows about one client.
 type hydraEntry struct {
-	id string
 	// known says perMinute and ok hold an answer of the admin API.
 	known     bool
 	perMinute int
@@ -185,8 +183,7 @@ func NewHydraSource(cfg HydraConfig) (*HydraSource, error) {
 		endpoint: strings.TrimRight(u.String(), "/") + "/admin/clients/",
 		client:   issuerhttp.Harden(cfg.HTTPClient),
 		log:      orDefault(cfg.Logger),
-		entries:  make(map[string]*list.Element),
-		order:    list.New(),
+		entries:  cache.New[hydraEntry](cache.Config{MaxEntries: cfg.MaxEntries}),
 	}, nil
 }
 
@@ -233,14 +230,10 @@ func (s *HydraSource) Lookup(ctx context.Context, c Client) (int, bool, error) {
 // cached answers from the cache when no request is due.
 func (s *HydraSource) cached(id string) (hydraAnswer, bool) {
 	now := s.cfg.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	el, found := s.entries[id]
+	e, found := s.entries.Get(id, now)
 	if !found {
 		return hydraAnswer{}, false
 	}
-	s.order.MoveToFront(el)
-	e := el.Value.(*hydraEntry)
 	switch {
 	case e.known && (now.Before(e.freshUntil) || now.Before(e.retryAt)):
 		return hydraAnswer{perMinute: e.perMinute, ok: e.ok}, true
@@ -254,54 +247,42 @@ func (s *HydraSource) cached(id string) (hydraAnswer, bool) {
 func (s *HydraSource) refresh(ctx context.Context, id string) hydraAnswer {
 	perMinute, ok, found, err := s.fetch(ctx, id)
 	now := s.cfg.Now()
-	s.mu.Lock()
-	e := s.entryLocked(id)
-	if err == nil {
-		recovered := e.outage
-		ttl := s.cfg.TTL
-		if !found {
-			ttl = s.cfg.NegativeTTL
+	var (
+		a         hydraAnswer
+		recovered bool // a success after a logged failure
+		first     bool // the first failure since a known answer
+	)
+	s.entries.Update(id, now, func(e hydraEntry, _ bool) (hydraEntry, time.Time, bool) {
+		recovered, first = false, false
+		if err == nil {
+			recovered = e.outage
+			ttl := s.cfg.TTL
+			if !found {
+				ttl = s.cfg.NegativeTTL
+			}
+			a = hydraAnswer{perMinute: perMinute, ok: ok}
+			return hydraEntry{known: true, perMinute: perMinute, ok: ok, freshUntil: now.Add(ttl)}, time.Time{}, true
 		}
-		*e = hydraEntry{id: id, known: true, perMinute: perMinute, ok: ok, freshUntil: now.Add(ttl)}
-		s.mu.Unlock()
-		if recovered {
-			s.log.LogAttrs(ctx, slog.LevelInfo, "ratelimit: Hydra admin API answering again",
-				slog.String("client_id", id))
+		e.retryAt = now.Add(s.cfg.ErrorTTL)
+		if !e.known {
+			e.err = err
+			a = hydraAnswer{err: err}
+			return e, time.Time{}, true
 		}
-		return hydraAnswer{perMinute: perMinute, ok: ok}
-	}
-	e.retryAt = now.Add(s.cfg.ErrorTTL)
-	if !e.known {
-		e.err = err
-		s.mu.Unlock()
-		return hydraAnswer{err: err}
-	}
-	first := !e.outage
-	e.outage = true
-	a := hydraAnswer{perMinute: e.perMinute, ok: e.ok}
-	s.mu.Unlock()
-	if first {
+		first = !e.outage
+		e.outage = true
+		a = hydraAnswer{perMinute: e.perMinute, ok: e.ok}
+		return e, time.Time{}, true
+	})
+	switch {
+	case recovered:
+		s.log.LogAttrs(ctx, slog.LevelInfo, "ratelimit: Hydra admin API answering again",
+			slog.String("client_id", id))
+	case first:
 		s.log.LogAttrs(ctx, slog.LevelWarn, "ratelimit: Hydra admin API failing, serving the last known limit",
 			slog.String("client_id", id), slog.String("error", err.Error()))
 	}
 	return a
-}
-
-// entryLocked returns id's entry, adding one (and dropping the least
-// recently used beyond MaxEntries) if there is none. s.mu must be held.
-func (s *HydraSource) entryLocked(id string) *hydraEntry {
-	if el, found := s.entries[id]; found {
-		s.order.MoveToFront(el)
-		return el.Value.(*hydraEntry)
-	}
-	for s.order.Len() >= s.cfg.MaxEntries {
-		oldest := s.order.Back()
-		s.order.Remove(oldest)
-		delete(s.entries, oldest.Value.(*hydraEntry).id)
-	}
-	e := &hydraEntry{id: id}
-	s.entries[id] = s.order.PushFront(e)
-	return e
 }
 
 // fetch makes one request. found is false for an unknown client (404).

@@ -171,3 +171,28 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
 }
+
+// TestMemoryBounded: clients with debt beyond MaxEntries take the place of
+// clients seen once, not of the client making requests all along.
+func TestMemoryBounded(t *testing.T) {
+	clk := newFakeClock()
+	s := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{Now: clk.Now, MaxEntries: 100})
+	slow := ratelimit.Limit{PerMinute: 1, Burst: 1_000_000}
+	debtor := 0
+	for i := range 10_000 {
+		d, err := s.Allow(context.Background(), fmt.Sprintf("once-%d", i), slow)
+		require.NoError(t, err)
+		require.True(t, d.Allowed)
+		if i%50 == 0 { // more often than the cache turns over
+			d, err := s.Allow(context.Background(), "debtor", slow)
+			require.NoError(t, err)
+			require.True(t, d.Allowed)
+			debtor++
+		}
+		require.LessOrEqual(t, s.Len(), 100)
+	}
+	assert.Equal(t, 100, s.Len())
+	d, err := s.Allow(context.Background(), "debtor", slow)
+	require.NoError(t, err)
+	assert.Equal(t, 1_000_000-debtor-1, d.Remaining, "the debtor's debt was kept throughout")
+}
