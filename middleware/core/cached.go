@@ -2,9 +2,9 @@ package core
 
 import (
 	"context"
-	"hash/maphash"
-	"sync"
 	"time"
+
+	"github.com/olympus/aegis/internal/cache"
 
 	"github.com/olympus/aegis/jwks"
 )
@@ -48,36 +48,16 @@ func Cached(v Validator, cfg CacheConfig) Validator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &cached{next: v, ttl: cfg.TTL, now: cfg.Now, seed: maphash.MakeSeed(), maxShard: max(1, (cfg.MaxEntries+cacheShards-1)/cacheShards)}
-	for i := range c.shards {
-		c.shards[i].m = make(map[string]*cacheEntry)
-	}
-	return c
+	return &cached{next: v, ttl: cfg.TTL, now: cfg.Now, entries: cache.New[*Principal](cache.Config{MaxEntries: cfg.MaxEntries})}
 }
 
-const cacheShards = 16
-
+// cached maps verified tokens to their Principal. The token itself is the
+// key: only an identical token hits.
 type cached struct {
-	next     Validator
-	ttl      time.Duration
-	now      func() time.Time
-	seed     maphash.Seed
-	maxShard int
-	shards   [cacheShards]cacheShard
-}
-
-type cacheShard struct {
-	mu sync.Mutex
-	m  map[string]*cacheEntry
-}
-
-type cacheEntry struct {
-	p       Principal
-	expires time.Time
-}
-
-func (c *cached) shard(token string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, token)%cacheShards]
+	next    Validator
+	ttl     time.Duration
+	now     func() time.Time
+	entries *cache.Cache[*Principal]
 }
 
 func (c *cached) Validate(ctx context.Context, token string) (*Principal, error) {
@@ -118,27 +98,20 @@ func (c *cached) get(token string) *Principal {
 	if token == "" {
 		return nil
 	}
-	sh := c.shard(token)
-	sh.mu.Lock()
-	e := sh.m[token]
-	sh.mu.Unlock()
-	if e == nil {
+	e, ok := c.entries.Get(token, c.now())
+	if !ok {
 		return nil
 	}
-	if !c.now().Before(e.expires) || !e.p.key.HasKey(e.p.keyID) {
-		sh.mu.Lock()
-		if sh.m[token] == e {
-			delete(sh.m, token)
-		}
-		sh.mu.Unlock()
+	if !e.key.HasKey(e.keyID) {
+		c.entries.Delete(token)
 		return nil
 	}
-	p := e.p
+	p := *e
 	p.cached = true
 	return &p
 }
 
-// put caches a copy of p until the earlier of its exp and the TTL.
+// put caches a copy of p until the earlier of its validity and the TTL.
 func (c *cached) put(token string, p *Principal) {
 	if p == nil || p.key == nil || p.validUntil.IsZero() {
 		return
@@ -151,33 +124,6 @@ func (c *cached) put(token string, p *Principal) {
 	if !now.Before(expires) {
 		return
 	}
-	e := &cacheEntry{p: *p, expires: expires}
-	sh := c.shard(token)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if _, ok := sh.m[token]; !ok && len(sh.m) >= c.maxShard {
-		sh.evict(now)
-	}
-	sh.m[token] = e
-}
-
-// evict makes room: expired entries first, else whichever comes first in
-// the map's order. It looks at a bounded number of entries.
-func (sh *cacheShard) evict(now time.Time) {
-	const scan = 32
-	var victim string
-	n := 0
-	for k, e := range sh.m {
-		if !now.Before(e.expires) {
-			delete(sh.m, k)
-			return
-		}
-		if n == 0 {
-			victim = k
-		}
-		if n++; n == scan {
-			break
-		}
-	}
-	delete(sh.m, victim)
+	e := *p
+	c.entries.Set(token, &e, expires)
 }
