@@ -25,9 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/olympus/aegis/internal/b64token"
+	"github.com/olympus/aegis/internal/flight"
 	"github.com/olympus/aegis/internal/issuerhttp"
 	"github.com/olympus/aegis/internal/logthrottle"
 )
@@ -158,15 +157,16 @@ type Call struct {
 
 // Client validates tokens by introspection. It is safe for concurrent use.
 type Client struct {
-	cfg    Config
-	client *http.Client
-	log    *slog.Logger
-	leeway time.Duration
-	cache  *cache // active answers
-	denied *cache // refusals, apart so that random tokens cannot flush active answers
-	group  singleflight.Group
-	slots  chan struct{}
-	calls  atomic.Int64
+	cfg       Config
+	client    *http.Client
+	log       *slog.Logger
+	leeway    time.Duration
+	cache     *cache // active answers
+	denied    *cache // refusals, apart so that random tokens cannot flush active answers
+	flights   flight.Group[*Result]
+	discovery flight.Group[string]
+	slots     chan struct{}
+	calls     atomic.Int64
 	// logs lets one record a minute through for failures that would
 	// otherwise be logged on every call.
 	logs logthrottle.Limiter
@@ -286,19 +286,13 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Result, error) 
 		return nil, e.err
 	}
 	c.cacheLookup(ctx, false)
-	ch := c.group.DoChan(string(key[:]), func() (res any, err error) {
-		defer recoverInto(&err)
-		return c.introspect(context.WithoutCancel(ctx), token, key)
+	res, err := c.flights.Do(ctx, string(key[:]), func(ctx context.Context) (*Result, error) {
+		return c.introspect(ctx, token, key)
 	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.(*Result), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if errors.Is(err, flight.ErrPanicked) {
+		return nil, unavailable(fmt.Errorf("introspection %w", err))
 	}
+	return res, err
 }
 
 func (c *Client) cacheLookup(ctx context.Context, hit bool) {
@@ -367,15 +361,6 @@ func (c *Client) remember(e entry) {
 		c.cache.put(e)
 	case e.err != nil && c.cfg.Cache.NegativeTTL >= 0:
 		c.denied.put(e)
-	}
-}
-
-// recoverInto turns a panic in a shared call (a caller's Authenticate or
-// Transport, say) into an error: singleflight would re-raise it on a
-// goroutine no server can recover.
-func recoverInto(err *error) {
-	if v := recover(); v != nil {
-		*err = unavailable(fmt.Errorf("introspection panicked: %v", v))
 	}
 }
 
@@ -495,14 +480,11 @@ func (c *Client) endpointURL(ctx context.Context) (string, error) {
 	if endpoint != "" {
 		return endpoint, nil
 	}
-	v, err, _ := c.group.Do("\x00discovery", func() (res any, err error) {
-		defer recoverInto(&err)
-		return c.discover(ctx)
-	})
-	if err != nil {
-		return "", err
+	v, err := c.discovery.Do(ctx, "discovery", c.discover)
+	if errors.Is(err, flight.ErrPanicked) {
+		return "", unavailable(fmt.Errorf("introspection discovery %w", err))
 	}
-	return v.(string), nil
+	return v, err
 }
 
 func (c *Client) discover(ctx context.Context) (string, error) {

@@ -12,8 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
+	"github.com/olympus/aegis/internal/flight"
 	"github.com/olympus/aegis/internal/issuerhttp"
 )
 
@@ -108,7 +107,8 @@ type Remote struct {
 	log    *slog.Logger
 
 	snap       atomic.Pointer[snapshot]
-	group      singleflight.Group
+	fetches    flight.Group[*snapshot]
+	forced     flight.Group[struct{}]
 	refreshing atomic.Bool
 
 	mu          sync.Mutex
@@ -247,33 +247,19 @@ func (r *Remote) first(ctx context.Context) (*snapshot, error) {
 }
 
 func (r *Remote) refetchForUnknownKID(ctx context.Context) *snapshot {
-	ch := r.group.DoChan("unknown-kid", func() (_ any, err error) {
-		defer recoverInto(&err)
+	_, _ = r.forced.Do(ctx, "unknown-kid", func(ctx context.Context) (struct{}, error) {
 		r.mu.Lock()
 		now := r.cfg.Now()
 		if !r.lastForced.IsZero() && now.Sub(r.lastForced) < r.cfg.RefetchCooldown {
 			r.mu.Unlock()
-			return nil, nil
+			return struct{}{}, nil
 		}
 		r.lastForced = now
 		r.mu.Unlock()
-		_, err = r.fetchShared(context.WithoutCancel(ctx))
-		return nil, err
+		_, err := r.fetchShared(ctx)
+		return struct{}{}, err
 	})
-	select {
-	case <-ch:
-	case <-ctx.Done():
-	}
 	return r.snap.Load()
-}
-
-// recoverInto turns a panic in a shared fetch (a caller's Transport, say)
-// into an error: singleflight would re-raise it on a goroutine no server
-// can recover.
-func recoverInto(err *error) {
-	if v := recover(); v != nil {
-		*err = fmt.Errorf("jwks: fetch panicked: %v", v)
-	}
 }
 
 func (r *Remote) refreshInBackground() {
@@ -289,19 +275,11 @@ func (r *Remote) refreshInBackground() {
 // fetchShared runs one fetch for all concurrent callers; each caller stops
 // waiting when its own context ends, without cancelling the fetch.
 func (r *Remote) fetchShared(ctx context.Context) (*snapshot, error) {
-	ch := r.group.DoChan("fetch", func() (_ any, err error) {
-		defer recoverInto(&err)
-		return r.fetch(context.WithoutCancel(ctx))
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.(*snapshot), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	s, err := r.fetches.Do(ctx, "fetch", r.fetch)
+	if errors.Is(err, flight.ErrPanicked) {
+		err = fmt.Errorf("jwks: fetch %w", err)
 	}
+	return s, err
 }
 
 func (r *Remote) fetch(ctx context.Context) (*snapshot, error) {

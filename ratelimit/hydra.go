@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/olympus/aegis/internal/cache"
+	"github.com/olympus/aegis/internal/flight"
 	"github.com/olympus/aegis/internal/issuerhttp"
 	"github.com/olympus/aegis/internal/strictjson"
-	"golang.org/x/sync/singleflight"
 )
 
 // Defaults of HydraConfig.
@@ -99,7 +99,7 @@ type HydraSource struct {
 	endpoint string // {AdminURL}/admin/clients/
 	client   *http.Client
 	log      *slog.Logger
-	group    singleflight.Group
+	group    flight.Group[hydraAnswer]
 	lookups  atomic.Int64
 	bad      badValues
 	// entries never expire: a known answer, however old, is served while
@@ -202,29 +202,21 @@ func (s *HydraSource) Lookup(ctx context.Context, c Client) (int, bool, error) {
 	if a, hit := s.cached(id); hit {
 		return a.perMinute, a.ok, a.err
 	}
-	ch := s.group.DoChan(id, func() (v any, err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				err = fmt.Errorf("ratelimit: Hydra lookup panicked: %v", p)
-			}
-		}()
+	a, err := s.group.Do(ctx, id, func(ctx context.Context) (hydraAnswer, error) {
 		// A flight that ended just before this one may have filled the
 		// cache.
 		if a, hit := s.cached(id); hit {
 			return a, nil
 		}
-		return s.refresh(context.WithoutCancel(ctx), id), nil
+		return s.refresh(ctx, id), nil
 	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return 0, false, res.Err
+	if err != nil {
+		if errors.Is(err, flight.ErrPanicked) {
+			err = fmt.Errorf("ratelimit: Hydra lookup %w", err)
 		}
-		a := res.Val.(hydraAnswer)
-		return a.perMinute, a.ok, a.err
-	case <-ctx.Done():
-		return 0, false, ctx.Err()
+		return 0, false, err
 	}
+	return a.perMinute, a.ok, a.err
 }
 
 // cached answers from the cache when no request is due.
