@@ -154,10 +154,10 @@ func runFlood(t *testing.T, tc floodCase) {
 	assert.LessOrEqual(t, endpoint.peak.Load(), int64(floodMaxConcurrent), "calls under way at once")
 	assert.Positive(t, endpoint.peak.Load())
 	assert.Equal(t, int64(tc.tokens), calls(), "one call per distinct token")
-	assert.Equal(t, int64(tc.tokens), client.Calls())
+	assert.Equal(t, int64(tc.tokens), introspect.Calls(client))
 	assert.Zero(t, endpoint.badRequests.Load(), "each call a POST carrying its token")
-	assert.LessOrEqual(t, client.CachedEntries(), maxEntries, "refusals alone stay within MaxEntries")
-	assert.Equal(t, min(tc.tokens, maxEntries), client.CachedEntries())
+	assert.LessOrEqual(t, introspect.CachedEntries(client), maxEntries, "refusals alone stay within MaxEntries")
+	assert.Equal(t, min(tc.tokens, maxEntries), introspect.CachedEntries(client))
 
 	clk.Advance(introspect.DefaultNegativeTTL / 2) // still within NegativeTTL
 	before := calls()
@@ -167,7 +167,7 @@ func runFlood(t *testing.T, tc floodCase) {
 	assert.GreaterOrEqual(t, repeat, tc.minRepeatCalls, "calls made by the repeated flood")
 	assert.LessOrEqual(t, repeat, tc.maxRepeatCalls, "calls made by the repeated flood")
 	assert.LessOrEqual(t, endpoint.peak.Load(), int64(floodMaxConcurrent))
-	assert.LessOrEqual(t, client.CachedEntries(), maxEntries)
+	assert.LessOrEqual(t, introspect.CachedEntries(client), maxEntries)
 
 	// Past NegativeTTL the refusal is asked for again.
 	clk.Advance(introspect.DefaultNegativeTTL)
@@ -247,8 +247,8 @@ func TestMalformedTokensMakeNoCall(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Zero(t, endpoint.calls.Load(), "no call for a malformed token")
-	assert.Zero(t, client.Calls())
-	assert.Zero(t, client.CachedEntries(), "malformed tokens are not cached either")
+	assert.Zero(t, introspect.Calls(client))
+	assert.Zero(t, introspect.CachedEntries(client), "malformed tokens are not cached either")
 
 	// The bound is inclusive: a token of exactly MaxTokenLength is asked.
 	_, err = client.Introspect(context.Background(), "ory_at_"+strings.Repeat("a", introspect.DefaultMaxTokenLength-7))

@@ -257,13 +257,6 @@ func positive(d *time.Duration, def time.Duration) {
 	}
 }
 
-// Calls returns how many introspection requests were sent.
-func (c *Client) Calls() int64 { return c.calls.Load() }
-
-// CachedEntries returns how many answers the caches hold (active and
-// refused, which are kept apart).
-func (c *Client) CachedEntries() int { return c.cache.len() + c.denied.len() }
-
 // Introspect returns the server's description of an active token, from the
 // cache when it can. Refusals wrap ErrInactive, ErrExpired and the other
 // reasons of this package; ErrUnavailable means no trustworthy answer could

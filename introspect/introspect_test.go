@@ -105,7 +105,7 @@ func TestConcurrentRequestsShareOneCall(t *testing.T) {
 	// Requests that arrived after the call ended were served from the cache.
 	assert.Equal(t, int64(100), ok.Load())
 	assert.Equal(t, int64(1), f.iss.IntrospectionCalls())
-	assert.Equal(t, int64(1), f.client.Calls())
+	assert.Equal(t, int64(1), introspect.Calls(f.client))
 }
 
 func TestCacheNeverOutlivesExp(t *testing.T) {
@@ -417,7 +417,7 @@ func TestCacheIsBounded(t *testing.T) {
 		_, err := f.client.Introspect(context.Background(), tokens[i])
 		require.NoError(t, err)
 	}
-	assert.Equal(t, 5, f.client.CachedEntries())
+	assert.Equal(t, 5, introspect.CachedEntries(f.client))
 	_, err := f.client.Introspect(context.Background(), tokens[7])
 	require.NoError(t, err)
 	assert.Equal(t, int64(8), f.iss.IntrospectionCalls(), "the newest is cached")
@@ -505,7 +505,7 @@ func TestDiscoveryIsSharedAndCooledDown(t *testing.T) {
 	wg.Wait()
 	// One discovery tries the two well-known locations.
 	assert.LessOrEqual(t, metadataHits.Load(), int64(2))
-	assert.Zero(t, c.Calls())
+	assert.Zero(t, introspect.Calls(c))
 	clk.Advance(11 * time.Second)
 	_, err = c.Introspect(context.Background(), "ory_at_later.x")
 	require.ErrorIs(t, err, introspect.ErrUnavailable)
@@ -526,7 +526,7 @@ func TestRandomTokensCannotFlushActiveAnswers(t *testing.T) {
 	_, err = f.client.Introspect(context.Background(), valid)
 	require.NoError(t, err)
 	assert.Equal(t, calls, f.iss.IntrospectionCalls(), "the active answer is still cached")
-	assert.Equal(t, 6, f.client.CachedEntries())
+	assert.Equal(t, 6, introspect.CachedEntries(f.client))
 }
 
 func TestPanicInSharedCallIsAnError(t *testing.T) {

@@ -187,9 +187,6 @@ func NewHydraSource(cfg HydraConfig) (*HydraSource, error) {
 	}, nil
 }
 
-// Lookups returns how many requests were sent to the admin API.
-func (s *HydraSource) Lookups() int64 { return s.lookups.Load() }
-
 // Lookup returns c's limit from Hydra, from the cache when it can. An empty
 // client ID, or one that is "." or "..", has no value and causes no
 // request. An error means the admin API could not be asked and nothing is

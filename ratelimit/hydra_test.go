@@ -207,7 +207,7 @@ func TestHydraValueRules(t *testing.T) {
 				assert.Equal(t, tt.wantOK, ok, "lookup %d", i)
 				h.clock.Advance(61 * time.Second) // past the TTL: the value is fetched and judged again
 			}
-			assert.Equal(t, int64(3), h.src.Lookups())
+			assert.Equal(t, int64(3), ratelimit.Lookups(h.src))
 			lines := h.log.Lines("level=WARN")
 			if !tt.logged {
 				assert.Empty(t, lines)
@@ -283,13 +283,13 @@ func TestHydraTTL(t *testing.T) {
 			n, _, err = h.lookup(t, "c")
 			require.NoError(t, err)
 			assert.Equal(t, 600, n)
-			assert.Equal(t, int64(1), h.src.Lookups())
+			assert.Equal(t, int64(1), ratelimit.Lookups(h.src))
 
 			h.clock.Advance(time.Second)
 			n, _, err = h.lookup(t, "c")
 			require.NoError(t, err)
 			assert.Equal(t, 900, n)
-			assert.Equal(t, int64(2), h.src.Lookups())
+			assert.Equal(t, int64(2), ratelimit.Lookups(h.src))
 		})
 	}
 }
@@ -321,7 +321,7 @@ func TestHydraConcurrentMissesShareOneRequest(t *testing.T) {
 		require.NoError(t, errs[i])
 		assert.Equal(t, 600, results[i])
 	}
-	assert.Equal(t, int64(1), h.src.Lookups())
+	assert.Equal(t, int64(1), ratelimit.Lookups(h.src))
 	assert.Equal(t, int64(1), h.fake.requests.Load())
 }
 
@@ -351,7 +351,7 @@ func TestHydraCanceledCallerDoesNotCancelTheRequest(t *testing.T) {
 	}()
 	close(gate)
 	assert.Equal(t, 600, <-second)
-	assert.Equal(t, int64(1), h.src.Lookups())
+	assert.Equal(t, int64(1), ratelimit.Lookups(h.src))
 }
 
 func TestHydraUnknownClientCachedNegatively(t *testing.T) {
@@ -372,21 +372,21 @@ func TestHydraUnknownClientCachedNegatively(t *testing.T) {
 				assert.False(t, ok)
 				assert.Zero(t, n)
 			}
-			assert.Equal(t, int64(1), h.src.Lookups())
+			assert.Equal(t, int64(1), ratelimit.Lookups(h.src))
 
 			h.fake.set("newcomer", `{"rate_limit_per_minute":600}`)
 			h.clock.Advance(tt.want - time.Second)
 			_, ok, err := h.lookup(t, "newcomer")
 			require.NoError(t, err)
 			assert.False(t, ok, "still within NegativeTTL")
-			assert.Equal(t, int64(1), h.src.Lookups())
+			assert.Equal(t, int64(1), ratelimit.Lookups(h.src))
 
 			h.clock.Advance(time.Second)
 			n, ok, err := h.lookup(t, "newcomer")
 			require.NoError(t, err)
 			assert.True(t, ok)
 			assert.Equal(t, 600, n)
-			assert.Equal(t, int64(2), h.src.Lookups())
+			assert.Equal(t, int64(2), ratelimit.Lookups(h.src))
 		})
 	}
 }
@@ -414,19 +414,19 @@ func TestHydraAdminDown(t *testing.T) {
 				assert.False(t, ok)
 				h.clock.Advance(6 * time.Second) // past ErrorTTL: asked again, and failing again
 			}
-			assert.Equal(t, int64(2+8), h.src.Lookups())
+			assert.Equal(t, int64(2+8), ratelimit.Lookups(h.src))
 			warnings := h.log.Lines("level=WARN", "Hydra admin API failing")
 			assert.Len(t, warnings, 2, "once per client per outage")
 			assert.Len(t, h.log.Lines("level=WARN", "client_id=known"), 1)
 
 			// A client never seen: an error, remembered for ErrorTTL.
-			before := h.src.Lookups()
+			before := ratelimit.Lookups(h.src)
 			_, ok, err := h.lookup(t, "stranger")
 			require.Error(t, err)
 			assert.False(t, ok)
 			_, _, err = h.lookup(t, "stranger")
 			require.Error(t, err)
-			assert.Equal(t, before+1, h.src.Lookups(), "no new request within ErrorTTL")
+			assert.Equal(t, before+1, ratelimit.Lookups(h.src), "no new request within ErrorTTL")
 
 			// Back up: fresh values again, and a note that it recovered.
 			h.fake.fail("")
@@ -498,7 +498,7 @@ func TestHydraNoRequestForEmptyOrDotIDs(t *testing.T) {
 		assert.False(t, ok)
 		assert.Zero(t, n)
 	}
-	assert.Zero(t, h.src.Lookups())
+	assert.Zero(t, ratelimit.Lookups(h.src))
 }
 
 func TestHydraAdminURLPathPrefix(t *testing.T) {
@@ -559,7 +559,7 @@ func TestHydraCacheBounded(t *testing.T) {
 		n, _, err := h.lookup(t, st.id)
 		require.NoError(t, err)
 		assert.Equal(t, 600, n)
-		assert.Equal(t, st.wantRequests, h.src.Lookups(), "step %d (%s)", i, st.id)
+		assert.Equal(t, st.wantRequests, ratelimit.Lookups(h.src), "step %d (%s)", i, st.id)
 	}
 }
 
@@ -626,7 +626,7 @@ func TestNewHydraSourceConfig(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.NotNil(t, src)
-			assert.Zero(t, src.Lookups())
+			assert.Zero(t, ratelimit.Lookups(src))
 		})
 	}
 }
