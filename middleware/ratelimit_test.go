@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/olympus/aegis"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -166,7 +168,7 @@ func TestRateLimitFailures(t *testing.T) {
 		retry  string
 	}{
 		{name: "store unavailable with a hint", cfg: middleware.RateLimitConfig{Default: 10,
-			Store: brokenStore{&ratelimit.UnavailableError{RetryAfter: 3 * time.Second, Err: errors.New("redis down")}}}, status: 503, retry: "3"},
+			Store: brokenStore{aegis.Unavailable(aegis.ReasonRateLimitUnavailable, 3*time.Second, errors.New("redis down"))}}, status: 503, retry: "3"},
 		{name: "store failing otherwise", cfg: middleware.RateLimitConfig{Default: 10, Store: brokenStore{errors.New("boom")}}, status: 503, retry: "5"},
 		{name: "source failing: the default applies", cfg: middleware.RateLimitConfig{Default: 10, Limits: brokenSource{}}, status: 200},
 	}

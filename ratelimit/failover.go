@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/olympus/aegis"
 )
 
 // FailurePolicy says what a Failover does while its primary store cannot
@@ -18,7 +20,7 @@ const (
 	// so each replica limits on its own) until the primary answers again.
 	// A request is never refused because a store failed.
 	FailOpen FailurePolicy = iota
-	// FailClosed refuses every request with an *UnavailableError until the
+	// FailClosed refuses every request with an unavailable *aegis.Refusal until the
 	// primary answers again.
 	FailClosed
 )
@@ -136,25 +138,18 @@ func NewFailover(cfg FailoverConfig) (*Failover, error) {
 	return f, nil
 }
 
-// UnavailableError is the error of a FailClosed refusal. It matches
-// ErrStoreUnavailable with errors.Is.
-type UnavailableError struct {
-	// RetryAfter is a hint for the client (a Retry-After header).
-	RetryAfter time.Duration
-	// Err is the primary's failure.
-	Err error
+// unavailableError is the error of a FailClosed refusal: the *aegis.Refusal of
+// class unavailable (reason rate_limit_unavailable) every part of Aegis
+// uses, matching ErrStoreUnavailable and cause with errors.Is.
+func unavailableError(retryAfter time.Duration, cause error) error {
+	err := ErrStoreUnavailable
+	if cause != nil && !errors.Is(cause, ErrStoreUnavailable) {
+		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, cause)
+	} else if cause != nil {
+		err = cause
+	}
+	return aegis.Unavailable(aegis.ReasonRateLimitUnavailable, retryAfter, err)
 }
-
-// Error describes the failure.
-func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("ratelimit: store unavailable, retry after %v: %v", e.RetryAfter, e.Err)
-}
-
-// Is reports whether target is ErrStoreUnavailable.
-func (e *UnavailableError) Is(target error) bool { return target == ErrStoreUnavailable }
-
-// Unwrap returns Err.
-func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // errPrimarySkipped is the cause of a FailClosed refusal while the failed
 // primary is left alone.
@@ -163,7 +158,8 @@ var errPrimarySkipped = fmt.Errorf("%w: not retried during cooldown after a fail
 // Allow decides with the primary store, or without it per the policy. An
 // invalid limit is an error (no store is asked). Under FailOpen no other
 // error is returned: if the fallback fails too, the request is allowed.
-// Under FailClosed a primary failure is an *UnavailableError, returned
+// Under FailClosed a primary failure is an unavailable *aegis.Refusal
+// (matching ErrStoreUnavailable), returned
 // with a refusing Decision carrying the same RetryAfter.
 func (f *Failover) Allow(ctx context.Context, key string, limit Limit) (Decision, error) {
 	if err := limit.Validate(); err != nil {
@@ -214,7 +210,7 @@ func (f *Failover) tryProbe() bool {
 func (f *Failover) degraded(ctx context.Context, key string, limit Limit, cause error) (Decision, error) {
 	if f.policy == FailClosed {
 		return Decision{Limit: limit, RetryAfter: f.retryAfter},
-			&UnavailableError{RetryAfter: f.retryAfter, Err: cause}
+			unavailableError(f.retryAfter, cause)
 	}
 	d, err := f.fallback.Allow(ctx, key, limit)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/olympus/aegis"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -135,13 +137,15 @@ func TestFailurePolicyString(t *testing.T) {
 
 func TestUnavailableError(t *testing.T) {
 	cause := errors.New("connection refused")
-	var err error = &UnavailableError{RetryAfter: 3 * time.Second, Err: cause}
+	err := unavailableError(3*time.Second, cause)
 	assert.ErrorIs(t, err, ErrStoreUnavailable)
 	assert.ErrorIs(t, err, cause)
-	var ue *UnavailableError
-	require.ErrorAs(t, err, &ue)
-	assert.Equal(t, 3*time.Second, ue.RetryAfter)
-	assert.Equal(t, "ratelimit: store unavailable, retry after 3s: connection refused", err.Error())
+	var r *aegis.Refusal
+	require.ErrorAs(t, err, &r)
+	assert.Equal(t, 3*time.Second, r.RetryAfter)
+	assert.Equal(t, aegis.ReasonRateLimitUnavailable, r.Reason)
+	assert.Equal(t, aegis.ClassUnavailable, r.Class)
+	assert.Equal(t, "aegis: rate_limit_unavailable: The rate limiter cannot decide now; try again later: ratelimit: store unavailable: connection refused", err.Error())
 }
 
 // TestFailoverCooldown: after a failure the primary is left alone for the

@@ -78,12 +78,8 @@ func (c *Checker) charge(ctx context.Context, cred Credential, p *Principal) Ver
 	c.obs.RateLimit(ctx, RateLimitDecision{ClientID: p.ClientID, Allowed: err == nil && d.Allowed, Err: err})
 	if err != nil {
 		retry := 5 * time.Second
-		var u *ratelimit.UnavailableError
 		var r *aegis.Refusal
-		switch {
-		case errors.As(err, &u) && u.RetryAfter > 0:
-			retry = u.RetryAfter
-		case errors.As(err, &r) && r.RetryAfter > 0:
+		if errors.As(err, &r) && r.RetryAfter > 0 {
 			retry = r.RetryAfter
 		}
 		return Verdict{Refusal: aegis.Unavailable(aegis.ReasonRateLimitUnavailable, retry, err)}

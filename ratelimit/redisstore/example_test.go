@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/olympus/aegis"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/olympus/aegis/ratelimit"
@@ -71,7 +73,7 @@ func Example_failClosed() {
 	}
 
 	_, err = store.Allow(context.Background(), "client-id", ratelimit.Limit{PerMinute: 60})
-	var unavailable *ratelimit.UnavailableError
+	var unavailable *aegis.Refusal
 	if errors.As(err, &unavailable) {
 		fmt.Printf("503, Retry-After: %.0f\n", unavailable.RetryAfter.Seconds())
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/olympus/aegis"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -128,7 +130,7 @@ func TestFailoverRedisStopped(t *testing.T) {
 						continue
 					}
 					require.ErrorIs(t, err, ratelimit.ErrStoreUnavailable, "decision %d", i)
-					var ue *ratelimit.UnavailableError
+					var ue *aegis.Refusal
 					require.ErrorAs(t, err, &ue)
 					assert.Equal(t, 7*time.Second, ue.RetryAfter)
 					assert.False(t, d.Allowed)
