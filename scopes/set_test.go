@@ -318,3 +318,24 @@ func must(s Set, err error) Set {
 	}
 	return s
 }
+
+// TestFromClaimOwnsItsStrings: a Set does not point into the claim's bytes
+// (a token's decoded buffer), so keeping a Set keeps no token alive and a
+// later write to those bytes changes nothing.
+func TestFromClaimOwnsItsStrings(t *testing.T) {
+	tests := []struct{ name, claim string }{
+		{"array", `["data:read","data:write"]`},
+		{"string", `"data:read data:write"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := []byte(tt.claim)
+			s, err := FromClaim(raw)
+			require.NoError(t, err)
+			for i := range raw {
+				raw[i] = 'x'
+			}
+			assert.Equal(t, []string{"data:read", "data:write"}, s.Strings())
+		})
+	}
+}
