@@ -91,9 +91,7 @@ func FromClaim(raw json.RawMessage) (Set, error) {
 		if err != nil {
 			return Set{}, fmt.Errorf("scopes: invalid scope claim: %w", err)
 		}
-		set, err := Parse(str)
-		own(set.s)
-		return set, err
+		return Parse(str)
 	case '[':
 		arr, err := strictjson.Strings(trimmed)
 		if err != nil {
@@ -105,9 +103,7 @@ func FromClaim(raw json.RawMessage) (Set, error) {
 				return Set{}, err
 			}
 		}
-		set := Set{s: dedup(arr)}
-		own(set.s)
-		return set, nil
+		return Set{s: dedup(arr)}, nil
 	}
 	if !json.Valid(raw) {
 		return Set{}, fmt.Errorf("scopes: invalid scope claim: invalid JSON")
@@ -116,28 +112,6 @@ func FromClaim(raw json.RawMessage) (Set, error) {
 		return Set{}, nil
 	}
 	return Set{}, fmt.Errorf("scopes: invalid scope claim: want a JSON string or array of strings, got %s", jsonKind(trimmed[0]))
-}
-
-// own copies the strings of ss, which may point into a token's decoded
-// bytes, into one string of their own, so that a Set kept by a caller does
-// not keep the token alive.
-func own(ss []string) {
-	n := 0
-	for _, v := range ss {
-		n += len(v)
-	}
-	if n == 0 {
-		return
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for _, v := range ss {
-		b.WriteString(v)
-	}
-	buf := b.String()
-	for i, v := range ss {
-		ss[i], buf = buf[:len(v)], buf[len(v):]
-	}
 }
 
 // jsonKind names the JSON type starting with c, for error messages. c is the
