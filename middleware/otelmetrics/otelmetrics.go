@@ -1,5 +1,9 @@
-// Package otelmetrics records a Guard's measurements with OpenTelemetry
-// metric instruments: pass a *Metrics as middleware.Config.Observer.
+// Package otelmetrics records what Aegis's core decides and calls with
+// OpenTelemetry: a *Metrics (metric instruments) and a *Tracing (spans) are
+// core.Observers, for middleware.Config.Observer or core.Config.Observer;
+// core.Observers combines them. It is a nested module
+// (go get github.com/olympus/aegis/middleware/otelmetrics), so programs that
+// do not use it never compile OpenTelemetry.
 //
 //	m, err := otelmetrics.New(otelmetrics.Config{MeterProvider: otel.GetMeterProvider()})
 //	guard, err := middleware.New(middleware.Config{Issuer: iss, Audience: aud, Observer: m})

@@ -1,5 +1,8 @@
-// Package prommetrics records a Guard's measurements as Prometheus metrics:
-// pass a *Metrics as middleware.Config.Observer.
+// Package prommetrics records what Aegis's core decides and calls as
+// Prometheus metrics: a *Metrics is a core.Observer, for
+// middleware.Config.Observer or core.Config.Observer. It is a nested module
+// (go get github.com/olympus/aegis/middleware/prommetrics), so programs
+// that do not use it never compile Prometheus.
 //
 //	reg := prometheus.NewRegistry()
 //	m, err := prommetrics.New(prommetrics.Config{Registerer: reg})
