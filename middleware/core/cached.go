@@ -90,6 +90,10 @@ func (c *cached) validateParsed(ctx context.Context, t *jwks.Token, token string
 
 func (c *cached) attach(o *observers) { attachAll(o, c.next) }
 
+func (c *cached) problems(path string) []error {
+	return problemsOf(c.next, path+": Cached's validator")
+}
+
 func (c *cached) introspection(iss string) *Introspection { return introspectionOf(c.next, iss) }
 
 // get returns a copy of the Principal of a cached token that is still

@@ -83,6 +83,8 @@ func New(cfg Config) (*Checker, error) {
 	var errs []error
 	if cfg.Validator == nil {
 		errs = append(errs, errors.New("Config.Validator is required"))
+	} else {
+		errs = append(errs, problemsOf(cfg.Validator, "Config.Validator")...)
 	}
 	if cfg.MaxTokenLength < 0 {
 		errs = append(errs, fmt.Errorf("Config.MaxTokenLength %d is negative", cfg.MaxTokenLength))

@@ -85,6 +85,16 @@ func TestNewConfigErrors(t *testing.T) {
 			want: []string{"Config.RateLimit.Default"}},
 		{name: "every problem at once", cfg: core.Config{MaxTokenLength: -2, RateLimit: &core.RateLimitConfig{Default: -1, Burst: -1}},
 			want: []string{"Config.Validator is required", "Config.MaxTokenLength -2 is negative", "Config.RateLimit.Default", "Config.RateLimit.Burst"}},
+		{name: "Hybrid with nil parts", cfg: core.Config{Validator: core.Hybrid(nil, nil)},
+			want: []string{"Config.Validator: Hybrid's jwt is nil", "Config.Validator: Hybrid's opaque is nil"}},
+		{name: "ByIssuer empty", cfg: core.Config{Validator: core.ByIssuer(nil)}, want: []string{"Config.Validator: ByIssuer has no issuer"}},
+		{name: "ByIssuer with a nil validator and an empty issuer", cfg: core.Config{Validator: core.ByIssuer(map[string]core.Validator{
+			"https://a.example": nil, "": valid})},
+			want: []string{`Config.Validator: ByIssuer["https://a.example"] is nil`, "Config.Validator: ByIssuer has an empty issuer"}},
+		{name: "a NewJWT error ignored", cfg: core.Config{Validator: core.Cached((*core.JWT)(nil), core.CacheConfig{})},
+			want: []string{"Config.Validator: Cached's validator is a nil *JWT"}},
+		{name: "nested", cfg: core.Config{Validator: core.Hybrid(core.ByIssuer(map[string]core.Validator{"https://a.example": (*core.Introspection)(nil)}), valid)},
+			want: []string{`Config.Validator: Hybrid's jwt: ByIssuer["https://a.example"] is a nil *Introspection`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -50,6 +52,20 @@ type builtIn interface {
 	// introspection returns an introspection validator for a JWT of iss
 	// (or any opaque token when iss is empty), or nil.
 	introspection(iss string) *Introspection
+	// problems lists what is wrong with the composition, naming each
+	// part by its path from the Config field.
+	problems(path string) []error
+}
+
+// problemsOf lists what is wrong with v, found at path.
+func problemsOf(v Validator, path string) []error {
+	if v == nil {
+		return []error{fmt.Errorf("%s is nil", path)}
+	}
+	if b, ok := v.(builtIn); ok {
+		return b.problems(path)
+	}
+	return nil
 }
 
 // observers forwards a validator's dependency events to the Checker that
@@ -213,6 +229,13 @@ func (j *JWT) attach(o *observers) {
 
 func (j *JWT) introspection(string) *Introspection { return nil }
 
+func (j *JWT) problems(path string) []error {
+	if j == nil || j.v == nil {
+		return []error{fmt.Errorf("%s is a nil *JWT (was NewJWT's error ignored?)", path)}
+	}
+	return nil
+}
+
 // hooks reports the key set's fetches to the Checker's observer, around
 // the user's own hooks.
 func (j *JWT) hooks(user jwks.Hooks) jwks.Hooks {
@@ -291,6 +314,13 @@ func (i *Introspection) attach(o *observers) {
 }
 
 func (i *Introspection) introspection(string) *Introspection { return i }
+
+func (i *Introspection) problems(path string) []error {
+	if i == nil || i.client == nil {
+		return []error{fmt.Errorf("%s is a nil *Introspection (was NewIntrospection's error ignored?)", path)}
+	}
+	return nil
+}
 
 // hooks reports the client's cache lookups and calls to the Checker's
 // observer, around the user's own hooks.
@@ -375,6 +405,10 @@ func (h *hybrid) validateParsed(ctx context.Context, t *jwks.Token, token string
 
 func (h *hybrid) attach(o *observers) { attachAll(o, h.jwt, h.opaque) }
 
+func (h *hybrid) problems(path string) []error {
+	return append(problemsOf(h.jwt, path+": Hybrid's jwt"), problemsOf(h.opaque, path+": Hybrid's opaque")...)
+}
+
 func (h *hybrid) introspection(iss string) *Introspection {
 	if iss == "" {
 		return introspectionOf(h.opaque, "")
@@ -416,6 +450,21 @@ func (b *byIssuer) validateParsed(ctx context.Context, t *jwks.Token, token stri
 		return bv.validateParsed(ctx, t, token)
 	}
 	return validateRaw(ctx, v, token)
+}
+
+func (b *byIssuer) problems(path string) []error {
+	if len(b.m) == 0 {
+		return []error{fmt.Errorf("%s: ByIssuer has no issuer", path)}
+	}
+	var errs []error
+	for _, iss := range slices.Sorted(maps.Keys(b.m)) {
+		if iss == "" {
+			errs = append(errs, fmt.Errorf("%s: ByIssuer has an empty issuer", path))
+			continue
+		}
+		errs = append(errs, problemsOf(b.m[iss], fmt.Sprintf("%s: ByIssuer[%q]", path, iss))...)
+	}
+	return errs
 }
 
 func (b *byIssuer) attach(o *observers) {
