@@ -20,6 +20,9 @@ import (
 // ErrNotFound marks a 404 answer.
 var ErrNotFound = errors.New("not found")
 
+// ErrInsecureHTTP marks an http URL on a host other than loopback.
+var ErrInsecureHTTP = errors.New("uses http on a non-loopback host")
+
 // CheckURL accepts https URLs, and http URLs on loopback hosts (or anywhere
 // when allowHTTP is set).
 func CheckURL(raw string, allowHTTP bool) error {
@@ -33,7 +36,7 @@ func CheckURL(raw string, allowHTTP bool) error {
 	case u.Scheme == "http" && (allowHTTP || IsLoopback(u.Hostname())):
 		return nil
 	case u.Scheme == "http":
-		return fmt.Errorf("%q uses http on a non-loopback host (set AllowInsecureHTTP to permit it)", raw)
+		return fmt.Errorf("%q %w (set AllowInsecureHTTP to permit it)", raw, ErrInsecureHTTP)
 	default:
 		return fmt.Errorf("%q: scheme must be https", raw)
 	}

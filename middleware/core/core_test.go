@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware/core"
@@ -70,6 +71,17 @@ func TestNewJWTConfigErrors(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "JWTConfig.JWKS")
 	})
+}
+
+func TestInsecureHTTPNamesTheField(t *testing.T) {
+	_, err := core.NewJWT(core.JWTConfig{Issuer: "http://hydra:4444", Audience: "https://api.example.com"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `JWTConfig.Issuer "http://hydra:4444" uses http on a host other than loopback: set JWTConfig.JWKS.AllowInsecureHTTP to permit it`)
+	_, err = core.NewJWT(core.JWTConfig{Issuer: "http://hydra:4444", Audience: "https://api.example.com", JWKS: jwks.Config{AllowInsecureHTTP: true}})
+	assert.NoError(t, err)
+	_, err = core.NewIntrospection(introspect.Config{Issuer: "https://athena.example", Audience: "a", Endpoint: "http://hydra:4445/admin/oauth2/introspect"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "set introspect.Config.AllowInsecureHTTP to permit it")
 }
 
 func TestNewConfigErrors(t *testing.T) {

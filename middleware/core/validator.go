@@ -12,6 +12,7 @@ import (
 
 	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/internal/b64token"
+	"github.com/olympus/aegis/internal/issuerhttp"
 	"github.com/olympus/aegis/internal/strictjson"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks"
@@ -148,6 +149,13 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 	if cfg.MaxTokenLength < 0 {
 		errs = append(errs, fmt.Errorf("JWTConfig.MaxTokenLength %d is negative", cfg.MaxTokenLength))
 	}
+	if cfg.Keys == nil && !cfg.JWKS.AllowInsecureHTTP {
+		for _, f := range []struct{ name, url string }{{"JWTConfig.Issuer", cfg.Issuer}, {"JWTConfig.JWKS.URL", cfg.JWKS.URL}} {
+			if f.url != "" && errors.Is(issuerhttp.CheckURL(f.url, false), issuerhttp.ErrInsecureHTTP) {
+				errs = append(errs, fmt.Errorf("%s %q uses http on a host other than loopback: set JWTConfig.JWKS.AllowInsecureHTTP to permit it", f.name, f.url))
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -273,6 +281,9 @@ type Introspection struct {
 func NewIntrospection(cfg introspect.Config) (*Introspection, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("introspect.Config.Issuer is required")
+	}
+	if !cfg.AllowInsecureHTTP && cfg.Endpoint != "" && errors.Is(issuerhttp.CheckURL(cfg.Endpoint, false), issuerhttp.ErrInsecureHTTP) {
+		return nil, fmt.Errorf("introspect.Config.Endpoint %q uses http on a host other than loopback: set introspect.Config.AllowInsecureHTTP to permit it", cfg.Endpoint)
 	}
 	i := &Introspection{issuer: cfg.Issuer}
 	cfg.Hooks = i.hooks(cfg.Hooks)
