@@ -5,6 +5,17 @@ import (
 	"time"
 )
 
+// Defaults shared by every part of Aegis that reads tokens.
+const (
+	// DefaultLeeway is the clock skew tolerated on exp, nbf and iat unless
+	// configured otherwise.
+	DefaultLeeway = 30 * time.Second
+	// MaxLeeway is the largest leeway accepted.
+	MaxLeeway = 5 * time.Minute
+	// DefaultMaxTokenLength bounds a token before any decoding.
+	DefaultMaxTokenLength = 8 << 10
+)
+
 // Reason is the stable, machine-readable cause of a verdict on a
 // credential: ReasonAccepted, or why it was refused. Logs, metrics and
 // every transport's answers carry it; its text never changes.

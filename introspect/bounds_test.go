@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/olympus/aegis"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -225,7 +227,7 @@ func TestMalformedTokensMakeNoCall(t *testing.T) {
 		{"NUL", "ory_at_abc\x00def"},
 		{"non-ASCII", "ory_at_abcdéf"},
 		{"scheme included", "Bearer " + valid},
-		{"one over MaxTokenLength", "ory_at_" + strings.Repeat("a", introspect.DefaultMaxTokenLength-6)},
+		{"one over MaxTokenLength", "ory_at_" + strings.Repeat("a", aegis.DefaultMaxTokenLength-6)},
 		{"1 MiB", strings.Repeat("a", 1<<20)},
 	}
 	var wg sync.WaitGroup
@@ -251,7 +253,7 @@ func TestMalformedTokensMakeNoCall(t *testing.T) {
 	assert.Zero(t, introspect.CachedEntries(client), "malformed tokens are not cached either")
 
 	// The bound is inclusive: a token of exactly MaxTokenLength is asked.
-	_, err = client.Introspect(context.Background(), "ory_at_"+strings.Repeat("a", introspect.DefaultMaxTokenLength-7))
+	_, err = client.Introspect(context.Background(), "ory_at_"+strings.Repeat("a", aegis.DefaultMaxTokenLength-7))
 	require.ErrorIs(t, err, introspect.ErrInactive)
 	assert.Equal(t, int64(1), endpoint.calls.Load())
 }

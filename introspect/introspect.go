@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/olympus/aegis"
+
 	"github.com/olympus/aegis/internal/b64token"
 	"github.com/olympus/aegis/internal/flight"
 	"github.com/olympus/aegis/internal/issuerhttp"
@@ -52,9 +54,6 @@ const (
 	DefaultCacheTTL         = 30 * time.Second
 	DefaultNegativeTTL      = 10 * time.Second
 	DefaultMaxEntries       = 10000
-	DefaultLeeway           = 30 * time.Second
-	MaxLeeway               = 5 * time.Minute
-	DefaultMaxTokenLength   = 8 << 10
 	// DefaultRetryAfter is the retry hint of an UnavailableError.
 	DefaultRetryAfter = 5 * time.Second
 )
@@ -112,7 +111,7 @@ type Config struct {
 	// MaxTokenLength bounds tokens; longer ones are refused with no call.
 	MaxTokenLength int
 	// Leeway is the clock skew tolerated on exp and nbf; zero means
-	// DefaultLeeway, negative none.
+	// aegis.DefaultLeeway, negative none, at most aegis.MaxLeeway.
 	Leeway time.Duration
 	// Cache bounds the answer cache.
 	Cache CacheConfig
@@ -213,7 +212,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
 	if cfg.MaxTokenLength <= 0 {
-		cfg.MaxTokenLength = DefaultMaxTokenLength
+		cfg.MaxTokenLength = aegis.DefaultMaxTokenLength
 	}
 	if cfg.Cache.TTL == 0 {
 		cfg.Cache.TTL = DefaultCacheTTL
@@ -239,9 +238,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	switch {
 	case cfg.Leeway == 0:
-		c.leeway = DefaultLeeway
-	case cfg.Leeway > MaxLeeway:
-		return nil, fmt.Errorf("introspect: leeway %v is over the maximum %v", cfg.Leeway, MaxLeeway)
+		c.leeway = aegis.DefaultLeeway
+	case cfg.Leeway > aegis.MaxLeeway:
+		return nil, fmt.Errorf("introspect: leeway %v is over the maximum %v", cfg.Leeway, aegis.MaxLeeway)
 	case cfg.Leeway > 0:
 		c.leeway = cfg.Leeway
 	}

@@ -10,18 +10,10 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/olympus/aegis"
+
 	"github.com/olympus/aegis/internal/strictjson"
 )
-
-// DefaultLeeway is the clock skew tolerated on exp, nbf and iat when
-// ValidatorConfig.Leeway is zero.
-const DefaultLeeway = 30 * time.Second
-
-// MaxLeeway is the largest leeway a Validator accepts.
-const MaxLeeway = 5 * time.Minute
-
-// DefaultMaxTokenLength bounds the size of a token before any decoding.
-const DefaultMaxTokenLength = 8 << 10
 
 // maxCandidateKeys bounds how many keys one token without kid is tried
 // against.
@@ -57,7 +49,8 @@ type ValidatorConfig struct {
 	// DefaultAlgorithms(). Only asymmetric algorithms are accepted.
 	Algorithms []string
 	// Leeway is the clock skew tolerated on exp, nbf and iat: zero means
-	// DefaultLeeway, a negative value means none, at most MaxLeeway.
+	// aegis.DefaultLeeway, a negative value means none, at most
+	// aegis.MaxLeeway.
 	Leeway time.Duration
 	// RequireJWTAccessTokenType demands the RFC 9068 typ header "at+jwt"
 	// (or "application/at+jwt"), compared case-insensitively. Off by
@@ -65,7 +58,7 @@ type ValidatorConfig struct {
 	// unless it is absent, JWT or at+jwt (with or without "application/").
 	RequireJWTAccessTokenType bool
 	// MaxTokenLength bounds the token before any decoding; zero means
-	// DefaultMaxTokenLength.
+	// aegis.DefaultMaxTokenLength.
 	MaxTokenLength int
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
@@ -109,16 +102,16 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	}
 	switch {
 	case cfg.Leeway == 0:
-		v.leeway = DefaultLeeway
+		v.leeway = aegis.DefaultLeeway
 	case cfg.Leeway < 0:
 		v.leeway = 0
-	case cfg.Leeway > MaxLeeway:
-		return nil, fmt.Errorf("jwks: leeway %v is over the maximum %v", cfg.Leeway, MaxLeeway)
+	case cfg.Leeway > aegis.MaxLeeway:
+		return nil, fmt.Errorf("jwks: leeway %v is over the maximum %v", cfg.Leeway, aegis.MaxLeeway)
 	default:
 		v.leeway = cfg.Leeway
 	}
 	if v.cfg.MaxTokenLength <= 0 {
-		v.cfg.MaxTokenLength = DefaultMaxTokenLength
+		v.cfg.MaxTokenLength = aegis.DefaultMaxTokenLength
 	}
 	if v.cfg.Now == nil {
 		v.cfg.Now = time.Now
@@ -174,7 +167,7 @@ func (t *Token) Issuer() string { return t.claims.Issuer }
 // refused before any decoding.
 func ParseToken(token string, maxLength int) (*Token, error) {
 	if maxLength <= 0 {
-		maxLength = DefaultMaxTokenLength
+		maxLength = aegis.DefaultMaxTokenLength
 	}
 	if len(token) > maxLength {
 		return nil, refuse(ErrMalformed, "token too long")

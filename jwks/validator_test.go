@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/olympus/aegis"
+
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -65,7 +67,7 @@ func (f *fixture) jwxAccepts(t *testing.T, token string) bool {
 		jwt.WithKeySet(set),
 		jwt.WithIssuer(f.iss.URL),
 		jwt.WithAudience(f.iss.Audience),
-		jwt.WithAcceptableSkew(jwks.DefaultLeeway),
+		jwt.WithAcceptableSkew(aegis.DefaultLeeway),
 		jwt.WithClock(jwt.ClockFunc(fixedClock)),
 	)
 	return err == nil
@@ -512,7 +514,7 @@ func TestParseToken(t *testing.T) {
 		{name: "no iss", token: b64(`{"alg":"ES256"}`) + "." + b64(`{"sub":"x","exp":1}`) + ".sig"},
 		{name: "iss not a string", token: b64(`{"alg":"ES256"}`) + "." + b64(`{"iss":7,"exp":1}`) + ".sig", wantErr: jwks.ErrClaims},
 		{name: "forbidden header: a JWT, but malformed", token: b64(`{"alg":"ES256","crit":["x"]}`) + "." + b64(`{"iss":"x"}`) + ".sig", wantErr: jwks.ErrMalformed},
-		{name: "too long", token: strings.Repeat("a", jwks.DefaultMaxTokenLength+1), wantErr: jwks.ErrMalformed},
+		{name: "too long", token: strings.Repeat("a", aegis.DefaultMaxTokenLength+1), wantErr: jwks.ErrMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

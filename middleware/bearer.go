@@ -2,17 +2,14 @@ package middleware
 
 import (
 	"bytes"
-	"github.com/olympus/aegis"
-	"github.com/olympus/aegis/middleware/core"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
-)
 
-// DefaultMaxTokenLength bounds a token before any decoding.
-const DefaultMaxTokenLength = core.DefaultMaxTokenLength
+	"github.com/olympus/aegis"
+)
 
 // DefaultMaxFormBytes bounds a form body read for a token.
 const DefaultMaxFormBytes = 64 << 10
@@ -22,7 +19,7 @@ const DefaultMaxFormBytes = 64 << 10
 // off by default, as RFC 6750 and RFC 9700 advise.
 type BearerConfig struct {
 	// MaxLength bounds the token, checked before any decoding; default
-	// DefaultMaxTokenLength (8 KiB).
+	// aegis.DefaultMaxTokenLength (8 KiB).
 	MaxLength int
 	// AllowFormBody accepts access_token in an
 	// application/x-www-form-urlencoded body of non-GET requests (§2.2).
@@ -39,7 +36,7 @@ type BearerConfig struct {
 
 func (c BearerConfig) withDefaults() BearerConfig {
 	if c.MaxLength <= 0 {
-		c.MaxLength = DefaultMaxTokenLength
+		c.MaxLength = aegis.DefaultMaxTokenLength
 	}
 	if c.MaxFormBytes <= 0 {
 		c.MaxFormBytes = DefaultMaxFormBytes

@@ -529,7 +529,7 @@ func TestGuardValidate(t *testing.T) {
 		reason string
 	}{
 		{name: "valid", token: e.iss.M2M("w")},
-		{name: "too long", token: strings.Repeat("a", middleware.DefaultMaxTokenLength+1), reason: "token_too_long"},
+		{name: "too long", token: strings.Repeat("a", aegis.DefaultMaxTokenLength+1), reason: "token_too_long"},
 		{name: "not b64token", token: "a b", reason: "token_malformed"},
 		{name: "expired", token: e.iss.Expired("w"), reason: "token_expired"},
 	}

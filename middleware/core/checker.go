@@ -14,9 +14,6 @@ import (
 	"github.com/olympus/aegis/scopes"
 )
 
-// DefaultMaxTokenLength bounds a token before any decoding.
-const DefaultMaxTokenLength = jwks.DefaultMaxTokenLength
-
 // Config configures a Checker.
 type Config struct {
 	// Validator validates tokens. Required: compose it from NewJWT,
@@ -28,7 +25,7 @@ type Config struct {
 	// are not JWTs are confirmed only where Validator introspects them.
 	Introspection *Introspection
 	// MaxTokenLength bounds a token before any validator sees it; default
-	// DefaultMaxTokenLength (8 KiB).
+	// aegis.DefaultMaxTokenLength (8 KiB).
 	MaxTokenLength int
 	// Classifier decides each Principal's Kind; default DefaultClassifier.
 	Classifier Classifier
@@ -109,7 +106,7 @@ func New(cfg Config) (*Checker, error) {
 	}
 	_, c.builtIn = cfg.Validator.(builtIn)
 	if c.maxLength == 0 {
-		c.maxLength = DefaultMaxTokenLength
+		c.maxLength = aegis.DefaultMaxTokenLength
 	}
 	if c.classify == nil {
 		c.classify = DefaultClassifier

@@ -105,13 +105,13 @@ type JWTConfig struct {
 	// jwks.DefaultAlgorithms() (asymmetric only).
 	Algorithms []string
 	// Leeway is the clock skew tolerated on exp, nbf and iat; zero means
-	// jwks.DefaultLeeway (30 s), negative means none.
+	// aegis.DefaultLeeway (30 s), negative means none.
 	Leeway time.Duration
 	// RequireJWTAccessTokenType demands typ "at+jwt" (RFC 9068). Off by
 	// default: Ory Hydra sends "JWT".
 	RequireJWTAccessTokenType bool
 	// MaxTokenLength bounds the token before any decoding; zero means
-	// jwks.DefaultMaxTokenLength.
+	// aegis.DefaultMaxTokenLength.
 	MaxTokenLength int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -160,12 +160,12 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		return nil, errors.Join(errs...)
 	}
 	if cfg.MaxTokenLength == 0 {
-		cfg.MaxTokenLength = jwks.DefaultMaxTokenLength
+		cfg.MaxTokenLength = aegis.DefaultMaxTokenLength
 	}
 	j := &JWT{issuer: cfg.Issuer, maxLength: cfg.MaxTokenLength}
 	switch {
 	case cfg.Leeway == 0:
-		j.leeway = jwks.DefaultLeeway
+		j.leeway = aegis.DefaultLeeway
 	case cfg.Leeway > 0:
 		j.leeway = cfg.Leeway
 	}
