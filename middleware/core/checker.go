@@ -57,6 +57,8 @@ type Checker struct {
 	classify   Classifier
 	limiter    *limiter
 	obs        Observer // never nil
+	// unobserved: obs is NopObserver, so no event need be made.
+	unobserved bool
 	log        *slog.Logger
 	now        func() time.Time
 	warns      *logthrottle.Limiter
@@ -114,6 +116,7 @@ func New(cfg Config) (*Checker, error) {
 	if c.obs == nil {
 		c.obs = NopObserver{}
 	}
+	_, c.unobserved = c.obs.(NopObserver)
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -234,6 +237,9 @@ func (c *Checker) Confirm(ctx context.Context, cred Credential, prev *Principal)
 
 // validate runs the validator and classifies the Principal, observed.
 func (c *Checker) validate(ctx context.Context, token string) (*Principal, *aegis.Refusal) {
+	if c.unobserved {
+		return c.validateToken(ctx, token)
+	}
 	ctx = c.obs.ValidationStart(ctx)
 	p, r := c.validateToken(ctx, token)
 	if r != nil {
@@ -357,7 +363,9 @@ func refusedDecision(r *aegis.Refusal, p *Principal) Decision {
 // debug); acceptances at debug, so a production log at info shows only
 // trouble, and not a line per request during an outage.
 func (c *Checker) record(ctx context.Context, cred Credential, d Decision, r *aegis.Refusal) {
-	c.obs.Decision(ctx, d)
+	if !c.unobserved {
+		c.obs.Decision(ctx, d)
+	}
 	level, held := slog.LevelDebug, 0
 	if d.Class == aegis.ClassUnavailable && c.log.Enabled(ctx, slog.LevelWarn) {
 		var ok bool
