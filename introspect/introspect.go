@@ -67,8 +67,9 @@ type CacheConfig struct {
 	// NegativeTTL is how long an inactive answer is served; default
 	// DefaultNegativeTTL; negative disables negative caching.
 	NegativeTTL time.Duration
-	// MaxEntries bounds the cache; the least recently used entry goes
-	// first. Default DefaultMaxEntries.
+	// MaxEntries bounds each of the two caches (active and refused
+	// answers); answers used once go first (S3-FIFO). Default
+	// DefaultMaxEntries.
 	MaxEntries int
 	// Grace lets a positive answer be served up to this long after it went
 	// stale, while the server is unreachable, never past the token's exp.
