@@ -14,6 +14,7 @@ import (
 
 	"github.com/olympus/aegis/internal/flight"
 	"github.com/olympus/aegis/internal/issuerhttp"
+	"github.com/olympus/aegis/internal/logthrottle"
 )
 
 // Defaults for Config's zero values.
@@ -116,7 +117,8 @@ type Remote struct {
 	lastForced  time.Time
 	lastFailure time.Time
 	lastErr     error
-	warned      map[string]struct{}
+	// rejected lets each rejected key be warned about once.
+	rejected logthrottle.Limiter
 }
 
 type snapshot struct {
@@ -152,7 +154,7 @@ func NewRemote(cfg Config) (*Remote, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Remote{cfg: cfg, client: issuerhttp.Harden(cfg.HTTPClient), log: cfg.Logger, jwksURL: cfg.URL, warned: map[string]struct{}{}}
+	r := &Remote{cfg: cfg, client: issuerhttp.Harden(cfg.HTTPClient), log: cfg.Logger, jwksURL: cfg.URL, rejected: logthrottle.Limiter{MaxKeys: 1000}}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
@@ -351,16 +353,9 @@ func (r *Remote) fetchOnce(ctx context.Context) (*snapshot, error) {
 }
 
 func (r *Remote) warnOnce(ctx context.Context, rej Rejected) {
-	id := rej.ID + "\x00" + rej.Reason
-	r.mu.Lock()
-	_, seen := r.warned[id]
-	if !seen && len(r.warned) < 1000 {
-		r.warned[id] = struct{}{}
-	}
-	r.mu.Unlock()
-	level := slog.LevelWarn
-	if seen {
-		level = slog.LevelDebug
+	level := slog.LevelDebug
+	if first, _ := r.rejected.Allow(rej.ID+"\x00"+rej.Reason, r.cfg.Now()); first {
+		level = slog.LevelWarn
 	}
 	r.log.LogAttrs(ctx, level, "jwks: key left out of the key set", slog.String("kid", clip(rej.ID)), slog.String("reason", rej.Reason))
 }

@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/olympus/aegis/internal/logthrottle"
 	"github.com/olympus/aegis/internal/strictjson"
 )
 
@@ -186,36 +188,23 @@ func parseNumber(v []byte) (int, bool, string) {
 // again.
 const maxBadValues = 10_000
 
-// badValues remembers which invalid values were logged. Its zero value is
-// ready for use.
+// badValues lets each invalid (client, value) pair be logged once. Its zero
+// value is ready for use.
 type badValues struct {
-	mu   sync.Mutex
-	seen map[[sha256.Size]byte]struct{}
+	init sync.Once
+	once logthrottle.Limiter
 }
 
 // warn logs an invalid value of clientID unless it was logged before.
 func (b *badValues) warn(ctx context.Context, log *slog.Logger, source, field, clientID string, raw []byte, reason string) {
-	if !b.first(clientID, raw) {
+	buf := binary.AppendUvarint(make([]byte, 0, 16+len(clientID)+len(raw)), uint64(len(clientID)))
+	buf = append(append(buf, clientID...), bytes.TrimSpace(raw)...)
+	key := sha256.Sum256(buf)
+	b.init.Do(func() { b.once.MaxKeys = maxBadValues })
+	if first, _ := b.once.Allow(string(key[:]), time.Time{}); !first {
 		return
 	}
 	log.LogAttrs(ctx, slog.LevelWarn, "ratelimit: invalid limit value ignored",
 		slog.String("source", source), slog.String("field", field),
 		slog.String("client_id", clientID), slog.String("reason", reason))
-}
-
-// first reports whether (clientID, raw) is seen for the first time.
-func (b *badValues) first(clientID string, raw []byte) bool {
-	buf := binary.AppendUvarint(make([]byte, 0, 16+len(clientID)+len(raw)), uint64(len(clientID)))
-	buf = append(append(buf, clientID...), bytes.TrimSpace(raw)...)
-	key := sha256.Sum256(buf)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.seen[key]; ok {
-		return false
-	}
-	if b.seen == nil || len(b.seen) >= maxBadValues {
-		b.seen = make(map[[sha256.Size]byte]struct{})
-	}
-	b.seen[key] = struct{}{}
-	return true
 }

@@ -1,6 +1,8 @@
-// Package logthrottle keeps a log from getting one line per request while a
-// dependency is down: one record per key and interval passes, the others
-// are counted and reported with the next one.
+// Package logthrottle is the one throttle of Aegis's logs: it keeps a log
+// from getting one line per request while a dependency is down, and from
+// repeating the same warning about the same value. One record per key and
+// interval passes (once per key when there is no interval); the others are
+// counted and reported with the next one.
 package logthrottle
 
 import (
@@ -8,19 +10,26 @@ import (
 	"time"
 )
 
-// maxKeys bounds the keys remembered; keys come from small fixed sets, and
-// forgetting them all only lets one more record through each.
-const maxKeys = 256
+// DefaultMaxKeys bounds the keys a Limiter remembers unless MaxKeys says
+// otherwise.
+const DefaultMaxKeys = 256
 
-// Limiter lets one record per key through per Interval. The zero value is
-// not usable: set Interval. It is safe for concurrent use.
+// Limiter lets one record per key through per Interval, or once per key
+// when Interval is zero or negative. It remembers at most MaxKeys keys
+// (default DefaultMaxKeys); past that it forgets them all, which only lets
+// one more record through each. The zero value lets each key through once.
+// It is safe for concurrent use.
 type Limiter struct {
 	Interval time.Duration
+	MaxKeys  int
 
 	mu   sync.Mutex
 	next map[string]time.Time
 	held map[string]int
 }
+
+// forever is the next time of a key let through once.
+var forever = time.Unix(1<<62, 0)
 
 // Allow reports whether a record for key may be written at now and, when
 // it may, how many were held back since the last one.
@@ -34,10 +43,19 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, held int) {
 		l.held[key]++
 		return false, 0
 	}
+	maxKeys := l.MaxKeys
+	if maxKeys <= 0 {
+		maxKeys = DefaultMaxKeys
+	}
 	if len(l.next) >= maxKeys {
 		clear(l.next)
+		clear(l.held)
 	}
-	l.next[key] = now.Add(l.Interval)
+	if l.Interval > 0 {
+		l.next[key] = now.Add(l.Interval)
+	} else {
+		l.next[key] = forever
+	}
 	held = l.held[key]
 	delete(l.held, key)
 	return true, held

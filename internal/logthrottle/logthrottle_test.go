@@ -33,16 +33,49 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
-// TestLimiterBoundsKeys: past maxKeys the keys are forgotten, so memory
+// TestLimiterBoundsKeys: past MaxKeys the keys are forgotten, so memory
 // stays bounded whatever keys come.
 func TestLimiterBoundsKeys(t *testing.T) {
-	l := &Limiter{Interval: time.Hour}
-	now := time.Now()
-	for i := range 10 * maxKeys {
-		ok, _ := l.Allow(fmt.Sprint(i), now)
-		assert.True(t, ok)
+	for _, tt := range []struct {
+		name string
+		l    *Limiter
+		max  int
+	}{
+		{"default", &Limiter{Interval: time.Hour}, DefaultMaxKeys},
+		{"MaxKeys", &Limiter{Interval: time.Hour, MaxKeys: 10}, 10},
+		{"once per key", &Limiter{MaxKeys: 1000}, 1000},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			now := time.Now()
+			for i := range 10 * tt.max {
+				ok, _ := tt.l.Allow(fmt.Sprint(i), now)
+				assert.True(t, ok)
+			}
+			assert.LessOrEqual(t, len(tt.l.next), tt.max)
+			assert.LessOrEqual(t, len(tt.l.held), tt.max)
+		})
 	}
-	assert.LessOrEqual(t, len(l.next), maxKeys)
+}
+
+// TestLimiterOncePerKey: without an interval a key passes once, however
+// much later it comes again.
+func TestLimiterOncePerKey(t *testing.T) {
+	var l Limiter
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	steps := []struct {
+		key string
+		at  time.Duration
+		ok  bool
+	}{
+		{"a", 0, true},
+		{"a", time.Hour, false},
+		{"b", time.Hour, true},
+		{"a", 24 * 365 * time.Hour, false},
+	}
+	for i, st := range steps {
+		ok, _ := l.Allow(st.key, t0.Add(st.at))
+		assert.Equal(t, st.ok, ok, "step %d", i)
+	}
 }
 
 func TestLimiterConcurrent(t *testing.T) {
