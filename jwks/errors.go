@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/internal/refusal"
 )
 
 // Reasons a token is refused. Every refusal is an *aegis.Refusal whose
@@ -51,16 +52,7 @@ var (
 // refuse returns the *aegis.Refusal for reason (one of the Err values
 // above, still reachable through errors.Is) with Aegis's short detail.
 func refuse(reason error, detail string) error {
-	// One allocation holds both the refusal and its cause.
-	r := &detailedRefusal{detail: detailError{reason: reason, detail: detail}}
-	r.Refusal = *aegis.Refuse(reasonOf(reason), nil)
-	r.Refusal.Err = &r.detail
-	return &r.Refusal
-}
-
-type detailedRefusal struct {
-	aegis.Refusal
-	detail detailError
+	return refusal.With(reasonOf(reason), reason, detail)
 }
 
 // reasonOf maps each Err value to the reason code of its refusal.
@@ -88,15 +80,6 @@ func reasonOf(err error) aegis.Reason {
 		return aegis.ReasonTokenMalformed
 	}
 }
-
-// detailError is a sentinel with Aegis's own detail.
-type detailError struct {
-	reason error
-	detail string
-}
-
-func (e *detailError) Error() string { return e.reason.Error() + ": " + e.detail }
-func (e *detailError) Unwrap() error { return e.reason }
 
 // unavailable returns the refusal for keys that cannot be had, matching
 // ErrKeysUnavailable, to be retried after retry.

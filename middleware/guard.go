@@ -173,21 +173,9 @@ func (g *Guard) Require(reqs ...scopes.Requirement) func(http.Handler) http.Hand
 				next.ServeHTTP(w, r)
 				return
 			}
-			token, ref := g.extract(w, r)
-			if ref != nil {
-				g.render(w, r, g.checker.Refuse(r.Context(), cred, ref))
-				return
-			}
-			cred.Token = token
-			v := g.checker.Check(r.Context(), cred, reqs...)
-			if v.RateLimit != nil {
-				setRateLimitHeaders(w.Header(), *v.RateLimit)
-			}
-			if v.Refusal != nil {
-				g.render(w, r, v.Refusal)
-				return
-			}
-			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), v.Principal)))
+			g.decide(w, r, next, func(cred core.Credential) core.Verdict {
+				return g.checker.Check(r.Context(), cred, reqs...)
+			})
 		})
 	}
 }
@@ -211,22 +199,9 @@ func (g *Guard) RequireIntrospection() func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			cred := credential(r)
-			token, ref := g.extract(w, r)
-			if ref != nil {
-				g.render(w, r, g.checker.Refuse(r.Context(), cred, ref))
-				return
-			}
-			cred.Token = token
-			v := g.checker.Confirm(r.Context(), cred, prev)
-			if v.RateLimit != nil {
-				setRateLimitHeaders(w.Header(), *v.RateLimit)
-			}
-			if v.Refusal != nil {
-				g.render(w, r, v.Refusal)
-				return
-			}
-			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), v.Principal)))
+			g.decide(w, r, next, func(cred core.Credential) core.Verdict {
+				return g.checker.Confirm(r.Context(), cred, prev)
+			})
 		})
 	}
 }
@@ -237,6 +212,28 @@ func (g *Guard) RequireIntrospection() func(http.Handler) http.Handler {
 //	mux.Handle("GET /data", guard.Protect(list, scopes.All("data:read")))
 func (g *Guard) Protect(h http.Handler, reqs ...scopes.Requirement) http.Handler {
 	return g.Require(reqs...)(h)
+}
+
+// decide takes r's token, has check decide on it, and renders the
+// verdict: the rate-limit headers, then the refusal or next with the
+// Principal in the context.
+func (g *Guard) decide(w http.ResponseWriter, r *http.Request, next http.Handler, check func(core.Credential) core.Verdict) {
+	cred := credential(r)
+	token, ref := g.extract(w, r)
+	if ref != nil {
+		g.render(w, r, g.checker.Refuse(r.Context(), cred, ref))
+		return
+	}
+	cred.Token = token
+	v := check(cred)
+	if v.RateLimit != nil {
+		setRateLimitHeaders(w.Header(), *v.RateLimit)
+	}
+	if v.Refusal != nil {
+		g.render(w, r, v.Refusal)
+		return
+	}
+	next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), v.Principal)))
 }
 
 // credential is the binding evidence of r, without its token.
