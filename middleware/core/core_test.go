@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,6 +149,9 @@ func TestHybridRouting(t *testing.T) {
 		{name: "opaque token goes to opaque", token: iss.OpaqueM2M("w"), want: "opaque", opaque: 1},
 		{name: "Hydra-style opaque token", token: "ory_at_abc.def", want: "opaque", opaque: 1},
 		{name: "JWT goes to jwt", token: iss.M2M("w"), want: "jwt", jwt: 1},
+		{name: "a JWT over 8 KiB is routed too: the Checker, not Hybrid, bounds the length",
+			token: b64(`{"alg":"RS256","typ":"JWT"}`) + "." + b64(`{"iss":"x","pad":"`+strings.Repeat("a", 9000)+`"}`) + "." + b64("sig"), want: "jwt", jwt: 1},
+		{name: "an opaque token over 8 KiB goes to opaque", token: "ory_at_" + strings.Repeat("a", 9000), want: "opaque", opaque: 1},
 		{name: "malformed JWT-shaped token is refused without reaching opaque",
 			token: b64(`{"alg":"RS256","typ":"JWT"}`) + "." + b64("not json") + "." + b64("sig"), reason: aegis.ReasonTokenMalformed},
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -397,7 +398,7 @@ func Hybrid(jwt, opaque Validator) Validator {
 type hybrid struct{ jwt, opaque Validator }
 
 func (h *hybrid) Validate(ctx context.Context, token string) (*Principal, error) {
-	t, err := jwks.ParseToken(token, 0)
+	t, err := jwks.ParseToken(token, math.MaxInt) // the Checker bounds the length
 	switch {
 	case errors.Is(err, jwks.ErrNotJWT):
 		return validateRaw(ctx, h.opaque, token)
@@ -445,7 +446,7 @@ func ByIssuer(validators map[string]Validator) Validator {
 type byIssuer struct{ m map[string]Validator }
 
 func (b *byIssuer) Validate(ctx context.Context, token string) (*Principal, error) {
-	t, err := jwks.ParseToken(token, 0)
+	t, err := jwks.ParseToken(token, math.MaxInt) // the Checker bounds the length
 	if err != nil {
 		return nil, err
 	}
