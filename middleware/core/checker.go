@@ -428,7 +428,7 @@ func (c *Checker) confirmer(token string) (*Introspection, *aegis.Refusal) {
 	if c.intro != nil {
 		return c.intro, nil
 	}
-	return nil, errUntrustedIssuer
+	return nil, untrustedIssuer()
 }
 
 // findIntrospection returns the introspection validator inside v that

@@ -456,7 +456,7 @@ func (b *byIssuer) Validate(ctx context.Context, token string) (*Principal, erro
 func (b *byIssuer) validateParsed(ctx context.Context, t *jwks.Token, token string) (*Principal, error) {
 	v, ok := b.m[t.Issuer()]
 	if !ok {
-		return nil, errUntrustedIssuer
+		return nil, untrustedIssuer()
 	}
 	if bv, ok := v.(builtIn); ok {
 		return bv.validateParsed(ctx, t, token)
@@ -492,7 +492,13 @@ func (b *byIssuer) introspection(iss string) *Introspection {
 	return introspectionOf(b.m[iss], iss)
 }
 
-var errUntrustedIssuer = aegis.Refuse(aegis.ReasonIssuerMismatch, errors.New("iss is not a trusted issuer"))
+// untrustedIssuer is the refusal of a JWT whose iss no validator trusts: a
+// new one each time, since callers own what they are given.
+func untrustedIssuer() *aegis.Refusal {
+	return aegis.Refuse(aegis.ReasonIssuerMismatch, errUntrustedIssuer)
+}
+
+var errUntrustedIssuer = errors.New("iss is not a trusted issuer")
 
 // validateRaw runs v, checking the b64token syntax first for validators
 // that are not built in.
