@@ -551,31 +551,44 @@ func grantedScopes(claims claimLookup) (scopes.Set, error) {
 	return granted, nil
 }
 
-// emailOf reads the top-level email claim, or Ory Hydra's ext.email.
+// emailOf reads the top-level email claim, or else Ory Hydra's ext.email:
+// a claim that is null or empty counts as absent, wherever it is, so an
+// empty top-level email never hides ext.email. ext is read within the
+// claims' own nesting bound (it sits one level below the top).
 func emailOf(claims claimLookup) (string, error) {
-	if raw, ok := claims.Raw("email"); ok && string(raw) != "null" {
-		email, err := strictjson.String(raw)
+	if raw, ok := claims.Raw("email"); ok {
+		email, err := optionalString(raw)
 		if err != nil {
 			return "", claimRefusal("email", err)
 		}
-		return email, nil
+		if email != "" {
+			return email, nil
+		}
 	}
 	raw, ok := claims.Raw("ext")
 	if !ok || len(raw) == 0 || raw[0] != '{' {
 		return "", nil
 	}
-	value, found, err := strictjson.Find(raw, "email", 16)
+	value, found, err := strictjson.Find(raw, "email", strictjson.MaxClaimsDepth-1)
 	if err != nil {
 		return "", claimRefusal("email", err)
 	}
 	if !found {
 		return "", nil
 	}
-	email, err := strictjson.String(value)
+	email, err := optionalString(value)
 	if err != nil {
 		return "", claimRefusal("email", err)
 	}
 	return email, nil
+}
+
+// optionalString reads a JSON string, null meaning the empty string.
+func optionalString(raw []byte) (string, error) {
+	if string(raw) == "null" {
+		return "", nil
+	}
+	return strictjson.String(raw)
 }
 
 func claimRefusal(claim string, err error) *aegis.Refusal {
