@@ -89,3 +89,39 @@ func TestHardening2_EmailAndClassificationOnGenuineTokens(t *testing.T) {
 	require.True(t, errors.As(err, &r), "refused: %v", err)
 	assert.Equal(t, aegis.ReasonTokenMalformed, r.Reason)
 }
+
+// Hardening, round 2, point 8: a JWT-shaped token whose header is not
+// strict JSON is never introspected when its iss is foreign (README: such
+// a token "never causes a call"); the endpoint's calls are counted.
+func TestHardening2_HybridSpendsNoIntrospectionOnAHopelessJWT(t *testing.T) {
+	clk := testutil.NewClock(t0).Now
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: clk})
+	foreign := jwkstest.NewIssuer(t, jwkstest.Config{Now: clk})
+	g := mustGuard(t, setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: clk},
+		Mode: modeHybrid, Introspection: introspect.Config{Endpoint: iss.IntrospectionURL()}})
+	k := iss.CurrentKey()
+	claims := atkJSON(t, foreign.Claims("svc", "svc", "data:read"))
+	tests := []struct {
+		name, header string
+	}{
+		{name: "duplicate alg", header: `{"alg":"RS256","alg":"none","kid":"` + k.ID + `"}`},
+		{name: "duplicate kid", header: `{"alg":"RS256","kid":"a","kid":"` + k.ID + `"}`},
+		{name: "no alg", header: `{"kid":"` + k.ID + `"}`},
+		{name: "invalid UTF-8 in the header", header: "{\"alg\":\"RS256\",\"kid\":\"\xff\"}"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := iss.IntrospectionCalls()
+			_, err := g.Validate(context.Background(), jwkstest.SignRaw(k, []byte(tc.header), claims))
+			var r *aegis.Refusal
+			require.True(t, errors.As(err, &r), "refused: %v", err)
+			assert.Equal(t, aegis.ReasonTokenMalformed, r.Reason)
+			assert.Equal(t, before, iss.IntrospectionCalls(), "no introspection call")
+		})
+	}
+	// The count is live: a genuine opaque token costs one call.
+	before := iss.IntrospectionCalls()
+	_, err := g.Validate(context.Background(), iss.OpaqueM2M("svc", "data:read"))
+	require.NoError(t, err)
+	assert.Equal(t, before+1, iss.IntrospectionCalls())
+}
