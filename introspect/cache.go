@@ -51,6 +51,8 @@ func (a *cache) put(e entry) {
 	a.c.Set(string(e.key[:]), e, maxTime(e.fresh, e.graceUntil))
 }
 
+func (a *cache) remove(key cacheKey) { a.c.Delete(string(key[:])) }
+
 func (a *cache) len() int { return a.c.Len() }
 
 func maxTime(a, b time.Time) time.Time {

@@ -72,8 +72,9 @@ type CacheConfig struct {
 	// DefaultMaxEntries.
 	MaxEntries int
 	// Grace lets a positive answer be served up to this long after it went
-	// stale, while the server is unreachable, never past the token's exp.
-	// Zero (the default) disables it.
+	// stale, while the server is unreachable, never past the token's exp
+	// and never after the server has refused the token (any refusal drops
+	// the token's positive answer). Zero (the default) disables it.
 	Grace time.Duration
 }
 
@@ -331,11 +332,11 @@ func (c *Client) introspect(ctx context.Context, token string, key cacheKey) (*R
 		}
 		return nil, err
 	case err != nil:
-		c.remember(entry{key: key, err: err, fresh: now.Add(c.cfg.Cache.NegativeTTL)})
+		c.refused(key, err, now)
 		return nil, err
 	}
 	if err := c.check(res, now); err != nil {
-		c.remember(entry{key: key, err: err, fresh: now.Add(c.cfg.Cache.NegativeTTL)})
+		c.refused(key, err, now)
 		return nil, err
 	}
 	fresh := now.Add(c.cfg.Cache.TTL)
@@ -346,6 +347,14 @@ func (c *Client) introspect(ctx context.Context, token string, key cacheKey) (*R
 	}
 	c.remember(entry{key: key, res: res, fresh: fresh, graceUntil: grace})
 	return res, nil
+}
+
+// refused records that the server refused the token (or gave an answer
+// the local checks refuse): the positive answer cached for it, fresh or
+// stale, is dropped, so that no later outage serves it from grace.
+func (c *Client) refused(key cacheKey, err error, now time.Time) {
+	c.cache.remove(key)
+	c.remember(entry{key: key, err: err, fresh: now.Add(c.cfg.Cache.NegativeTTL)})
 }
 
 func (c *Client) remember(e entry) {

@@ -46,7 +46,7 @@ var errAnswer = errors.New("malformed introspection answer")
 // parseAnswer reads an answer strictly: "active" must be the JSON value
 // true or false, and every registered member must have its registered type.
 func parseAnswer(body []byte) (*Result, error) {
-	members, err := strictjson.Object(body, 32)
+	members, err := strictjson.Object(body, strictjson.MaxClaimsDepth)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errAnswer, err)
 	}

@@ -791,6 +791,19 @@ func attackRows(t *testing.T) []attackRow {
 	add(notJWT(tokenRow("RFC 7515 §4", "duplicate kid in the header", reasonMalformed, func(t *testing.T, e *atkEnv) string {
 		return jwkstest.SignRaw(e.rsa, []byte(`{"alg":"RS256","kid":"attacker","kid":"`+e.rsa.ID+`"}`), atkJSON(t, e.claims()))
 	})))
+	// A JWT-shaped token with a header that is not strict, naming a
+	// foreign iss: refused in hybrid mode too, with no introspection call
+	// (the suite's count of requests to untrusted hosts stays zero either
+	// way; the call count is TestHardening2_HybridSpendsNoIntrospectionOnAHopelessJWT's).
+	for name, header := range map[string]string{
+		"duplicate alg": `{"alg":"RS256","alg":"none","kid":"{kid}"}`,
+		"no alg":        `{"kid":"{kid}"}`,
+	} {
+		add(tokenRow("Hardening round 2, point 8 (outside review); RFC 7515 §4, §4.1.1; README (a foreign iss never causes a call)",
+			name+" in the header, foreign iss, never introspected", reasonMalformed, func(t *testing.T, e *atkEnv) string {
+				return jwkstest.SignRaw(e.rsa, []byte(strings.ReplaceAll(header, "{kid}", e.rsa.ID)), atkJSON(t, e.other.Claims("worker", "worker", "data:read")))
+			}))
+	}
 	for _, dup := range []struct{ name, first string }{
 		{"iss", `"https://evil.test"`},
 		{"exp", `1`},

@@ -88,7 +88,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&o.issuer, "issuer", "", "issuer identifier: the exact iss of accepted tokens (required)")
-	fs.StringVar(&o.audience, "audience", "", "audience every token must carry in aud (empty: no audience check)")
+	fs.StringVar(&o.audience, "audience", "", "audience every token must carry in aud; optional, but INSECURE when empty: with no audience check, a token minted for any other API of the issuer is accepted here (a warning is logged at startup)")
 	fs.StringVar(&o.jwksURL, "jwks-url", "", "the issuer's JWK Set URL (default: discovered from the issuer)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug (every decision), info, warn or error")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "address to serve Prometheus metrics on, at /metrics (default: none)")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -359,4 +360,25 @@ func TestServerMetrics(t *testing.T) {
 		assert.NotContains(t, body, tok[strings.LastIndexByte(tok, '.')+1:])
 		assert.NotContains(t, logs.String(), tok[strings.LastIndexByte(tok, '.')+1:])
 	}
+}
+
+// Hardening, round 2, point 11: -audience stays optional (the contract),
+// but its absence is named as insecure in -h and warned about at startup.
+func TestHardening2_ServerWithoutAudienceSaysSoInHelpAndAtStartup(t *testing.T) {
+	var help bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &help, nil)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	usage := help.String()
+	i := strings.Index(usage, "-audience")
+	require.GreaterOrEqual(t, i, 0, "-h lists -audience")
+	entry := usage[i:]
+	if j := strings.Index(entry[1:], "\n  -"); j >= 0 {
+		entry = entry[:j+1]
+	}
+	assert.Contains(t, entry, "INSECURE when empty", "-h says that no -audience is insecure")
+	assert.Contains(t, entry, "any other API", "-h says what is accepted without it")
+
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	_, logs := startServer(t, []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL}, nil)
+	assert.Regexp(t, `level=WARN[^\n]*no -audience given`, logs.String(), "a warning at startup")
 }

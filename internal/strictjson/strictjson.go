@@ -23,6 +23,12 @@ var ErrDuplicate = errors.New("strictjson: duplicate member name")
 // ErrDepth reports nesting deeper than allowed.
 var ErrDepth = errors.New("strictjson: nesting too deep")
 
+// MaxClaimsDepth bounds the nesting of a token's claims and of an
+// introspection answer, the top-level object being depth 1 (jwks's claims
+// use the same bound); a member's value read on its own is one level less
+// deep.
+const MaxClaimsDepth = 32
+
 // ErrNotObject reports a document whose top level is not an object.
 var ErrNotObject = errors.New("strictjson: not a JSON object")
 

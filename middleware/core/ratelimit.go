@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/olympus/aegis"
@@ -110,13 +112,41 @@ func (c *Checker) lookup(ctx context.Context, p *Principal) (int, bool, error) {
 	return perMinute, ok, err
 }
 
+// key is the store key p is charged to. Keys never collide: a client
+// charged alone is keyed by its ID, unless the ID starts with keyMark; every
+// other key starts with keyMark, a tag and its fields each prefixed by its
+// length in bytes ("~s:5:alice", "~u:7:web-app:5:alice"), so no client ID,
+// subject or pair of them spells another's key. Keys are printable when the
+// IDs are (Redis keeps them under a prefix).
 func (l *limiter) key(p *Principal) string {
-	id := p.ClientID
-	if id == "" {
-		id = "sub:" + p.Subject
+	switch {
+	case p.ClientID == "":
+		// An introspection answer without client_id: its subject pays.
+		return structuredKey("s", p.Subject)
+	case l.cfg.PerSubject && p.Kind == KindUser:
+		return structuredKey("u", p.ClientID, p.Subject)
+	case strings.HasPrefix(p.ClientID, keyMark):
+		return structuredKey("c", p.ClientID)
 	}
-	if l.cfg.PerSubject && p.Kind == KindUser && p.ClientID != "" {
-		return id + "\x00" + p.Subject
+	return p.ClientID
+}
+
+// keyMark starts every structured rate-limit key.
+const keyMark = "~"
+
+func structuredKey(tag string, fields ...string) string {
+	n := len(keyMark) + len(tag)
+	for _, f := range fields {
+		n += len(f) + 22
 	}
-	return id
+	b := make([]byte, 0, n)
+	b = append(b, keyMark...)
+	b = append(b, tag...)
+	for _, f := range fields {
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(len(f)), 10)
+		b = append(b, ':')
+		b = append(b, f...)
+	}
+	return string(b)
 }

@@ -1,7 +1,10 @@
 package core
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -390,7 +393,11 @@ func userContext(ctx context.Context) context.Context {
 // Hybrid validates JWT-shaped tokens with jwt and every other token
 // (Ory Hydra's opaque "ory_at_…" tokens) with opaque. A token is parsed
 // once: a built-in jwt validator gets the parsed token. A token that is
-// JWT-shaped but malformed is refused without reaching opaque.
+// JWT-shaped but malformed is refused without reaching opaque: three
+// base64url parts whose header is a JSON object make a token JWT-shaped,
+// even when that header is not strict (a duplicate or missing alg), and
+// such a token is introspected only when its iss names an issuer that this
+// composition introspects; a foreign iss never causes a call.
 func Hybrid(jwt, opaque Validator) Validator {
 	return &hybrid{jwt: jwt, opaque: opaque}
 }
@@ -401,11 +408,69 @@ func (h *hybrid) Validate(ctx context.Context, token string) (*Principal, error)
 	t, err := jwks.ParseToken(token, math.MaxInt) // the Checker bounds the length
 	switch {
 	case errors.Is(err, jwks.ErrNotJWT):
-		return validateRaw(ctx, h.opaque, token)
+		iss, shaped := jwtShaped(token)
+		if !shaped {
+			return validateRaw(ctx, h.opaque, token)
+		}
+		if i := h.introspects(iss); i != nil {
+			return i.Validate(ctx, token)
+		}
+		return nil, err
 	case err != nil:
 		return nil, err
 	}
 	return h.validateParsed(ctx, t, token)
+}
+
+// introspects returns the introspection validator a JWT of iss is the
+// issuer's to judge with: the one its iss routes it to on the jwt side,
+// or opaque's when opaque introspects at that very issuer; nil otherwise.
+func (h *hybrid) introspects(iss string) *Introspection {
+	if iss == "" {
+		return nil
+	}
+	if i := introspectionOf(h.jwt, iss); i != nil {
+		return i
+	}
+	if i := introspectionOf(h.opaque, iss); i != nil && i.issuer == iss {
+		return i
+	}
+	return nil
+}
+
+// jwtShaped reports whether token, which jwks.ParseToken found not to be a
+// JWT, is still shaped like one: three parts, the first a base64url JSON
+// object (strict or not). It also returns the payload's iss, when the
+// payload is a strict JSON object with a string iss.
+func jwtShaped(token string) (iss string, shaped bool) {
+	header, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return "", false
+	}
+	payload, sig, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(sig, ".") {
+		return "", false
+	}
+	h, err := base64.RawURLEncoding.Strict().DecodeString(header)
+	if err != nil {
+		return "", false
+	}
+	if trimmed := bytes.TrimLeft(h, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(h) {
+		return "", false
+	}
+	p, err := base64.RawURLEncoding.Strict().DecodeString(payload)
+	if err != nil {
+		return "", true
+	}
+	raw, found, err := strictjson.Find(p, "iss", strictjson.MaxClaimsDepth)
+	if err != nil || !found {
+		return "", true
+	}
+	iss, err = strictjson.String(raw)
+	if err != nil {
+		return "", true
+	}
+	return iss, true
 }
 
 func (h *hybrid) validateParsed(ctx context.Context, t *jwks.Token, token string) (*Principal, error) {
@@ -558,31 +623,44 @@ func grantedScopes(claims claimLookup) (scopes.Set, error) {
 	return granted, nil
 }
 
-// emailOf reads the top-level email claim, or Ory Hydra's ext.email.
+// emailOf reads the top-level email claim, or else Ory Hydra's ext.email:
+// a claim that is null or empty counts as absent, wherever it is, so an
+// empty top-level email never hides ext.email. ext is read within the
+// claims' own nesting bound (it sits one level below the top).
 func emailOf(claims claimLookup) (string, error) {
-	if raw, ok := claims.Raw("email"); ok && string(raw) != "null" {
-		email, err := strictjson.String(raw)
+	if raw, ok := claims.Raw("email"); ok {
+		email, err := optionalString(raw)
 		if err != nil {
 			return "", claimRefusal("email", err)
 		}
-		return email, nil
+		if email != "" {
+			return email, nil
+		}
 	}
 	raw, ok := claims.Raw("ext")
 	if !ok || len(raw) == 0 || raw[0] != '{' {
 		return "", nil
 	}
-	value, found, err := strictjson.Find(raw, "email", 16)
+	value, found, err := strictjson.Find(raw, "email", strictjson.MaxClaimsDepth-1)
 	if err != nil {
 		return "", claimRefusal("email", err)
 	}
 	if !found {
 		return "", nil
 	}
-	email, err := strictjson.String(value)
+	email, err := optionalString(value)
 	if err != nil {
 		return "", claimRefusal("email", err)
 	}
 	return email, nil
+}
+
+// optionalString reads a JSON string, null meaning the empty string.
+func optionalString(raw []byte) (string, error) {
+	if string(raw) == "null" {
+		return "", nil
+	}
+	return strictjson.String(raw)
 }
 
 func claimRefusal(claim string, err error) *aegis.Refusal {

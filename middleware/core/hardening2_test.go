@@ -1,0 +1,101 @@
+package core_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"unicode"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/ratelimit"
+)
+
+// keyRecorder is a rate-limit store that remembers the keys it is asked to
+// charge, deciding with a memory store.
+type keyRecorder struct {
+	ratelimit.Store
+	mu   sync.Mutex
+	keys []string
+}
+
+func (k *keyRecorder) Allow(ctx context.Context, key string, l ratelimit.Limit) (ratelimit.Decision, error) {
+	k.mu.Lock()
+	k.keys = append(k.keys, key)
+	k.mu.Unlock()
+	return k.Store.Allow(ctx, key, l)
+}
+
+// Hardening, round 2, point 7: two callers whose client or subject differ
+// never share a quota, whatever their IDs spell.
+func TestHardening2_RateLimitKeysNeverCollide(t *testing.T) {
+	type caller struct{ clientID, subject string }
+	tests := []struct {
+		name       string
+		perSubject bool
+		a, b       caller
+	}{
+		{name: "a client named sub:alice and alice's answer without client_id",
+			a: caller{clientID: "sub:alice", subject: "sub:alice"}, b: caller{subject: "alice"}},
+		{name: "the same, per subject",
+			perSubject: true, a: caller{clientID: "sub:alice", subject: "sub:alice"}, b: caller{subject: "alice"}},
+		{name: "a NUL moved from the client ID to the subject", perSubject: true,
+			a: caller{clientID: "app\x00bob", subject: "eve"}, b: caller{clientID: "app", subject: "bob\x00eve"}},
+		{name: "a client named like another's per-subject key", perSubject: true,
+			a: caller{clientID: "app", subject: "bob"}, b: caller{clientID: "app\x00bob", subject: "app\x00bob"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			callers := map[string]caller{"a": tc.a, "b": tc.b}
+			v := core.ValidatorFunc(func(_ context.Context, token string) (*core.Principal, error) {
+				c := callers[token]
+				return core.NewPrincipal(core.Principal{ClientID: c.clientID, Subject: c.subject}, nil), nil
+			})
+			store := &keyRecorder{Store: ratelimit.NewMemoryStore(ratelimit.MemoryConfig{Now: fixedClock})}
+			checker, err := core.New(core.Config{Validator: v, Now: fixedClock,
+				RateLimit: &core.RateLimitConfig{Default: 1, Store: store, PerSubject: tc.perSubject}})
+			require.NoError(t, err)
+			for _, token := range []string{"a", "b"} {
+				verdict := checker.Check(context.Background(), core.Credential{Token: token})
+				require.Nil(t, verdict.Refusal, "caller %s is charged to its own quota", token)
+				require.NotNil(t, verdict.RateLimit)
+				assert.True(t, verdict.RateLimit.Allowed)
+			}
+			require.Len(t, store.keys, 2)
+			assert.NotEqual(t, store.keys[0], store.keys[1])
+		})
+	}
+
+	// Printable IDs give printable keys (Redis keeps them under a
+	// prefix), and a client alone is charged under its ID, as before.
+	for _, c := range []struct {
+		perSubject      bool
+		clientID, sub   string
+		wantKeyIsClient bool
+	}{
+		{clientID: "worker", sub: "worker", wantKeyIsClient: true},
+		{clientID: "web-app", sub: "alice", wantKeyIsClient: true},
+		{perSubject: true, clientID: "web-app", sub: "alice"},
+		{sub: "alice"},
+		{clientID: "~odd", sub: "~odd"},
+	} {
+		store := &keyRecorder{Store: ratelimit.NewMemoryStore(ratelimit.MemoryConfig{Now: fixedClock})}
+		v := core.ValidatorFunc(func(context.Context, string) (*core.Principal, error) {
+			return core.NewPrincipal(core.Principal{ClientID: c.clientID, Subject: c.sub}, nil), nil
+		})
+		checker, err := core.New(core.Config{Validator: v, Now: fixedClock,
+			RateLimit: &core.RateLimitConfig{Default: 10, Store: store, PerSubject: c.perSubject}})
+		require.NoError(t, err)
+		require.Nil(t, checker.Check(context.Background(), core.Credential{Token: "t"}).Refusal)
+		require.Len(t, store.keys, 1)
+		key := store.keys[0]
+		if c.wantKeyIsClient {
+			assert.Equal(t, c.clientID, key)
+		}
+		for _, r := range key {
+			assert.True(t, unicode.IsPrint(r), "key %q is printable", key)
+		}
+	}
+}
