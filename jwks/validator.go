@@ -217,9 +217,27 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 	return t, nil
 }
 
+// base64URL marks the bytes of the base64url alphabet (RFC 4648 §5).
+var base64URL = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+	}
+	return t
+}()
+
+// errAlphabet: a part holds a byte outside the base64url alphabet.
+var errAlphabet = errors.New("byte outside the base64url alphabet")
+
 // decodeInto decodes the base64url part into the front of buf and returns
-// it and what is left of buf.
+// it and what is left of buf. Any byte outside the alphabet is refused
+// first: encoding/base64 skips \r and \n even in strict mode, which would
+// give one token unlimited spellings.
 func decodeInto(buf []byte, part string) (decoded, rest []byte, err error) {
+	for i := 0; i < len(part); i++ {
+		if !base64URL[part[i]] {
+			return nil, nil, errAlphabet
+		}
+	}
 	n, err := b64.Decode(buf, unsafe.Slice(unsafe.StringData(part), len(part)))
 	if err != nil {
 		return nil, nil, err

@@ -1091,6 +1091,22 @@ func attackRows(t *testing.T) []attackRow {
 		}
 		return p[0] + "." + strings.NewReplacer("-", "+", "_", "/").Replace(p[1]+"."+p[2])
 	}))
+	// Go's encoding/base64 skips \r and \n even in strict mode: without a
+	// check of its own, Aegis would give one token unlimited spellings.
+	for part, name := range []string{"header", "payload", "signature"} {
+		for kind, insert := range map[string]string{"LF": "\n", "CR": "\r", "CRLF": "\r\n", "2,000 LFs": strings.Repeat("\n", 2000)} {
+			spelled := func(t *testing.T, e *atkEnv) string {
+				p := atkParts(e.valid(t))
+				p[part] = p[part][:4] + insert + p[part][4:]
+				return strings.Join(p, ".")
+			}
+			add(tokenRow("Go encoding/base64 skips CR/LF; RFC 7515 §2 (base64url alphabet only)", "genuine token with "+kind+" inside its "+name, reasonMalformed, spelled))
+			add(attackRow{source: "Go encoding/base64 skips CR/LF; RFC 6750 §2.3", name: "query allowed: genuine token with " + kind + " inside its " + name + " in the query",
+				profile: profQuery, token: spelled, request: func(e *atkEnv, token string) *http.Request {
+					return get("/data?access_token="+url.QueryEscape(token), "")
+				}, status: 401, code: "invalid_token", reason: reasonMalformed})
+		}
+	}
 	add(notJWT(tokenRow("RFC 7515 §7.1 (three parts)", "genuine token with a fourth part", reasonMalformed, func(t *testing.T, e *atkEnv) string {
 		return e.valid(t) + "." + b64s("extra")
 	})))
