@@ -2,6 +2,7 @@ package jwks_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/olympus/aegis/jwks"
+	"github.com/olympus/aegis/jwks/jwkstest"
 )
 
 // TestHardening2_LineBreaksInJWTRefused (issue 13, point 2): encoding/base64
@@ -50,6 +52,80 @@ func TestHardening2_LineBreaksInJWTRefused(t *testing.T) {
 			assert.ErrorIs(t, err, tt.want, "ParseToken")
 			_, err = f.validator.Validate(context.Background(), tt.token)
 			assert.ErrorIs(t, err, tt.want, "Validate")
+		})
+	}
+}
+
+// TestHardening2_JWKMemberNamesReadExactly (issue 13, point 5): encoding/json
+// matches member names case-insensitively, so {"use":"enc","USE":"sig"} and
+// {"key_ops":["encrypt"],"KEY_OPS":["verify"]} used to pass the key filter,
+// and Aegis and jwx could read one JWK as two different keys. Members are
+// now read by their exact names, and a member whose name is a case variant
+// of a registered JWK parameter leaves the key out as malformed.
+func TestHardening2_JWKMemberNamesReadExactly(t *testing.T) {
+	good := jwkstest.NewKey("RS256")
+	// spliced is k's JWK without the named members, with members written
+	// first, as is and in this order.
+	spliced := func(k *jwkstest.Key, drop []string, members string) json.RawMessage {
+		set := map[string]any{}
+		for _, name := range drop {
+			set[name] = nil
+		}
+		raw := jwkWith(t, k, set)
+		return json.RawMessage(`{` + members + `,` + string(raw[1:]))
+	}
+	tests := []struct {
+		name   string
+		jwk    func(k *jwkstest.Key) json.RawMessage
+		keep   bool   // the key stays in the set
+		alg    string // its Algorithm when kept
+		reason string // part of the rejection reason otherwise
+	}{
+		{name: "use enc, then USE sig", reason: `"USE" differs from "use" only in case`,
+			jwk: func(k *jwkstest.Key) json.RawMessage { return spliced(k, []string{"use"}, `"use":"enc","USE":"sig"`) }},
+		{name: "USE sig, then use enc", reason: `"USE" differs from "use" only in case`,
+			jwk: func(k *jwkstest.Key) json.RawMessage { return spliced(k, []string{"use"}, `"USE":"sig","use":"enc"`) }},
+		{name: "key_ops encrypt, then KEY_OPS verify", reason: `"KEY_OPS" differs from "key_ops" only in case`,
+			jwk: func(k *jwkstest.Key) json.RawMessage {
+				return spliced(k, []string{"use"}, `"key_ops":["encrypt"],"KEY_OPS":["verify"]`)
+			}},
+		{name: "Use alone", reason: `"Use" differs from "use" only in case`,
+			jwk: func(k *jwkstest.Key) json.RawMessage { return spliced(k, []string{"use"}, `"Use":"enc"`) }},
+		{name: "alg RS256, then ALG PS256", reason: `"ALG" differs from "alg" only in case`,
+			jwk: func(k *jwkstest.Key) json.RawMessage {
+				return spliced(k, []string{"alg"}, `"alg":"RS256","ALG":"PS256"`)
+			}},
+		{name: "kid, then KID", reason: `"KID" differs from "kid" only in case`,
+			jwk: func(k *jwkstest.Key) json.RawMessage { return spliced(k, nil, `"KID":"other"`) }},
+		{name: "Kty beside kty", reason: `"Kty" differs from "kty" only in case`,
+			jwk: func(k *jwkstest.Key) json.RawMessage { return spliced(k, nil, `"Kty":"oct"`) }},
+		{name: "D beside the public parameters", reason: `"D" differs from "d" only in case`,
+			jwk: func(k *jwkstest.Key) json.RawMessage { return spliced(k, nil, `"D":"AQAB"`) }},
+		{name: "N beside n", reason: `"N" differs from "n" only in case`,
+			jwk: func(k *jwkstest.Key) json.RawMessage { return spliced(k, nil, `"N":"AQAB"`) }},
+		{name: "an unregistered member in two cases is nobody's to read", keep: true, alg: jwks.RS256,
+			jwk: func(k *jwkstest.Key) json.RawMessage { return spliced(k, nil, `"Custom":1,"custom":2`) }},
+		{name: "exact names only", keep: true, alg: jwks.RS256,
+			jwk: func(k *jwkstest.Key) json.RawMessage { return k.JWK() }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k := jwkstest.NewKey("RS256")
+			doc, err := json.Marshal(map[string]any{"keys": []json.RawMessage{tc.jwk(k), good.JWK()}})
+			require.NoError(t, err)
+			set, rejected, err := jwks.ParseSet(doc)
+			require.NoError(t, err)
+			assert.NotEmpty(t, set.Lookup(good.ID), "the other key is kept")
+			if tc.keep {
+				require.Len(t, set.Lookup(k.ID), 1)
+				assert.Equal(t, tc.alg, set.Lookup(k.ID)[0].Algorithm)
+				assert.Empty(t, rejected)
+				return
+			}
+			assert.Empty(t, set.Lookup(k.ID), "the key is left out")
+			assert.Equal(t, 1, set.Len())
+			require.Len(t, rejected, 1)
+			assert.Contains(t, rejected[0].Reason, tc.reason)
 		})
 	}
 }

@@ -109,15 +109,22 @@ type atkSuite struct {
 	attacker     *httptest.Server
 	attackerHits atomic.Int64
 	attackerKey  *jwkstest.Key // RS256, never published by any issuer
-	outbound     *atkOutbound
-	client       *http.Client
-	log          *atkLog
+	// caseJWKs are ES256 keys every issuer publishes with a member name
+	// in another case (see atkCaseVariants): none may verify anything.
+	caseJWKs map[string]*jwkstest.Key
+	outbound *atkOutbound
+	client   *http.Client
+	log      *atkLog
 }
 
 func newAtkSuite(t *testing.T) *atkSuite {
 	t.Helper()
 	s := &atkSuite{attackerKey: jwkstest.NewKey("RS256"), log: &atkLog{}}
 	s.attackerKey.ID = "attacker"
+	s.caseJWKs = map[string]*jwkstest.Key{}
+	for name := range atkCaseVariants {
+		s.caseJWKs[name] = jwkstest.NewKey("ES256")
+	}
 	attackerJWKS, err := json.Marshal(map[string]any{"keys": []json.RawMessage{s.attackerKey.JWK()}})
 	require.NoError(t, err)
 	s.attacker = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -131,6 +138,26 @@ func newAtkSuite(t *testing.T) *atkSuite {
 	s.outbound = &atkOutbound{base: transport, hosts: map[string]int{}, allowed: map[string]bool{}}
 	s.client = &http.Client{Transport: s.outbound}
 	return s
+}
+
+// atkCaseVariants are JWKs whose members differ from a registered name only
+// in case (RFC 7517 §4: member names are case-sensitive; encoding/json
+// matches them case-insensitively): the member dropped from the genuine
+// JWK and the members written in its place, in this order.
+var atkCaseVariants = map[string]struct{ drop, members string }{
+	"use enc, then USE sig":                {"use", `"use":"enc","USE":"sig"`},
+	"key_ops encrypt, then KEY_OPS verify": {"use", `"key_ops":["encrypt"],"KEY_OPS":["verify"]`},
+	"Use sig in place of use":              {"use", `"Use":"sig"`},
+}
+
+// caseVariantJWK is k's JWK with the variant's member names.
+func caseVariantJWK(t *testing.T, k *jwkstest.Key, drop, members string) json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(k.JWK(), &m))
+	delete(m, drop)
+	b := atkJSON(t, m)
+	return json.RawMessage(`{` + members + `,` + string(b[1:]))
 }
 
 // Guard profiles a row can be sent through.
@@ -163,6 +190,9 @@ func newAtkEnv(t *testing.T, s *atkSuite, serveIntrospection http.Handler) *atkE
 	e.ed = e.iss.Rotate("EdDSA")
 	if serveIntrospection != nil {
 		e.iss.ServeIntrospectionWith(serveIntrospection)
+	}
+	for name, k := range s.caseJWKs {
+		e.iss.PublishRawJWK(caseVariantJWK(t, k, atkCaseVariants[name].drop, atkCaseVariants[name].members))
 	}
 	e.other = jwkstest.NewIssuer(t, jwkstest.Config{Now: atkClock})
 	s.outbound.allow(e.iss.URL)
@@ -669,6 +699,13 @@ func attackRows(t *testing.T) []attackRow {
 	add(tokenRow("RFC 8725 §3.10", "kid empty: tried against the issuer's keys", reasonSig, func(t *testing.T, e *atkEnv) string {
 		return e.attackerSigned(t, `{"alg":"RS256","kid":""}`)
 	}))
+	for name := range atkCaseVariants {
+		add(tokenRow("RFC 7517 §4 (member names are case-sensitive); encoding/json matches names case-insensitively", "signed by a published JWK with "+name, reasonKey,
+			func(t *testing.T, e *atkEnv) string {
+				k := e.caseJWKs[name]
+				return jwkstest.SignRaw(k, e.header(k, ""), atkJSON(t, e.claims()))
+			}))
+	}
 	add(tokenRow("RFC 9068 §4 (keys of the token's issuer only)", "kid and signature of another issuer's key, iss of the trusted issuer", reasonKey,
 		func(t *testing.T, e *atkEnv) string {
 			return e.other.SignWith(e.other.CurrentKey(), nil, e.claims())
