@@ -2,8 +2,14 @@ package introspect_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/olympus/aegis"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -34,4 +40,52 @@ func TestHardening2_LineBreaksInOpaqueTokenRefusedBeforeCall(t *testing.T) {
 		})
 	}
 	assert.Equal(t, calls, f.iss.IntrospectionCalls(), "no spelling with line breaks caused a call")
+}
+
+// TestHardening2_NumericDateBeyondAnyRealDateRefused (issue 13, point 9): an
+// active answer whose exp, nbf or iat is not finite or falls outside the
+// years 1 to 9999 is refused as invalid claims (exp 1e300 used to be
+// clamped to 9999 and served as never expiring).
+func TestHardening2_NumericDateBeyondAnyRealDateRefused(t *testing.T) {
+	exp := t0.Add(time.Hour).Unix()
+	tests := []struct {
+		name, members string
+		want          error // nil: accepted
+	}{
+		{"exp 1e300", `,"exp":1e300`, introspect.ErrClaims},
+		{"exp 1e309", `,"exp":1e309`, introspect.ErrClaims},
+		{"exp in the year 10000", `,"exp":253402300800`, introspect.ErrClaims},
+		{"exp -1e309", `,"exp":-1e309`, introspect.ErrClaims},
+		{"nbf 1e309", fmt.Sprintf(`,"exp":%d,"nbf":1e309`, exp), introspect.ErrClaims},
+		{"iat -1e300", fmt.Sprintf(`,"exp":%d,"iat":-1e300`, exp), introspect.ErrClaims},
+		{"inactive answer with exp 1e300", `,"exp":1e300`, introspect.ErrInactive},
+		{"exp within range", fmt.Sprintf(`,"exp":%d,"iat":-62135596800`, exp), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			active := "true"
+			if tc.want == introspect.ErrInactive {
+				active = "false"
+			}
+			f.iss.ServeIntrospectionWith(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, `{"active":`+active+`,"sub":"w","client_id":"w","aud":["https://api.test"]`+tc.members+`}`)
+			}))
+			f.iss.Audience = "https://api.test"
+			res, err := f.client.Introspect(context.Background(), "ory_at_abc.def")
+			if tc.want == nil {
+				require.NoError(t, err)
+				assert.Equal(t, "w", res.Subject)
+				return
+			}
+			require.ErrorIs(t, err, tc.want)
+			assert.Nil(t, res)
+			var r *aegis.Refusal
+			require.ErrorAs(t, err, &r)
+			if tc.want == introspect.ErrClaims {
+				assert.Equal(t, aegis.ReasonClaimsInvalid, r.Reason)
+				assert.NotErrorIs(t, err, introspect.ErrUnavailable, "the answer was had: the claims are bad, not the server")
+			}
+		})
+	}
 }

@@ -446,6 +446,13 @@ func (c *Client) call(ctx context.Context, token string) (*Result, error) {
 	switch {
 	case errors.Is(err, ErrInactive):
 		return nil, refuse(ErrInactive, "the server says the token is not active")
+	case errors.Is(err, ErrClaims):
+		// A NumericDate no real token has: the token's claims are invalid.
+		var claims *aegis.Refusal
+		if errors.As(err, &claims) {
+			return nil, claims
+		}
+		return nil, err
 	case err != nil:
 		return nil, unavailable(err)
 	}

@@ -3,8 +3,12 @@ package jwks_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/olympus/aegis"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -128,4 +132,84 @@ func TestHardening2_JWKMemberNamesReadExactly(t *testing.T) {
 			assert.Contains(t, rejected[0].Reason, tc.reason)
 		})
 	}
+}
+
+// TestHardening2_NumericDateBeyondAnyRealDateRefused (issue 13, point 9):
+// exp 1e300 used to be clamped to 9999 and accepted as never expiring. A
+// NumericDate that is not finite or falls outside the years 1 to 9999 is
+// now an invalid claim, in exp, nbf and iat alike.
+func TestHardening2_NumericDateBeyondAnyRealDateRefused(t *testing.T) {
+	f := newFixture(t, "RS256", nil)
+	tests := []struct {
+		claim, raw string
+		want       error // nil: accepted
+	}{
+		{"exp", `1e300`, jwks.ErrClaims},
+		{"exp", `1e309`, jwks.ErrClaims},
+		{"exp", `253402300800`, jwks.ErrClaims}, // 10000-01-01
+		{"exp", `999999999999999`, jwks.ErrClaims},
+		{"exp", `-1e309`, jwks.ErrClaims},
+		{"exp", `-62135596801`, jwks.ErrClaims}, // year 0
+		{"nbf", `1e309`, jwks.ErrClaims},
+		{"nbf", `-1e300`, jwks.ErrClaims},
+		{"iat", `-1e309`, jwks.ErrClaims},
+		{"iat", `1e300`, jwks.ErrClaims},
+		{"exp", `253402300799`, nil}, // the last second of 9999 is a real date
+		{"nbf", `-62135596800`, nil}, // and so is the first of year 1
+	}
+	for _, tt := range tests {
+		t.Run(tt.claim+" "+tt.raw, func(t *testing.T) {
+			c := f.iss.Claims("worker", "worker", "data:read")
+			c[tt.claim] = json.RawMessage(tt.raw)
+			_, err := f.validator.Validate(context.Background(), f.iss.Sign(c))
+			if tt.want == nil {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorIs(t, err, tt.want)
+		})
+	}
+}
+
+// TestHardening2_MaxLifetime (issue 13, point 9): ValidatorConfig.MaxLifetime
+// refuses a token whose exp is further than it from iat, or from now when
+// the token has no iat (leeway allowed there); zero sets no bound.
+func TestHardening2_MaxLifetime(t *testing.T) {
+	num := func(d time.Duration) json.RawMessage { return json.RawMessage(strconv.FormatInt(t0.Add(d).Unix(), 10)) }
+	tests := []struct {
+		name        string
+		maxLifetime time.Duration
+		iat, exp    json.RawMessage // iat nil: none
+		want        error
+	}{
+		{"off: a token living a year", 0, num(0), num(365 * 24 * time.Hour), nil},
+		{"off: exp 9999 without iat", 0, nil, json.RawMessage(`253402300799`), nil},
+		{"exp - iat within the bound", time.Hour, num(0), num(time.Hour), nil},
+		{"exp - iat over the bound", time.Hour, num(0), num(time.Hour + time.Second), jwks.ErrClaims},
+		{"exp - iat over the bound although exp - now is within", time.Hour, num(-time.Hour), num(time.Minute), jwks.ErrClaims},
+		{"exp 9999 with an iat", 24 * time.Hour, num(0), json.RawMessage(`253402300799`), jwks.ErrClaims},
+		{"no iat: exp - now within the bound", time.Hour, nil, num(time.Hour), nil},
+		{"no iat: exp - now within the bound and the leeway", time.Hour, nil, num(time.Hour + 30*time.Second), nil},
+		{"no iat: exp - now over the bound and the leeway", time.Hour, nil, num(time.Hour + aegis.DefaultLeeway + time.Second), jwks.ErrClaims},
+		{"no iat: exp 9999", 24 * time.Hour, nil, json.RawMessage(`253402300799`), jwks.ErrClaims},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, "RS256", func(c *jwks.ValidatorConfig) { c.MaxLifetime = tt.maxLifetime })
+			c := f.iss.Claims("worker", "worker", "data:read")
+			delete(c, "iat")
+			if tt.iat != nil {
+				c["iat"] = tt.iat
+			}
+			c["exp"] = tt.exp
+			_, err := f.validator.Validate(context.Background(), f.iss.Sign(c))
+			if tt.want == nil {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorIs(t, err, tt.want)
+		})
+	}
+	_, err := jwks.NewValidator(jwks.ValidatorConfig{Issuer: "https://i.test", Audience: "a", Keys: &jwks.Set{}, MaxLifetime: -time.Second})
+	assert.Error(t, err, "a negative MaxLifetime is a configuration error")
 }

@@ -60,6 +60,12 @@ type ValidatorConfig struct {
 	// MaxTokenLength bounds the token before any decoding; zero means
 	// aegis.DefaultMaxTokenLength.
 	MaxTokenLength int
+	// MaxLifetime, when positive, bounds how long a token may live: a token
+	// whose exp is more than MaxLifetime after its iat (or, without iat,
+	// more than MaxLifetime plus the leeway after now) is refused with
+	// ErrClaims (claims_invalid). Zero, the default, sets no bound; a
+	// negative value is an error.
+	MaxLifetime time.Duration
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
 }
@@ -109,6 +115,9 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		return nil, fmt.Errorf("jwks: leeway %v is over the maximum %v", cfg.Leeway, aegis.MaxLeeway)
 	default:
 		v.leeway = cfg.Leeway
+	}
+	if cfg.MaxLifetime < 0 {
+		return nil, fmt.Errorf("jwks: MaxLifetime %v is negative", cfg.MaxLifetime)
 	}
 	if v.cfg.MaxTokenLength <= 0 {
 		v.cfg.MaxTokenLength = aegis.DefaultMaxTokenLength
@@ -371,6 +380,14 @@ func (v *Validator) checkClaims(c *Claims) error {
 	}
 	if !c.IssuedAt.IsZero() && now.Add(v.leeway).Before(c.IssuedAt) {
 		return refuse(ErrNotYetValid, "iat is in the future")
+	}
+	if limit := v.cfg.MaxLifetime; limit > 0 {
+		switch {
+		case !c.IssuedAt.IsZero() && c.Expiry.Sub(c.IssuedAt) > limit:
+			return refuse(ErrClaims, "exp - iat exceeds the maximum lifetime")
+		case c.IssuedAt.IsZero() && c.Expiry.Sub(now) > limit+v.leeway:
+			return refuse(ErrClaims, "exp - now exceeds the maximum lifetime (no iat)")
+		}
 	}
 	if !v.cfg.AnyAudience && !slices.Contains(c.Audience, v.cfg.Audience) {
 		return refuse(ErrAudience, "aud does not contain the configured audience")

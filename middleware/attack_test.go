@@ -977,14 +977,26 @@ func attackRows(t *testing.T) []attackRow {
 			}))
 		}
 	}
-	for kind, raw := range map[string]string{"-1": `-1`, "0": `0`, "1e-7": `1e-7`, "-1e309 (overflows to -Inf)": `-1e309`, "one minute ago, beyond the leeway": jsonNum(atkNow.Add(-time.Minute).Unix())} {
+	for kind, raw := range map[string]string{"-1": `-1`, "0": `0`, "1e-7": `1e-7`, "one minute ago, beyond the leeway": jsonNum(atkNow.Add(-time.Minute).Unix())} {
 		add(tokenRow("RFC 7519 §4.1.4 (MUST NOT be accepted on or after exp)", "exp "+kind+", genuine signature", reasonExpired, func(t *testing.T, e *atkEnv) string {
 			return e.genuine(e.payloadWith(t, "exp", raw))
 		}))
 	}
 	for _, claim := range []string{"nbf", "iat"} {
-		for kind, raw := range map[string]string{"1e309 (overflows to +Inf)": `1e309`, "in ten minutes": jsonNum(atkNow.Add(10 * time.Minute).Unix()), "year 9999": `253402300799`} {
+		for kind, raw := range map[string]string{"in ten minutes": jsonNum(atkNow.Add(10 * time.Minute).Unix()), "year 9999": `253402300799`} {
 			add(tokenRow("RFC 7519 §4.1.5-6; RFC 9068 §4", claim+" "+kind+", genuine signature", reasonEarly, func(t *testing.T, e *atkEnv) string {
+				return e.genuine(e.payloadWith(t, claim, raw))
+			}))
+		}
+	}
+	// A NumericDate that is not finite or falls outside the years 1 to 9999
+	// dates no real token: an invalid claim (these exp, nbf and iat
+	// overflows were read as expired or not yet valid, and exp 1e309 as
+	// never expiring, before issue 13 point 9).
+	for _, claim := range []string{"exp", "nbf", "iat"} {
+		for kind, raw := range map[string]string{"1e300": `1e300`, "1e309 (overflows to +Inf)": `1e309`, "-1e309 (overflows to -Inf)": `-1e309`,
+			"-1e300": `-1e300`, "in the year 10000": `253402300800`, "in the year 0": `-62135596801`} {
+			add(tokenRow("RFC 7519 §2 (NumericDate: a date)", claim+" "+kind+", genuine signature", reasonClaims, func(t *testing.T, e *atkEnv) string {
 				return e.genuine(e.payloadWith(t, claim, raw))
 			}))
 		}
@@ -1331,10 +1343,10 @@ func TestAttackSuiteKnownAcceptances(t *testing.T) {
 				in, r, s, size := e.ecToken(t, e.es256)
 				return get("/data", "Bearer "+in+"."+b64u(p1363(r, new(big.Int).Sub(curveOrder(e.es256), s), size)))
 			}},
-		{source: "RFC 7519 §2 (NumericDate)", name: "exp 1e309, beyond float64",
-			why: "strictjson.NumericDate clamps values beyond year 9999 to 9999-12-31 (documented there); the issuer signed a token that never expires, which it could equally do with 253402300799",
+		{source: "RFC 7519 §2 (NumericDate)", name: "exp 253402300799, the last second of 9999",
+			why: "a real date, however far; values beyond 9999 or not finite are refused (TestAttackSuite); bound lifetimes with jwks.ValidatorConfig.MaxLifetime",
 			request: func(t *testing.T, e *atkEnv) *http.Request {
-				return get("/data", "Bearer "+e.genuine(e.payloadWith(t, "exp", `1e309`)))
+				return get("/data", "Bearer "+e.genuine(e.payloadWith(t, "exp", `253402300799`)))
 			}},
 		{source: "RFC 9068 §2.2.3 (scope is a string)", name: "scope as an array of strings",
 			why: "scopes.FromClaim reads scope and scp alike: a string of space-separated tokens or an array of single tokens; each token is still checked",
