@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -88,4 +90,62 @@ func TestHardening2_NumericDateBeyondAnyRealDateRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHardening2_CredentialsInURLsRedacted (issue 13, point 6): the
+// endpoint's user info and query values never reach a log line or an error
+// text (issuerhttp.Redact), whether the call fails by status, by refused
+// credentials or by transport.
+func TestHardening2_CredentialsInURLsRedacted(t *testing.T) {
+	secrets := []string{"S3cret", "Q5ecret", "svc"}
+	tests := []struct {
+		name   string
+		status int // 0: the server is unreachable
+		want   string
+	}{
+		{"server error", http.StatusInternalServerError, "status 500"},
+		{"our credentials refused (logged with the endpoint)", http.StatusUnauthorized, "client credentials"},
+		{"server unreachable", 0, "POST"},
+	}
+	for _, tc := range tests {
+		for _, userinfo := range []string{"svc:S3cret@", ""} {
+			t.Run(tc.name+" "+userinfo, func(t *testing.T) {
+				var endpoint string
+				f := newFixture(t, func(c *introspect.Config) {
+					u, err := url.Parse(c.Endpoint)
+					require.NoError(t, err)
+					if tc.status == 0 {
+						u.Host = closedAddr(t)
+					}
+					endpoint = "http://" + userinfo + u.Host + u.Path + "?api_key=Q5ecret"
+					c.Endpoint = endpoint
+				})
+				f.iss.ServeIntrospectionWith(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.WriteHeader(tc.status)
+				}))
+				_, err := f.client.Introspect(context.Background(), "ory_at_abc.def")
+				require.ErrorIs(t, err, introspect.ErrUnavailable)
+				assert.Contains(t, err.Error(), tc.want)
+				var r *aegis.Refusal
+				require.ErrorAs(t, err, &r)
+				if tc.status == http.StatusUnauthorized {
+					assert.Contains(t, f.logs.String(), "api_key=xxxxx", "the log names the redacted endpoint")
+				}
+				for _, secret := range secrets {
+					assert.NotContains(t, f.logs.String(), secret, "log output")
+					assert.NotContains(t, err.Error(), secret, "error text")
+					assert.NotContains(t, r.Err.Error(), secret, "refusal's cause")
+				}
+			})
+		}
+	}
+}
+
+// closedAddr is the address of a server that no longer listens.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	return addr
 }

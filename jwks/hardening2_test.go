@@ -3,6 +3,9 @@ package jwks_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 )
@@ -212,4 +216,65 @@ func TestHardening2_MaxLifetime(t *testing.T) {
 	}
 	_, err := jwks.NewValidator(jwks.ValidatorConfig{Issuer: "https://i.test", Audience: "a", Keys: &jwks.Set{}, MaxLifetime: -time.Second})
 	assert.Error(t, err, "a negative MaxLifetime is a configuration error")
+}
+
+// TestHardening2_CredentialsInURLsRedacted (issue 13, point 6): a password
+// in the key set URL's user info, or a secret in its query, used to appear
+// in the fetch-failure log line, in the refusal's cause and in the error
+// text. Every URL Aegis logs, wraps into an error or hands to a hook now
+// goes through issuerhttp.Redact.
+func TestHardening2_CredentialsInURLsRedacted(t *testing.T) {
+	secrets := []string{"S3cret", "Q5ecret", "Z9sig", "svc"}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedHost := closed.Listener.Addr().String()
+	closed.Close()
+	tests := []struct {
+		name     string
+		url      func(host string) string
+		down     bool   // the server is unreachable (a transport error)
+		redacted string // what the hook sees, {host} replaced
+	}{
+		{"password in the user info", func(h string) string { return "http://svc:S3cret@" + h + "/jwks" }, false, "http://xxxxx@{host}/jwks"},
+		{"secrets in the query", func(h string) string { return "http://" + h + "/jwks?api_key=Q5ecret&sig=Z9sig" }, false, "http://{host}/jwks?api_key=xxxxx&sig=xxxxx"},
+		{"both, server unreachable", func(h string) string { return "http://svc:S3cret@" + h + "/jwks?api_key=Q5ecret" }, true, "http://xxxxx@{host}/jwks?api_key=xxxxx"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host := closedHost
+			if !tt.down {
+				srv := newKeyServer(t)
+				srv.set(func(s *keyServer) { s.status = http.StatusServiceUnavailable })
+				host = srv.Listener.Addr().String()
+			}
+			logs := &testutil.Buffer{}
+			rec := &fetchRecorder{}
+			remote := newRemote(t, jwks.Config{URL: tt.url(host), Now: newClock().Now, Hooks: rec.hooks(),
+				Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			v, err := jwks.NewValidator(jwks.ValidatorConfig{Issuer: "https://issuer.test", Audience: "a", Keys: remote, Now: fixedClock})
+			require.NoError(t, err)
+			k := jwkstest.NewKey("RS256")
+			token := jwkstest.SignRaw(k, []byte(`{"alg":"RS256","kid":"`+k.ID+`"}`),
+				[]byte(`{"iss":"https://issuer.test","aud":"a","sub":"w","client_id":"w","exp":`+strconv.FormatInt(t0.Unix()+60, 10)+`}`))
+			_, err = v.Validate(context.Background(), token)
+			require.ErrorIs(t, err, jwks.ErrKeysUnavailable)
+			var refusal *aegis.Refusal
+			require.ErrorAs(t, err, &refusal)
+			require.Error(t, refusal.Err)
+			rec.mu.Lock()
+			require.Len(t, rec.fetches, 1)
+			fetch := rec.fetches[0]
+			rec.mu.Unlock()
+			require.NotEmpty(t, logs.String(), "the failure is logged")
+			want := strings.ReplaceAll(tt.redacted, "{host}", host)
+			assert.Equal(t, want, fetch.URL, "the hook's URL")
+			assert.Contains(t, logs.String(), want, "the log names the redacted URL")
+			for _, secret := range secrets {
+				assert.NotContains(t, logs.String(), secret, "log output")
+				assert.NotContains(t, err.Error(), secret, "error text")
+				assert.NotContains(t, refusal.Err.Error(), secret, "refusal's cause")
+				assert.NotContains(t, fetch.Err.Error(), secret, "the hook's error")
+				assert.NotContains(t, fetch.URL, secret, "the hook's URL")
+			}
+		})
+	}
 }
