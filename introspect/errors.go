@@ -26,7 +26,8 @@ var (
 	ErrAudience = errors.New("introspect: audience mismatch")
 	// ErrTokenUse: the token is not an access token (token_use).
 	ErrTokenUse = errors.New("introspect: not an access token")
-	// ErrClaims: the answer lacks sub.
+	// ErrClaims: the answer lacks sub, or its exp, iat or nbf is not finite
+	// or falls outside the years 1 to 9999.
 	ErrClaims = errors.New("introspect: invalid claims")
 	// ErrUnavailable: no trustworthy answer could be had (server down, 5xx,
 	// malformed or oversized answer, our credentials refused, too many calls

@@ -417,7 +417,7 @@ func (c *Client) call(ctx context.Context, token string) (*Result, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, unavailable(issuerhttp.RedactError(err))
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -433,28 +433,35 @@ func (c *Client) call(ctx context.Context, token string) (*Result, error) {
 	c.calls.Add(1)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("POST %s: %w", endpoint, scrub(err, token)))
+		return nil, unavailable(fmt.Errorf("POST %s: %w", issuerhttp.Redact(endpoint), scrub(issuerhttp.RedactError(err), token)))
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		if ok, held := c.logs.Allow("credentials", c.cfg.Now()); ok {
 			c.log.LogAttrs(ctx, slog.LevelError, "introspect: the server refused Aegis's client credentials",
-				slog.String("endpoint", endpoint), slog.Int("status", resp.StatusCode), slog.String("client_id", c.cfg.ClientID),
+				slog.String("endpoint", issuerhttp.Redact(endpoint)), slog.Int("status", resp.StatusCode), slog.String("client_id", c.cfg.ClientID),
 				slog.Int("held_back", held))
 		}
 		return nil, unavailable(ErrCredentials)
 	case resp.StatusCode != http.StatusOK:
-		return nil, unavailable(fmt.Errorf("POST %s: status %d", endpoint, resp.StatusCode))
+		return nil, unavailable(fmt.Errorf("POST %s: status %d", issuerhttp.Redact(endpoint), resp.StatusCode))
 	}
 	body, err := issuerhttp.ReadCapped(resp.Body, c.cfg.MaxResponseBytes)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("POST %s: %w", endpoint, err))
+		return nil, unavailable(fmt.Errorf("POST %s: %w", issuerhttp.Redact(endpoint), err))
 	}
 	res, err := parseAnswer(body)
 	switch {
 	case errors.Is(err, ErrInactive):
 		return nil, refuse(ErrInactive, "the server says the token is not active")
+	case errors.Is(err, ErrClaims):
+		// A NumericDate no real token has: the token's claims are invalid.
+		var claims *aegis.Refusal
+		if errors.As(err, &claims) {
+			return nil, claims
+		}
+		return nil, err
 	case err != nil:
 		return nil, unavailable(err)
 	}
@@ -501,7 +508,7 @@ func (c *Client) discover(ctx context.Context) (string, error) {
 	}
 	meta, err := issuerhttp.Discover(ctx, c.client, c.cfg.Issuer, c.cfg.Timeout, c.cfg.MaxResponseBytes)
 	if err == nil && meta.IntrospectionEndpoint == "" {
-		err = fmt.Errorf("the metadata of %s names no introspection_endpoint: configure it", c.cfg.Issuer)
+		err = fmt.Errorf("the metadata of %s names no introspection_endpoint: configure it", issuerhttp.Redact(c.cfg.Issuer))
 	}
 	if err == nil {
 		err = issuerhttp.CheckURL(meta.IntrospectionEndpoint, c.cfg.AllowInsecureHTTP)
@@ -510,7 +517,7 @@ func (c *Client) discover(ctx context.Context) (string, error) {
 	defer c.mu.Unlock()
 	if err != nil {
 		c.discoveryAfter, c.discoveryErr = c.cfg.Now().Add(discoveryCooldown), err
-		c.log.LogAttrs(ctx, slog.LevelError, "introspect: discovery failed", slog.String("issuer", c.cfg.Issuer), slog.String("error", err.Error()))
+		c.log.LogAttrs(ctx, slog.LevelError, "introspect: discovery failed", slog.String("issuer", issuerhttp.Redact(c.cfg.Issuer)), slog.String("error", err.Error()))
 		return "", err
 	}
 	c.endpoint = meta.IntrospectionEndpoint

@@ -51,7 +51,7 @@ func parseAnswer(body []byte) (*Result, error) {
 		return nil, fmt.Errorf("%w: %v", errAnswer, err)
 	}
 	r := &Result{raw: members}
-	active := ""
+	active, badDate := "", ""
 	for _, m := range members {
 		var err error
 		switch m.Name {
@@ -82,12 +82,22 @@ func parseAnswer(body []byte) (*Result, error) {
 		case "nbf":
 			r.NotBefore, err = strictjson.NumericDate(m.Value)
 		}
+		if errors.Is(err, strictjson.ErrRange) {
+			// A date no real token has: the answer is well-formed, the
+			// token's claims are not (refused once active is read).
+			badDate = m.Name
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s has the wrong type", errAnswer, m.Name)
 		}
 	}
 	switch active {
 	case "true":
+		if badDate != "" {
+			// Still an errAnswer, and the claims_invalid refusal call hands on.
+			return nil, fmt.Errorf("%w: %w", errAnswer, refuse(ErrClaims, badDate+" is not finite or outside the years 1 to 9999"))
+		}
 		return r, nil
 	case "false":
 		return nil, ErrInactive

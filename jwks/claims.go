@@ -2,6 +2,7 @@ package jwks
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/olympus/aegis/internal/strictjson"
@@ -80,6 +81,9 @@ func parseClaims(c *Claims, room []strictjson.Member, payload []byte) error {
 			c.idTokenClaim = m.Name
 		case "exp", "nbf", "iat":
 			t, err := strictjson.NumericDate(m.Value)
+			if errors.Is(err, strictjson.ErrRange) {
+				return refuse(ErrClaims, m.Name+" is not finite or outside the years 1 to 9999")
+			}
 			if err != nil {
 				return refuse(ErrClaims, m.Name+" is not a NumericDate")
 			}

@@ -6,10 +6,10 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/titanous/rocacheck"
@@ -204,8 +204,12 @@ const maxKeys = 100
 // rest: symmetric keys, RSA keys under 2048 bits, keys for encryption
 // (use other than "sig", key_ops without "verify"), unknown key types,
 // EC points off their curve, keys carrying private material, and keys whose
-// alg is not an allowed signature algorithm fitting the key. A document that
-// is not a JSON object with a "keys" array is an error.
+// alg is not an allowed signature algorithm fitting the key. Members are read
+// by their exact names (RFC 7517 §4); a JWK with duplicate members, or with
+// a member whose name differs only in case from a registered JWK parameter
+// ("USE" beside or instead of "use"), is left out as malformed, so that
+// Aegis and jwx can never read one JWK as two different keys. A document
+// that is not a JSON object with a "keys" array is an error.
 func ParseSet(data []byte) (*Set, []Rejected, error) {
 	members, err := strictjson.Shallow(data, 16)
 	if err != nil {
@@ -240,23 +244,70 @@ func ParseSet(data []byte) (*Set, []Rejected, error) {
 	return newSet(keys), rejected, nil
 }
 
+// jwkHeader holds the JWK members Aegis reads itself (RFC 7517 §4); jwx
+// reads the key parameters.
 type jwkHeader struct {
-	Kty    string          `json:"kty"`
-	Use    *string         `json:"use"`
-	KeyOps []string        `json:"key_ops"`
-	Alg    string          `json:"alg"`
-	Kid    string          `json:"kid"`
-	D      json.RawMessage `json:"d"`
-	K      json.RawMessage `json:"k"`
+	Kty, Alg, Kid string
+	Use           *string
+	KeyOps        []string
+	hasKeyOps     bool
+	private       bool // d or k present, whatever its value
+}
+
+// jwkNames are the member names RFC 7517 and RFC 7518 register for a JWK:
+// those Aegis reads and those jwx reads. A member whose name differs from
+// one of them only in case makes the key malformed, for encoding/json would
+// have read it as that member while jwx reads it as another.
+var jwkNames = []string{"kty", "use", "key_ops", "alg", "kid", "x5u", "x5c", "x5t", "x5t#S256",
+	"crv", "x", "y", "d", "n", "e", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+// readJWKHeader reads the members Aegis decides on by their exact names
+// from a strict JSON object (no duplicate names). A null value is absent,
+// as encoding/json read it; d and k count whatever their value.
+func readJWKHeader(raw []byte) (jwkHeader, error) {
+	var h jwkHeader
+	members, err := strictjson.Object(raw, 8)
+	if err != nil {
+		return h, errors.New("not a strict JSON object")
+	}
+	for _, m := range members {
+		for _, name := range jwkNames {
+			if m.Name != name && strings.EqualFold(m.Name, name) {
+				return h, fmt.Errorf("member %q differs from %q only in case", clip(m.Name), name)
+			}
+		}
+		if string(m.Value) == "null" && m.Name != "d" && m.Name != "k" {
+			continue
+		}
+		var err error
+		switch m.Name {
+		case "kty":
+			h.Kty, err = strictjson.String(m.Value)
+		case "alg":
+			h.Alg, err = strictjson.String(m.Value)
+		case "kid":
+			h.Kid, err = strictjson.String(m.Value)
+		case "use":
+			var use string
+			use, err = strictjson.String(m.Value)
+			h.Use = &use
+		case "key_ops":
+			h.KeyOps, err = strictjson.Strings(m.Value)
+			h.hasKeyOps = true
+		case "d", "k":
+			h.private = true
+		}
+		if err != nil {
+			return jwkHeader{Kid: h.Kid}, errors.New("a member has the wrong type")
+		}
+	}
+	return h, nil
 }
 
 func parseKey(raw []byte) (Key, error) {
-	if _, err := strictjson.Object(raw, 8); err != nil {
-		return Key{}, errors.New("not a strict JSON object")
-	}
-	var h jwkHeader
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return Key{}, errors.New("a member has the wrong type")
+	h, err := readJWKHeader(raw)
+	if err != nil {
+		return Key{ID: h.Kid}, err
 	}
 	k := Key{ID: h.Kid, Algorithm: h.Alg}
 	switch h.Kty {
@@ -271,10 +322,10 @@ func parseKey(raw []byte) (Key, error) {
 	if h.Use != nil && *h.Use != "sig" {
 		return k, fmt.Errorf("use %q, not sig", clip(*h.Use))
 	}
-	if h.KeyOps != nil && !slices.Contains(h.KeyOps, "verify") {
+	if h.hasKeyOps && !slices.Contains(h.KeyOps, "verify") {
 		return k, errors.New("key_ops without verify")
 	}
-	if h.D != nil || h.K != nil {
+	if h.private {
 		return k, errors.New("private key material published")
 	}
 	if h.Alg != "" && !slices.Contains(DefaultAlgorithms(), h.Alg) {

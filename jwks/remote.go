@@ -86,7 +86,9 @@ type Hooks struct {
 
 // Fetch describes one fetch of the key set.
 type Fetch struct {
-	// URL is the key set's address, or the issuer's when discovery failed.
+	// URL is the key set's address, or the issuer's when discovery failed,
+	// with its user info, query values and fragment redacted (see README,
+	// "Security model").
 	URL string
 	// Keys is how many usable keys the answer held (0 on failure).
 	Keys int
@@ -320,13 +322,15 @@ func (r *Remote) fetch(ctx context.Context) (*snapshot, error) {
 	return s, nil
 }
 
+// currentURL is the key set's address (the issuer's before discovery),
+// redacted for logs and hooks (issuerhttp.Redact).
 func (r *Remote) currentURL() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.jwksURL != "" {
-		return r.jwksURL
+		return issuerhttp.Redact(r.jwksURL)
 	}
-	return r.cfg.Issuer
+	return issuerhttp.Redact(r.cfg.Issuer)
 }
 
 func (r *Remote) fetchOnce(ctx context.Context) (*snapshot, error) {
@@ -400,7 +404,7 @@ func (r *Remote) discover(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("jwks: %w", err)
 	}
 	if meta.JWKSURI == "" {
-		return "", fmt.Errorf("jwks: metadata of %s has no jwks_uri", r.cfg.Issuer)
+		return "", fmt.Errorf("jwks: metadata of %s has no jwks_uri", issuerhttp.Redact(r.cfg.Issuer))
 	}
 	if err := issuerhttp.CheckURL(meta.JWKSURI, r.cfg.AllowInsecureHTTP); err != nil {
 		return "", fmt.Errorf("jwks: jwks_uri: %w", err)

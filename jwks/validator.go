@@ -60,6 +60,12 @@ type ValidatorConfig struct {
 	// MaxTokenLength bounds the token before any decoding; zero means
 	// aegis.DefaultMaxTokenLength.
 	MaxTokenLength int
+	// MaxLifetime, when positive, bounds how long a token may live: a token
+	// whose exp is more than MaxLifetime after its iat (or, without iat,
+	// more than MaxLifetime plus the leeway after now) is refused with
+	// ErrClaims (claims_invalid). Zero, the default, sets no bound; a
+	// negative value is an error.
+	MaxLifetime time.Duration
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
 }
@@ -109,6 +115,9 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		return nil, fmt.Errorf("jwks: leeway %v is over the maximum %v", cfg.Leeway, aegis.MaxLeeway)
 	default:
 		v.leeway = cfg.Leeway
+	}
+	if cfg.MaxLifetime < 0 {
+		return nil, fmt.Errorf("jwks: MaxLifetime %v is negative", cfg.MaxLifetime)
 	}
 	if v.cfg.MaxTokenLength <= 0 {
 		v.cfg.MaxTokenLength = aegis.DefaultMaxTokenLength
@@ -217,9 +226,27 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 	return t, nil
 }
 
+// base64URL marks the bytes of the base64url alphabet (RFC 4648 §5).
+var base64URL = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+	}
+	return t
+}()
+
+// errAlphabet: a part holds a byte outside the base64url alphabet.
+var errAlphabet = errors.New("byte outside the base64url alphabet")
+
 // decodeInto decodes the base64url part into the front of buf and returns
-// it and what is left of buf.
+// it and what is left of buf. Any byte outside the alphabet is refused
+// first: encoding/base64 skips \r and \n even in strict mode, which would
+// give one token unlimited spellings.
 func decodeInto(buf []byte, part string) (decoded, rest []byte, err error) {
+	for i := 0; i < len(part); i++ {
+		if !base64URL[part[i]] {
+			return nil, nil, errAlphabet
+		}
+	}
 	n, err := b64.Decode(buf, unsafe.Slice(unsafe.StringData(part), len(part)))
 	if err != nil {
 		return nil, nil, err
@@ -353,6 +380,14 @@ func (v *Validator) checkClaims(c *Claims) error {
 	}
 	if !c.IssuedAt.IsZero() && now.Add(v.leeway).Before(c.IssuedAt) {
 		return refuse(ErrNotYetValid, "iat is in the future")
+	}
+	if limit := v.cfg.MaxLifetime; limit > 0 {
+		switch {
+		case !c.IssuedAt.IsZero() && c.Expiry.Sub(c.IssuedAt) > limit:
+			return refuse(ErrClaims, "exp - iat exceeds the maximum lifetime")
+		case c.IssuedAt.IsZero() && c.Expiry.Sub(now) > limit+v.leeway:
+			return refuse(ErrClaims, "exp - now exceeds the maximum lifetime (no iat)")
+		}
 	}
 	if !v.cfg.AnyAudience && !slices.Contains(c.Audience, v.cfg.Audience) {
 		return refuse(ErrAudience, "aud does not contain the configured audience")

@@ -109,15 +109,22 @@ type atkSuite struct {
 	attacker     *httptest.Server
 	attackerHits atomic.Int64
 	attackerKey  *jwkstest.Key // RS256, never published by any issuer
-	outbound     *atkOutbound
-	client       *http.Client
-	log          *atkLog
+	// caseJWKs are ES256 keys every issuer publishes with a member name
+	// in another case (see atkCaseVariants): none may verify anything.
+	caseJWKs map[string]*jwkstest.Key
+	outbound *atkOutbound
+	client   *http.Client
+	log      *atkLog
 }
 
 func newAtkSuite(t *testing.T) *atkSuite {
 	t.Helper()
 	s := &atkSuite{attackerKey: jwkstest.NewKey("RS256"), log: &atkLog{}}
 	s.attackerKey.ID = "attacker"
+	s.caseJWKs = map[string]*jwkstest.Key{}
+	for name := range atkCaseVariants {
+		s.caseJWKs[name] = jwkstest.NewKey("ES256")
+	}
 	attackerJWKS, err := json.Marshal(map[string]any{"keys": []json.RawMessage{s.attackerKey.JWK()}})
 	require.NoError(t, err)
 	s.attacker = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -131,6 +138,26 @@ func newAtkSuite(t *testing.T) *atkSuite {
 	s.outbound = &atkOutbound{base: transport, hosts: map[string]int{}, allowed: map[string]bool{}}
 	s.client = &http.Client{Transport: s.outbound}
 	return s
+}
+
+// atkCaseVariants are JWKs whose members differ from a registered name only
+// in case (RFC 7517 §4: member names are case-sensitive; encoding/json
+// matches them case-insensitively): the member dropped from the genuine
+// JWK and the members written in its place, in this order.
+var atkCaseVariants = map[string]struct{ drop, members string }{
+	"use enc, then USE sig":                {"use", `"use":"enc","USE":"sig"`},
+	"key_ops encrypt, then KEY_OPS verify": {"use", `"key_ops":["encrypt"],"KEY_OPS":["verify"]`},
+	"Use sig in place of use":              {"use", `"Use":"sig"`},
+}
+
+// caseVariantJWK is k's JWK with the variant's member names.
+func caseVariantJWK(t *testing.T, k *jwkstest.Key, drop, members string) json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(k.JWK(), &m))
+	delete(m, drop)
+	b := atkJSON(t, m)
+	return json.RawMessage(`{` + members + `,` + string(b[1:]))
 }
 
 // Guard profiles a row can be sent through.
@@ -163,6 +190,9 @@ func newAtkEnv(t *testing.T, s *atkSuite, serveIntrospection http.Handler) *atkE
 	e.ed = e.iss.Rotate("EdDSA")
 	if serveIntrospection != nil {
 		e.iss.ServeIntrospectionWith(serveIntrospection)
+	}
+	for name, k := range s.caseJWKs {
+		e.iss.PublishRawJWK(caseVariantJWK(t, k, atkCaseVariants[name].drop, atkCaseVariants[name].members))
 	}
 	e.other = jwkstest.NewIssuer(t, jwkstest.Config{Now: atkClock})
 	s.outbound.allow(e.iss.URL)
@@ -669,6 +699,13 @@ func attackRows(t *testing.T) []attackRow {
 	add(tokenRow("RFC 8725 §3.10", "kid empty: tried against the issuer's keys", reasonSig, func(t *testing.T, e *atkEnv) string {
 		return e.attackerSigned(t, `{"alg":"RS256","kid":""}`)
 	}))
+	for name := range atkCaseVariants {
+		add(tokenRow("RFC 7517 §4 (member names are case-sensitive); encoding/json matches names case-insensitively", "signed by a published JWK with "+name, reasonKey,
+			func(t *testing.T, e *atkEnv) string {
+				k := e.caseJWKs[name]
+				return jwkstest.SignRaw(k, e.header(k, ""), atkJSON(t, e.claims()))
+			}))
+	}
 	add(tokenRow("RFC 9068 §4 (keys of the token's issuer only)", "kid and signature of another issuer's key, iss of the trusted issuer", reasonKey,
 		func(t *testing.T, e *atkEnv) string {
 			return e.other.SignWith(e.other.CurrentKey(), nil, e.claims())
@@ -953,14 +990,26 @@ func attackRows(t *testing.T) []attackRow {
 			}))
 		}
 	}
-	for kind, raw := range map[string]string{"-1": `-1`, "0": `0`, "1e-7": `1e-7`, "-1e309 (overflows to -Inf)": `-1e309`, "one minute ago, beyond the leeway": jsonNum(atkNow.Add(-time.Minute).Unix())} {
+	for kind, raw := range map[string]string{"-1": `-1`, "0": `0`, "1e-7": `1e-7`, "one minute ago, beyond the leeway": jsonNum(atkNow.Add(-time.Minute).Unix())} {
 		add(tokenRow("RFC 7519 §4.1.4 (MUST NOT be accepted on or after exp)", "exp "+kind+", genuine signature", reasonExpired, func(t *testing.T, e *atkEnv) string {
 			return e.genuine(e.payloadWith(t, "exp", raw))
 		}))
 	}
 	for _, claim := range []string{"nbf", "iat"} {
-		for kind, raw := range map[string]string{"1e309 (overflows to +Inf)": `1e309`, "in ten minutes": jsonNum(atkNow.Add(10 * time.Minute).Unix()), "year 9999": `253402300799`} {
+		for kind, raw := range map[string]string{"in ten minutes": jsonNum(atkNow.Add(10 * time.Minute).Unix()), "year 9999": `253402300799`} {
 			add(tokenRow("RFC 7519 §4.1.5-6; RFC 9068 §4", claim+" "+kind+", genuine signature", reasonEarly, func(t *testing.T, e *atkEnv) string {
+				return e.genuine(e.payloadWith(t, claim, raw))
+			}))
+		}
+	}
+	// A NumericDate that is not finite or falls outside the years 1 to 9999
+	// dates no real token: an invalid claim (these exp, nbf and iat
+	// overflows were read as expired or not yet valid, and exp 1e309 as
+	// never expiring, before issue 13 point 9).
+	for _, claim := range []string{"exp", "nbf", "iat"} {
+		for kind, raw := range map[string]string{"1e300": `1e300`, "1e309 (overflows to +Inf)": `1e309`, "-1e309 (overflows to -Inf)": `-1e309`,
+			"-1e300": `-1e300`, "in the year 10000": `253402300800`, "in the year 0": `-62135596801`} {
+			add(tokenRow("RFC 7519 §2 (NumericDate: a date)", claim+" "+kind+", genuine signature", reasonClaims, func(t *testing.T, e *atkEnv) string {
 				return e.genuine(e.payloadWith(t, claim, raw))
 			}))
 		}
@@ -1104,6 +1153,22 @@ func attackRows(t *testing.T) []attackRow {
 		}
 		return p[0] + "." + strings.NewReplacer("-", "+", "_", "/").Replace(p[1]+"."+p[2])
 	}))
+	// Go's encoding/base64 skips \r and \n even in strict mode: without a
+	// check of its own, Aegis would give one token unlimited spellings.
+	for part, name := range []string{"header", "payload", "signature"} {
+		for kind, insert := range map[string]string{"LF": "\n", "CR": "\r", "CRLF": "\r\n", "2,000 LFs": strings.Repeat("\n", 2000)} {
+			spelled := func(t *testing.T, e *atkEnv) string {
+				p := atkParts(e.valid(t))
+				p[part] = p[part][:4] + insert + p[part][4:]
+				return strings.Join(p, ".")
+			}
+			add(tokenRow("Go encoding/base64 skips CR/LF; RFC 7515 §2 (base64url alphabet only)", "genuine token with "+kind+" inside its "+name, reasonMalformed, spelled))
+			add(attackRow{source: "Go encoding/base64 skips CR/LF; RFC 6750 §2.3", name: "query allowed: genuine token with " + kind + " inside its " + name + " in the query",
+				profile: profQuery, token: spelled, request: func(e *atkEnv, token string) *http.Request {
+					return get("/data?access_token="+url.QueryEscape(token), "")
+				}, status: 401, code: "invalid_token", reason: reasonMalformed})
+		}
+	}
 	add(notJWT(tokenRow("RFC 7515 §7.1 (three parts)", "genuine token with a fourth part", reasonMalformed, func(t *testing.T, e *atkEnv) string {
 		return e.valid(t) + "." + b64s("extra")
 	})))
@@ -1291,10 +1356,10 @@ func TestAttackSuiteKnownAcceptances(t *testing.T) {
 				in, r, s, size := e.ecToken(t, e.es256)
 				return get("/data", "Bearer "+in+"."+b64u(p1363(r, new(big.Int).Sub(curveOrder(e.es256), s), size)))
 			}},
-		{source: "RFC 7519 §2 (NumericDate)", name: "exp 1e309, beyond float64",
-			why: "strictjson.NumericDate clamps values beyond year 9999 to 9999-12-31 (documented there); the issuer signed a token that never expires, which it could equally do with 253402300799",
+		{source: "RFC 7519 §2 (NumericDate)", name: "exp 253402300799, the last second of 9999",
+			why: "a real date, however far; values beyond 9999 or not finite are refused (TestAttackSuite); bound lifetimes with jwks.ValidatorConfig.MaxLifetime",
 			request: func(t *testing.T, e *atkEnv) *http.Request {
-				return get("/data", "Bearer "+e.genuine(e.payloadWith(t, "exp", `1e309`)))
+				return get("/data", "Bearer "+e.genuine(e.payloadWith(t, "exp", `253402300799`)))
 			}},
 		{source: "RFC 9068 §2.2.3 (scope is a string)", name: "scope as an array of strings",
 			why: "scopes.FromClaim reads scope and scp alike: a string of space-separated tokens or an array of single tokens; each token is still checked",

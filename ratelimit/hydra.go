@@ -144,10 +144,10 @@ func NewHydraSource(cfg HydraConfig) (*HydraSource, error) {
 	}
 	u, err := url.Parse(cfg.AdminURL)
 	if err != nil {
-		return nil, fmt.Errorf("ratelimit: HydraConfig.AdminURL: %w", err)
+		return nil, fmt.Errorf("ratelimit: HydraConfig.AdminURL: %w", issuerhttp.RedactError(err))
 	}
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("ratelimit: HydraConfig.AdminURL %q must have no query, fragment or user info", cfg.AdminURL)
+		return nil, fmt.Errorf("ratelimit: HydraConfig.AdminURL %q must have no query, fragment or user info", issuerhttp.Redact(cfg.AdminURL))
 	}
 	for name, d := range map[string]time.Duration{"TTL": cfg.TTL, "NegativeTTL": cfg.NegativeTTL, "ErrorTTL": cfg.ErrorTTL, "Timeout": cfg.Timeout} {
 		if d < 0 {
@@ -280,13 +280,13 @@ func (s *HydraSource) fetch(ctx context.Context, id string) (perMinute int, ok, 
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.endpoint+url.PathEscape(id), nil)
 	if err != nil {
-		return 0, false, false, fmt.Errorf("ratelimit: Hydra admin API: %w", err)
+		return 0, false, false, fmt.Errorf("ratelimit: Hydra admin API: %w", issuerhttp.RedactError(err))
 	}
 	req.Header.Set("Accept", "application/json")
 	s.lookups.Add(1)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, false, false, fmt.Errorf("ratelimit: Hydra admin API: %w", err)
+		return 0, false, false, fmt.Errorf("ratelimit: Hydra admin API: %w", issuerhttp.RedactError(err))
 	}
 	defer func() {
 		// Let the connection be reused.
@@ -298,15 +298,15 @@ func (s *HydraSource) fetch(ctx context.Context, id string) (perMinute int, ok, 
 	case http.StatusNotFound:
 		return 0, false, false, nil
 	default:
-		return 0, false, false, fmt.Errorf("ratelimit: Hydra admin API: GET %s: status %d", req.URL.Redacted(), resp.StatusCode)
+		return 0, false, false, fmt.Errorf("ratelimit: Hydra admin API: GET %s: status %d", issuerhttp.Redact(req.URL.String()), resp.StatusCode)
 	}
 	body, err := issuerhttp.ReadCapped(resp.Body, s.cfg.MaxResponseBytes)
 	if err != nil {
-		return 0, false, false, fmt.Errorf("ratelimit: Hydra admin API: GET %s: %w", req.URL.Redacted(), err)
+		return 0, false, false, fmt.Errorf("ratelimit: Hydra admin API: GET %s: %w", issuerhttp.Redact(req.URL.String()), err)
 	}
 	metadata, err := clientMetadata(body, id)
 	if err != nil {
-		return 0, false, false, fmt.Errorf("ratelimit: Hydra admin API: GET %s: malformed answer: %w", req.URL.Redacted(), err)
+		return 0, false, false, fmt.Errorf("ratelimit: Hydra admin API: GET %s: malformed answer: %w", issuerhttp.Redact(req.URL.String()), err)
 	}
 	if metadata == nil {
 		return 0, false, true, nil

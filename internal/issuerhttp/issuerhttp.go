@@ -28,7 +28,7 @@ var ErrInsecureHTTP = errors.New("uses http on a non-loopback host")
 func CheckURL(raw string, allowHTTP bool) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", raw)
+		return fmt.Errorf("%q is not an absolute URL", Redact(raw))
 	}
 	switch {
 	case u.Scheme == "https":
@@ -36,10 +36,66 @@ func CheckURL(raw string, allowHTTP bool) error {
 	case u.Scheme == "http" && (allowHTTP || IsLoopback(u.Hostname())):
 		return nil
 	case u.Scheme == "http":
-		return fmt.Errorf("%q %w (set AllowInsecureHTTP to permit it)", raw, ErrInsecureHTTP)
+		return fmt.Errorf("%q %w (set AllowInsecureHTTP to permit it)", Redact(raw), ErrInsecureHTTP)
 	default:
-		return fmt.Errorf("%q: scheme must be https", raw)
+		return fmt.Errorf("%q: scheme must be https", Redact(raw))
 	}
+}
+
+// redacted replaces each secret part of a URL.
+const redacted = "xxxxx"
+
+// Redact returns raw fit for a log line or an error text: every URL Aegis
+// logs or wraps into an error goes through it. It replaces
+//   - the whole user info (user name and password: a token is often sent
+//     as the user name alone) by "xxxxx@";
+//   - the value of every query parameter by "xxxxx", keeping the names and
+//     their order (a query that is not name=value pairs becomes "xxxxx");
+//   - the fragment, and the opaque part of a URL that has one
+//     ("svc:S3cret@host" parses as scheme svc), by "xxxxx".
+//
+// Scheme, host, port and path are kept as they are: a secret in a path is
+// not recognisable. A string that does not parse as a URL gives
+// "[unparseable URL]".
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparseable URL]"
+	}
+	if u.User != nil {
+		u.User = url.User(redacted)
+	}
+	if u.Opaque != "" {
+		// "svc:S3cret@host" parses as scheme svc, opaque S3cret@host.
+		u.Opaque = redacted
+	}
+	if u.RawQuery != "" {
+		pairs := strings.Split(u.RawQuery, "&")
+		for i, pair := range pairs {
+			if name, _, ok := strings.Cut(pair, "="); ok {
+				pairs[i] = name + "=" + redacted
+			}
+		}
+		u.RawQuery = strings.Join(pairs, "&")
+		if _, err := url.ParseQuery(u.RawQuery); err != nil {
+			u.RawQuery = redacted
+		}
+	}
+	if u.Fragment != "" || u.RawFragment != "" {
+		u.Fragment, u.RawFragment = redacted, ""
+	}
+	return u.String()
+}
+
+// RedactError redacts the URL that net/http puts into the *url.Error it
+// returns from a request (it masks a password, but not the user name or the
+// query), so that the error's text can be logged. It returns err.
+func RedactError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = Redact(ue.URL)
+	}
+	return err
 }
 
 // IsLoopback reports whether host is localhost or a loopback IP.
@@ -96,23 +152,23 @@ func Get(ctx context.Context, client *http.Client, u string, timeout time.Durati
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("request for %s: %w", u, err)
+		return nil, nil, fmt.Errorf("request for %s: %w", Redact(u), RedactError(err))
 	}
 	req.Header.Set("Accept", accept)
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("GET %s: %w", u, err)
+		return nil, nil, fmt.Errorf("GET %s: %w", Redact(u), RedactError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return nil, nil, fmt.Errorf("GET %s: %w", u, ErrNotFound)
+		return nil, nil, fmt.Errorf("GET %s: %w", Redact(u), ErrNotFound)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
+		return nil, nil, fmt.Errorf("GET %s: status %d", Redact(u), resp.StatusCode)
 	}
 	body, err := ReadCapped(resp.Body, maxBytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("GET %s: %w", u, err)
+		return nil, nil, fmt.Errorf("GET %s: %w", Redact(u), err)
 	}
 	return body, resp.Header, nil
 }
@@ -199,10 +255,10 @@ func Discover(ctx context.Context, client *http.Client, issuer string, timeout t
 		}
 		meta, err := ParseMetadata(body)
 		if err != nil {
-			return Metadata{}, fmt.Errorf("metadata at %s: %w", u, err)
+			return Metadata{}, fmt.Errorf("metadata at %s: %w", Redact(u), err)
 		}
 		if meta.Issuer != issuer {
-			return Metadata{}, fmt.Errorf("metadata at %s names issuer %q, not %q", u, clip(meta.Issuer), issuer)
+			return Metadata{}, fmt.Errorf("metadata at %s names issuer %q, not %q", Redact(u), clip(Redact(meta.Issuer)), Redact(issuer))
 		}
 		return meta, nil
 	}

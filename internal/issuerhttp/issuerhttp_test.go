@@ -162,3 +162,50 @@ func FuzzParseMetadata(f *testing.F) {
 		}
 	})
 }
+
+// TestHardening2_CredentialsInURLsRedacted (issue 13, point 6): Redact is
+// the one helper every URL goes through before a log line or an error: the
+// user info and the query values go, the rest stays.
+func TestHardening2_CredentialsInURLsRedacted(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://svc:S3cret@issuer.test/jwks", "https://xxxxx@issuer.test/jwks"},
+		{"https://T0ken@issuer.test/jwks", "https://xxxxx@issuer.test/jwks"},
+		{"https://issuer.test/jwks?api_key=Q5ecret&sig=Z9&flag", "https://issuer.test/jwks?api_key=xxxxx&sig=xxxxx&flag"},
+		{"https://issuer.test/jwks?a=1&a=2", "https://issuer.test/jwks?a=xxxxx&a=xxxxx"},
+		{"https://issuer.test/jwks?%zz=Q5ecret", "https://issuer.test/jwks?xxxxx"},
+		{"https://issuer.test/jwks#Q5ecret", "https://issuer.test/jwks#xxxxx"},
+		{"http://svc:S3cret@127.0.0.1:8080/p?k=Q5ecret#f", "http://xxxxx@127.0.0.1:8080/p?k=xxxxx#xxxxx"},
+		{"https://issuer.test:8443/oauth2/introspect", "https://issuer.test:8443/oauth2/introspect"},
+		{"https://issuer.test", "https://issuer.test"},
+		{"", ""},
+		{"http://svc:S3cret@[::1", "[unparseable URL]"},
+		{"svc:S3cret@h?k=Q5ecret", "svc:xxxxx?k=xxxxx"},
+	}
+	for _, tt := range tests {
+		got := Redact(tt.in)
+		assert.Equal(t, tt.want, got, tt.in)
+		for _, secret := range []string{"S3cret", "Q5ecret", "T0ken", "Z9"} {
+			assert.NotContains(t, got, secret, tt.in)
+		}
+	}
+	for _, raw := range []string{"ftp://svc:S3cret@h/?k=Q5ecret", "http://svc:S3cret@h.example/?k=Q5ecret", "svc:S3cret@h?k=Q5ecret"} {
+		err := CheckURL(raw, false)
+		require.Error(t, err, raw)
+		assert.NotContains(t, err.Error(), "S3cret", raw)
+		assert.NotContains(t, err.Error(), "Q5ecret", raw)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }))
+	addr := srv.Listener.Addr().String()
+	for _, u := range []string{srv.URL + "/x?k=Q5ecret", "http://svc:S3cret@" + addr + "/x?k=Q5ecret"} {
+		_, _, err := Get(context.Background(), srv.Client(), u, time.Second, 1<<10, "application/json")
+		require.Error(t, err, u)
+		assert.Contains(t, err.Error(), "status 418")
+		assert.NotContains(t, err.Error(), "S3cret")
+		assert.NotContains(t, err.Error(), "Q5ecret")
+	}
+	srv.Close()
+	_, _, err := Get(context.Background(), http.DefaultClient, "http://svc:S3cret@"+addr+"/x?k=Q5ecret", time.Second, 1<<10, "application/json")
+	require.Error(t, err, "a transport error")
+	assert.NotContains(t, err.Error(), "S3cret")
+	assert.NotContains(t, err.Error(), "Q5ecret")
+}

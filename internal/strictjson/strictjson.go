@@ -8,6 +8,7 @@ package strictjson
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -519,21 +520,41 @@ func stringOrArray(raw []byte, view bool) ([]string, error) {
 	return stringArray(raw, view)
 }
 
+// ErrRange: a NumericDate that is not finite or falls outside the years
+// 1 to 9999 (no real token lives there).
+var ErrRange = errors.New("strictjson: NumericDate outside the years 1 to 9999")
+
+// NumericDate bounds: 0001-01-01T00:00:00Z and the last second of 9999.
+const (
+	minNumericDate = -62135596800
+	maxNumericDate = 253402300799
+)
+
 // NumericDate decodes an RFC 7519 NumericDate, which must be a JSON number
-// (fractions allowed). Values beyond year 9999 are clamped there.
+// (fractions allowed). A value that is not finite (1e309 overflows float64)
+// or falls outside the years 1 to 9999 is ErrRange.
 func NumericDate(raw []byte) (time.Time, error) {
 	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
 		return time.Time{}, ErrType
 	}
-	const maxSeconds = 253402300799 // 9999-12-31T23:59:59Z
 	if sec, ok := smallInteger(raw); ok {
-		return time.Unix(min(sec, maxSeconds), 0).UTC(), nil
+		if sec > maxNumericDate {
+			return time.Time{}, ErrRange
+		}
+		return time.Unix(sec, 0).UTC(), nil
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
+	switch {
+	case errors.Is(err, strconv.ErrRange) && (math.IsInf(f, 0) || f != 0):
+		return time.Time{}, ErrRange
+	case errors.Is(err, strconv.ErrRange):
+		// An underflow (1e-400) is zero, a real date.
+	case err != nil:
 		return time.Time{}, ErrSyntax
 	}
-	f = max(min(f, maxSeconds), -maxSeconds)
+	if math.IsNaN(f) || f < minNumericDate || f >= maxNumericDate+1 {
+		return time.Time{}, ErrRange
+	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
 }

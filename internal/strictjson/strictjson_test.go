@@ -160,8 +160,8 @@ func TestNumericDate(t *testing.T) {
 		{in: `0`, want: time.Unix(0, 0).UTC(), ok: true},
 		{in: `1700000000`, want: time.Unix(1700000000, 0).UTC(), ok: true},
 		{in: `1700000000.5`, want: time.Unix(1700000000, 5e8).UTC(), ok: true},
-		{in: `1e400`, want: time.Unix(253402300799, 0).UTC(), ok: true},
-		{in: `-1e400`, want: time.Unix(-253402300799, 0).UTC(), ok: true},
+		{in: `1e400`},  // not finite: ErrRange since issue 13 point 9 (was clamped to 9999)
+		{in: `-1e400`}, // likewise
 		{in: `"1700000000"`},
 		{in: `true`},
 		{in: `null`},
@@ -338,7 +338,10 @@ func TestDuplicatesAtEveryWidth(t *testing.T) {
 
 // TestNumericDateFastPath: plain integers give what ParseFloat gives.
 func TestNumericDateFastPath(t *testing.T) {
-	for _, raw := range []string{"0", "7", "1700000000", "999999999999999", "1000000000000000", "1700000000.5", "-5", "1e9", "253402300800"} {
+	// Values beyond 9999 ("999999999999999", "1000000000000000",
+	// "253402300800") were clamped before issue 13 point 9 and are ErrRange
+	// now: TestHardening2_NumericDateBeyondAnyRealDate covers them.
+	for _, raw := range []string{"0", "7", "1700000000", "253402300799", "1700000000.5", "-5", "1e9"} {
 		got, err := NumericDate([]byte(raw))
 		require.NoError(t, err, raw)
 		f, err := strconv.ParseFloat(raw, 64)
@@ -376,5 +379,40 @@ func TestFind(t *testing.T) {
 		require.NoError(t, err, tt.doc)
 		assert.Equal(t, tt.found, found, tt.doc)
 		assert.Equal(t, tt.value, string(value), tt.doc)
+	}
+}
+
+// TestHardening2_NumericDateBeyondAnyRealDate (issue 13, point 9): a
+// NumericDate that is not finite or falls outside the years 1 to 9999 is
+// ErrRange; exp 1e300 used to be clamped to 9999 and so never expired.
+func TestHardening2_NumericDateBeyondAnyRealDate(t *testing.T) {
+	tests := []struct {
+		in   string
+		ok   bool // else ErrRange
+		want time.Time
+	}{
+		{in: `1e300`},
+		{in: `1e309`},
+		{in: `-1e309`},
+		{in: `253402300800`},          // 10000-01-01T00:00:00Z
+		{in: `253402300799.99999999`}, // rounds to 10000-01-01 in float64
+		{in: `999999999999999`},       // the integer fast path
+		{in: `1000000000000000`},      // just past it
+		{in: `-62135596801`},          // 0000-12-31T23:59:59Z
+		{in: `-1e300`},
+		{in: `253402300799`, ok: true, want: time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)},
+		{in: `253402300799.5`, ok: true, want: time.Date(9999, 12, 31, 23, 59, 59, 5e8, time.UTC)},
+		{in: `-62135596800`, ok: true, want: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{in: `1e-400`, ok: true, want: time.Unix(0, 0).UTC()}, // an underflow is zero, a real date
+		{in: `1700000000`, ok: true, want: time.Unix(1700000000, 0).UTC()},
+	}
+	for _, tc := range tests {
+		got, err := NumericDate([]byte(tc.in))
+		if !tc.ok {
+			assert.ErrorIs(t, err, ErrRange, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got, tc.in)
 	}
 }
