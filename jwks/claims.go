@@ -8,8 +8,6 @@ import (
 	"github.com/olympus/aegis/internal/strictjson"
 )
 
-// maxClaimsDepth bounds nesting in a token's claims.
-const maxClaimsDepth = 32
 
 // Claims are the verified contents of a JWT access token: the header values
 // that mattered, the registered claims Aegis checked, and every claim as sent.
@@ -59,7 +57,7 @@ func (c *Claims) Names() []string {
 // parseClaims reads payload into c, its members appended to room. The
 // strings of c share payload's memory, which must never change afterwards.
 func parseClaims(c *Claims, room []strictjson.Member, payload []byte) error {
-	members, err := strictjson.AppendObject(room, payload, maxClaimsDepth)
+	members, err := strictjson.AppendObject(room, payload, strictjson.MaxClaimsDepth)
 	if err != nil {
 		return refuse(ErrMalformed, "claims are not a strict JSON object")
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/ratelimit"
 )
@@ -97,5 +100,34 @@ func TestHardening2_RateLimitKeysNeverCollide(t *testing.T) {
 		for _, r := range key {
 			assert.True(t, unicode.IsPrint(r), "key %q is printable", key)
 		}
+	}
+}
+
+// TestHardening2_MaxLifetimeThroughJWTConfig: the optional maximum token
+// lifetime of point 9 is a JWTConfig field, off by default.
+func TestHardening2_MaxLifetimeThroughJWTConfig(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{TokenLifetime: 2 * time.Hour})
+	tests := []struct {
+		name        string
+		maxLifetime time.Duration
+		reason      aegis.Reason // empty: accepted
+	}{
+		{"off by default", 0, ""},
+		{"within the bound", 3 * time.Hour, ""},
+		{"over the bound", time.Hour, aegis.ReasonClaimsInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			jwt, err := core.NewJWT(core.JWTConfig{Issuer: iss.URL, Audience: iss.Audience, MaxLifetime: tt.maxLifetime})
+			require.NoError(t, err)
+			_, err = jwt.Validate(context.Background(), iss.M2M("worker"))
+			if tt.reason == "" {
+				assert.NoError(t, err)
+				return
+			}
+			var r *aegis.Refusal
+			require.ErrorAs(t, err, &r)
+			assert.Equal(t, tt.reason, r.Reason)
+		})
 	}
 }

@@ -114,6 +114,10 @@ type JWTConfig struct {
 	// RequireJWTAccessTokenType demands typ "at+jwt" (RFC 9068). Off by
 	// default: Ory Hydra sends "JWT".
 	RequireJWTAccessTokenType bool
+	// MaxLifetime, when positive, refuses tokens that live longer: exp
+	// more than MaxLifetime after iat (after now, plus the leeway, without
+	// iat); see jwks.ValidatorConfig.MaxLifetime. Zero (the default) is off.
+	MaxLifetime time.Duration
 	// MaxTokenLength bounds the token before any decoding; zero means
 	// aegis.DefaultMaxTokenLength.
 	MaxTokenLength int
@@ -156,7 +160,7 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 	if cfg.Keys == nil && !cfg.JWKS.AllowInsecureHTTP {
 		for _, f := range []struct{ name, url string }{{"JWTConfig.Issuer", cfg.Issuer}, {"JWTConfig.JWKS.URL", cfg.JWKS.URL}} {
 			if f.url != "" && errors.Is(issuerhttp.CheckURL(f.url, false), issuerhttp.ErrInsecureHTTP) {
-				errs = append(errs, fmt.Errorf("%s %q uses http on a host other than loopback: set JWTConfig.JWKS.AllowInsecureHTTP to permit it", f.name, f.url))
+				errs = append(errs, fmt.Errorf("%s %q uses http on a host other than loopback: set JWTConfig.JWKS.AllowInsecureHTTP to permit it", f.name, issuerhttp.Redact(f.url)))
 			}
 		}
 	}
@@ -198,6 +202,7 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		Algorithms:                cfg.Algorithms,
 		Leeway:                    cfg.Leeway,
 		RequireJWTAccessTokenType: cfg.RequireJWTAccessTokenType,
+		MaxLifetime:               cfg.MaxLifetime,
 		MaxTokenLength:            cfg.MaxTokenLength,
 		Now:                       cfg.Now,
 	})
@@ -287,7 +292,7 @@ func NewIntrospection(cfg introspect.Config) (*Introspection, error) {
 		return nil, errors.New("introspect.Config.Issuer is required")
 	}
 	if !cfg.AllowInsecureHTTP && cfg.Endpoint != "" && errors.Is(issuerhttp.CheckURL(cfg.Endpoint, false), issuerhttp.ErrInsecureHTTP) {
-		return nil, fmt.Errorf("introspect.Config.Endpoint %q uses http on a host other than loopback: set introspect.Config.AllowInsecureHTTP to permit it", cfg.Endpoint)
+		return nil, fmt.Errorf("introspect.Config.Endpoint %q uses http on a host other than loopback: set introspect.Config.AllowInsecureHTTP to permit it", issuerhttp.Redact(cfg.Endpoint))
 	}
 	i := &Introspection{issuer: cfg.Issuer}
 	cfg.Hooks = i.hooks(cfg.Hooks)
