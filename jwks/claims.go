@@ -17,6 +17,10 @@ import (
 type Claims struct {
 	// KeyID, Algorithm and Type are the header's kid, alg and typ.
 	KeyID, Algorithm, Type string
+	// Key is the key that verified the signature. A cache of verified
+	// tokens keeps it, to serve a token only while its key set still Holds
+	// that very key.
+	Key Key
 
 	Issuer   string   // iss
 	Subject  string   // sub

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/titanous/rocacheck"
@@ -368,3 +369,32 @@ func clip(s string) string {
 // HasKey reports whether the set holds a key with this kid (any key, for
 // an empty kid).
 func (s *Set) HasKey(kid string) bool { return len(s.Lookup(kid)) > 0 }
+
+// Holds reports whether the set holds k itself: a key with k's kid (or
+// none, as k) and the same public key. A key republished under its kid
+// with new material is not k. now is ignored: a Set does not change.
+func (s *Set) Holds(k Key, _ time.Time) bool {
+	for _, h := range s.Lookup(k.ID) {
+		if h.ID == k.ID && samePublicKey(h.Public, k.Public) {
+			return true
+		}
+	}
+	return false
+}
+
+// samePublicKey reports whether a and b are the same public key: the same
+// value (a key set read once), or equal material.
+func samePublicKey(a, b crypto.PublicKey) bool {
+	switch a := a.(type) {
+	case *rsa.PublicKey:
+		b, ok := b.(*rsa.PublicKey)
+		return ok && a != nil && b != nil && (a == b || a.Equal(b))
+	case *ecdsa.PublicKey:
+		b, ok := b.(*ecdsa.PublicKey)
+		return ok && a != nil && b != nil && (a == b || a.Equal(b))
+	case ed25519.PublicKey:
+		b, ok := b.(ed25519.PublicKey)
+		return ok && a.Equal(b)
+	}
+	return false
+}

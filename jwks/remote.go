@@ -427,3 +427,19 @@ func (r *Remote) HasKey(kid string) bool {
 	s := r.snap.Load()
 	return s != nil && s.set.HasKey(kid)
 }
+
+// Holds reports whether the keys held now include k itself (see
+// Set.Holds). Keys due for refresh at now are refreshed in the background,
+// as a lookup would: a cache of verified tokens asking on every hit thus
+// notices a key's removal within the refresh interval, though it never
+// looks keys up.
+func (r *Remote) Holds(k Key, now time.Time) bool {
+	s := r.snap.Load()
+	if s == nil {
+		return false
+	}
+	if !now.Before(s.nextRefresh) {
+		r.refreshInBackground()
+	}
+	return s.set.Holds(k, now)
+}

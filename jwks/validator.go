@@ -295,6 +295,7 @@ func (v *Validator) Verify(ctx context.Context, t *Token) (*Claims, error) {
 		}
 		if verifier.verify(k, signingInput, t.sig) {
 			verified = true
+			t.claims.Key = k
 			break
 		}
 	}

@@ -36,10 +36,10 @@ func (c *countingKeys) LookupKeys(ctx context.Context, kid string) ([]jwks.Key, 
 	return c.set.LookupKeys(ctx, kid)
 }
 
-func (c *countingKeys) HasKey(kid string) bool {
+func (c *countingKeys) Holds(k jwks.Key, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.set.HasKey(kid)
+	return c.set.Holds(k, now)
 }
 
 func (c *countingKeys) drop(t *testing.T) {

@@ -32,8 +32,11 @@ type CacheConfig struct {
 // the same token on every call until it expires; once a JWT has passed
 // every check, the same token (byte for byte) maps to its Principal until
 // the earlier of its exp (plus the validator's leeway) and TTL, so its signature is not verified again.
-// An entry is dropped as soon as the key that verified it leaves the
-// issuer's key set.
+// An entry is dropped as soon as the very key that verified it (its
+// material, not only its kid) leaves the issuer's key set; a hit lets a
+// remote key set due for refresh refresh itself in the background, so a
+// removal is noticed within the refresh interval even when every request
+// is a hit.
 //
 // Only Principals whose signature a JWT validator of this package checked
 // are kept: introspection has its own cache (introspect.CacheConfig), and a
@@ -102,11 +105,12 @@ func (c *cached) get(token string) *Principal {
 	if token == "" {
 		return nil
 	}
-	e, ok := c.entries.Get(token, c.now())
+	now := c.now()
+	e, ok := c.entries.Get(token, now)
 	if !ok {
 		return nil
 	}
-	if !e.key.HasKey(e.keyID) {
+	if !e.key.Holds(e.verifiedBy, now) {
 		c.entries.Delete(token)
 		return nil
 	}

@@ -2,7 +2,9 @@ package core_test
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode"
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/ratelimit"
@@ -128,6 +131,97 @@ func TestHardening2_MaxLifetimeThroughJWTConfig(t *testing.T) {
 			var r *aegis.Refusal
 			require.ErrorAs(t, err, &r)
 			assert.Equal(t, tt.reason, r.Reason)
+		})
+	}
+}
+
+// movingClock is a clock a test moves by hand.
+type movingClock struct{ ns atomic.Int64 }
+
+func newMovingClock() *movingClock {
+	c := &movingClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *movingClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *movingClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// TestHardening2_VerifiedCacheOutlivesItsKey (point 3): a cached verified
+// token is served only while its key set holds the very key that verified
+// it (its material, not its kid), and hits alone let the key set refresh,
+// so a removal is noticed within the refresh interval.
+func TestHardening2_VerifiedCacheOutlivesItsKey(t *testing.T) {
+	tests := []struct {
+		name string
+		// mint signs the token under test.
+		mint func(iss *jwkstest.Issuer) string
+		// change alters the issuer's published key set.
+		change func(iss *jwkstest.Issuer, signer *jwkstest.Key)
+		reason aegis.Reason
+	}{
+		{
+			name: "a token without kid, its key unpublished",
+			mint: func(iss *jwkstest.Issuer) string {
+				return iss.SignWith(iss.CurrentKey(), map[string]any{"kid": nil}, iss.Claims("worker", "worker"))
+			},
+			change: func(iss *jwkstest.Issuer, signer *jwkstest.Key) {
+				iss.Rotate("RS256")
+				iss.Unpublish(signer.ID)
+			},
+			reason: aegis.ReasonSignatureInvalid,
+		},
+		{
+			name: "the same kid republished with new material",
+			mint: func(iss *jwkstest.Issuer) string { return iss.M2M("worker") },
+			change: func(iss *jwkstest.Issuer, signer *jwkstest.Key) {
+				k := jwkstest.NewKey("RS256")
+				k.ID = signer.ID
+				iss.Unpublish(signer.ID)
+				iss.PublishRawJWK(k.JWK())
+			},
+			reason: aegis.ReasonSignatureInvalid,
+		},
+		{
+			name: "a key unpublished while every request is a hit",
+			mint: func(iss *jwkstest.Issuer) string { return iss.M2M("worker") },
+			change: func(iss *jwkstest.Issuer, signer *jwkstest.Key) {
+				iss.Rotate("RS256")
+				iss.Unpublish(signer.ID)
+			},
+			reason: aegis.ReasonKeyUnknown,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newMovingClock()
+			iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: clock.Now})
+			jwt, err := core.NewJWT(core.JWTConfig{Issuer: iss.URL, Audience: iss.Audience, Now: clock.Now,
+				JWKS: jwks.Config{RefreshInterval: time.Minute, MinRefreshInterval: time.Minute, Now: clock.Now}})
+			require.NoError(t, err)
+			seen := &cacheHits{}
+			checker, err := core.New(core.Config{Observer: seen, Now: clock.Now,
+				Validator: core.Cached(jwt, core.CacheConfig{TTL: time.Hour, Now: clock.Now})})
+			require.NoError(t, err)
+
+			signer := iss.CurrentKey()
+			token := tt.mint(iss)
+			for range 2 { // verified, then served from the cache
+				_, err := checker.Validate(context.Background(), token)
+				require.NoError(t, err)
+			}
+			require.Equal(t, int64(1), seen.hits.Load())
+
+			tt.change(iss, signer)
+			clock.Advance(2 * time.Minute) // past the key set's refresh interval
+			fetches := iss.JWKSFetches()
+			var r *aegis.Refusal
+			require.Eventually(t, func() bool {
+				_, err := checker.Validate(context.Background(), token)
+				return errors.As(err, &r)
+			}, 5*time.Second, 10*time.Millisecond, "the token is refused once its key is gone")
+			assert.Equal(t, tt.reason, r.Reason)
+			assert.Greater(t, iss.JWKSFetches(), fetches, "hits let the key set refresh")
 		})
 	}
 }

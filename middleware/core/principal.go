@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/scopes"
 )
 
@@ -66,8 +67,8 @@ type Principal struct {
 	// key tells Cached whether the key that verified a JWT is still the
 	// issuer's; nil for other Principals, which Cached does not keep.
 	key keyPresence
-	// keyID is the kid key was found under.
-	keyID string
+	// verifiedBy is the key that verified the JWT.
+	verifiedBy jwks.Key
 	// validUntil is when the validator would refuse the token as expired
 	// (exp plus its leeway); Cached serves it no longer.
 	validUntil time.Time
@@ -89,7 +90,7 @@ func (f claimFunc) Raw(name string) (json.RawMessage, bool) { return f(name) }
 // NewPrincipal builds a Principal for custom validators and tests; claims
 // looks up any claim by name and may be nil.
 func NewPrincipal(p Principal, claims func(name string) (json.RawMessage, bool)) *Principal {
-	p.checker, p.key, p.keyID, p.cached, p.validUntil = nil, nil, "", false, time.Time{}
+	p.checker, p.key, p.verifiedBy, p.cached, p.validUntil = nil, nil, jwks.Key{}, false, time.Time{}
 	p.claims = nil
 	if claims != nil {
 		p.claims = claimFunc(claims)

@@ -100,7 +100,10 @@ type JWTConfig struct {
 	// meant for another API would be accepted here.
 	AnyAudience bool
 	// Keys supplies the verification keys, for example a fixed *jwks.Set;
-	// default a *jwks.Remote configured by JWKS.
+	// default a *jwks.Remote configured by JWKS. Cached keeps this
+	// validator's tokens only when Keys can tell whether it still holds the
+	// very key that verified one: a method Holds(jwks.Key, time.Time) bool,
+	// as *jwks.Set and *jwks.Remote have.
 	Keys jwks.KeySource
 	// JWKS configures the remote key set when Keys is nil. Its Issuer and
 	// Now default to the fields of the same name here.
@@ -135,10 +138,10 @@ type JWT struct {
 	obs       observers
 }
 
-// keyPresence is implemented by key sets that can tell whether a key is
-// still published (*jwks.Remote, *jwks.Set).
+// keyPresence is implemented by key sets that can tell whether the very
+// key that verified a token is still published (*jwks.Remote, *jwks.Set).
 type keyPresence interface {
-	HasKey(kid string) bool
+	Holds(k jwks.Key, now time.Time) bool
 }
 
 // NewJWT checks cfg and returns a JWT validator. It makes no network
@@ -234,7 +237,7 @@ func (j *JWT) validateParsed(ctx context.Context, t *jwks.Token, _ string) (*Pri
 	p.Subject, p.ClientID = c.Subject, c.ClientID
 	p.Issuer, p.Audience, p.Expiry, p.TokenID = c.Issuer, c.Audience, c.Expiry, c.TokenID
 	own(p)
-	p.keyID, p.key, p.validUntil = strings.Clone(c.KeyID), j.keys, c.Expiry.Add(j.leeway)
+	p.verifiedBy, p.key, p.validUntil = c.Key, j.keys, c.Expiry.Add(j.leeway)
 	return p, nil
 }
 
