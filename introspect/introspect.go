@@ -122,38 +122,25 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// Hooks observe the cache and the calls, for metrics and tracing.
-	Hooks Hooks
+	// Observer, when set, receives the cache lookups and the calls, for
+	// metrics and tracing.
+	Observer Observer
 }
 
-// Hooks are called as a Client works. Every field is optional. They must
-// be safe for concurrent use and return quickly.
-type Hooks struct {
-	// CacheLookup is called for every token that passes the syntax check:
-	// hit is true when a cached answer (active or not) served it, false
-	// when the endpoint must be asked (perhaps by a call already under way
-	// for the same token).
-	CacheLookup func(ctx context.Context, hit bool)
-	// CallStart is called before each call to the endpoint, with the
-	// context of the request that caused it; the context it returns
-	// carries the call, so a span started here is its parent.
-	CallStart func(ctx context.Context) context.Context
-	// CallDone is called when the call ends, with the context CallStart
-	// returned.
-	CallDone func(ctx context.Context, c Call)
-}
-
-// Call describes one call to the introspection endpoint.
-type Call struct {
-	// Duration is how long the call took, the wait for a free slot
-	// included.
-	Duration time.Duration
-	// Active reports the server's answer when the call succeeded.
-	Active bool
-	// Err is nil for an answer, active or not; otherwise it is an
-	// *UnavailableError (server down, refused credentials, a malformed
-	// answer).
-	Err error
+// Observer receives what a Client does: a core.Observer (package
+// github.com/olympus/aegis/middleware/core) is one. Its methods must be
+// safe for concurrent use and return quickly.
+type Observer interface {
+	// IntrospectionCache is called for every token that passes the syntax
+	// check, hit or miss.
+	IntrospectionCache(ctx context.Context, l aegis.IntrospectionCacheLookup)
+	// IntrospectionCallStart is called before each call to the endpoint,
+	// with the context of the request that caused it; the context it
+	// returns carries the call, so a span started there is its parent.
+	IntrospectionCallStart(ctx context.Context, issuer string) context.Context
+	// IntrospectionCall is called when the call ends, with the context
+	// IntrospectionCallStart returned.
+	IntrospectionCall(ctx context.Context, c aegis.IntrospectionCall)
 }
 
 // Client validates tokens by introspection. It is safe for concurrent use.
@@ -290,28 +277,24 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Result, error) 
 }
 
 func (c *Client) cacheLookup(ctx context.Context, hit bool) {
-	if c.cfg.Hooks.CacheLookup != nil {
-		c.cfg.Hooks.CacheLookup(ctx, hit)
+	if c.cfg.Observer != nil {
+		c.cfg.Observer.IntrospectionCache(ctx, aegis.IntrospectionCacheLookup{Issuer: c.cfg.Issuer, Hit: hit})
 	}
 }
 
-// observedCall is call wrapped in the hooks.
+// observedCall is call, observed.
 func (c *Client) observedCall(ctx context.Context, token string) (*Result, error) {
-	if c.cfg.Hooks.CallStart == nil && c.cfg.Hooks.CallDone == nil {
+	if c.cfg.Observer == nil {
 		return c.call(ctx, token)
 	}
-	if c.cfg.Hooks.CallStart != nil {
-		ctx = c.cfg.Hooks.CallStart(ctx)
-	}
+	ctx = c.cfg.Observer.IntrospectionCallStart(ctx, c.cfg.Issuer)
 	start := time.Now()
 	res, err := c.call(ctx, token)
-	if c.cfg.Hooks.CallDone != nil {
-		call := Call{Duration: time.Since(start), Active: err == nil}
-		if err != nil && !errors.Is(err, ErrInactive) {
-			call.Err = err
-		}
-		c.cfg.Hooks.CallDone(ctx, call)
+	call := aegis.IntrospectionCall{Issuer: c.cfg.Issuer, Duration: time.Since(start), Active: err == nil}
+	if err != nil && !errors.Is(err, ErrInactive) {
+		call.Err = err
 	}
+	c.cfg.Observer.IntrospectionCall(ctx, call)
 	return res, err
 }
 

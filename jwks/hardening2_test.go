@@ -248,7 +248,7 @@ func TestHardening2_CredentialsInURLsRedacted(t *testing.T) {
 			}
 			logs := &testutil.Buffer{}
 			rec := &fetchRecorder{}
-			remote := newRemote(t, jwks.Config{URL: tt.url(host), Now: newClock().Now, Hooks: rec.hooks(),
+			remote := newRemote(t, jwks.Config{URL: tt.url(host), Now: newClock().Now, Observer: rec,
 				Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			v, err := jwks.NewValidator(jwks.ValidatorConfig{Issuer: "https://issuer.test", Audience: "a", Keys: remote, Now: fixedClock})
 			require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/internal/flight"
 	"github.com/olympus/aegis/internal/issuerhttp"
 	"github.com/olympus/aegis/internal/logthrottle"
@@ -66,37 +67,23 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
-	// Hooks observe the fetches, for metrics and tracing.
-	Hooks Hooks
+	// Observer, when set, receives each fetch, for metrics and tracing.
+	Observer Observer
 }
 
-// Hooks are called around each fetch of the key set (discovery included),
-// in the goroutine that fetches. Every field is optional. They must be
+// Observer receives each fetch of the key set (discovery included), in the
+// goroutine that fetches: a core.Observer (package
+// github.com/olympus/aegis/middleware/core) is one. Its methods must be
 // safe for concurrent use and return quickly.
-type Hooks struct {
-	// FetchStart is called as a fetch begins, with the context of the
-	// request that caused it (a background context for a scheduled
+type Observer interface {
+	// KeySetFetchStart is called as a fetch begins, with the context of
+	// the request that caused it (a background context for a scheduled
 	// refresh); the context it returns carries the fetch, so a span
-	// started here is its parent.
-	FetchStart func(ctx context.Context) context.Context
-	// FetchDone is called when the fetch ends, with the context
-	// FetchStart returned.
-	FetchDone func(ctx context.Context, f Fetch)
-}
-
-// Fetch describes one fetch of the key set.
-type Fetch struct {
-	// URL is the key set's address, or the issuer's when discovery failed,
-	// with its user info, query values and fragment redacted (see README,
-	// "Security model").
-	URL string
-	// Keys is how many usable keys the answer held (0 on failure).
-	Keys int
-	// Duration is how long the fetch took.
-	Duration time.Duration
-	// Err is why the fetch failed; nil on success. The last good keys
-	// stay in use after a failure.
-	Err error
+	// started there is its parent.
+	KeySetFetchStart(ctx context.Context, issuer string) context.Context
+	// KeySetFetch is called when the fetch ends, with the context
+	// KeySetFetchStart returned.
+	KeySetFetch(ctx context.Context, f aegis.KeySetFetch)
 }
 
 // Remote is the key set of one issuer, fetched over HTTP and kept fresh.
@@ -287,17 +274,17 @@ func (r *Remote) fetchShared(ctx context.Context) (*snapshot, error) {
 }
 
 func (r *Remote) fetch(ctx context.Context) (*snapshot, error) {
-	if r.cfg.Hooks.FetchStart != nil {
-		ctx = r.cfg.Hooks.FetchStart(ctx)
+	if r.cfg.Observer != nil {
+		ctx = r.cfg.Observer.KeySetFetchStart(ctx, r.cfg.Issuer)
 	}
 	start := time.Now()
 	s, err := r.fetchOnce(ctx)
-	if r.cfg.Hooks.FetchDone != nil {
-		f := Fetch{URL: r.currentURL(), Duration: time.Since(start), Err: err}
+	if r.cfg.Observer != nil {
+		f := aegis.KeySetFetch{Issuer: r.cfg.Issuer, URL: r.currentURL(), Duration: time.Since(start), Err: err}
 		if s != nil {
 			f.Keys = s.set.Len()
 		}
-		r.cfg.Hooks.FetchDone(ctx, f)
+		r.cfg.Observer.KeySetFetch(ctx, f)
 	}
 	now := r.cfg.Now()
 	if err != nil {

@@ -308,7 +308,7 @@ func TestDependencyFailuresAreMeasured(t *testing.T) {
 }
 
 // TestUserHooksComposeWithObserver: a user's own key-set and introspection
-// hooks get back, in Done, the context their Start returned (so they can
+// observers (jwks.Config.Observer, introspect.Config.Observer) get back, in Done, the context their Start returned (so they can
 // end their own spans), while the Observer's Start hooks see theirs (its
 // spans sit beneath the user's).
 func TestUserHooksComposeWithObserver(t *testing.T) {
@@ -330,9 +330,8 @@ func TestUserHooksComposeWithObserver(t *testing.T) {
 	g := mustGuard(t, setup{Config: middleware.Config{
 		Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet(), Observer: obs,
 	}, Mode: modeHybrid,
-		JWKS: jwks.Config{Hooks: jwks.Hooks{FetchStart: start("user.fetch"), FetchDone: func(ctx context.Context, _ jwks.Fetch) { done(ctx) }}},
-		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(),
-			Hooks: introspect.Hooks{CallStart: start("user.call"), CallDone: func(ctx context.Context, _ introspect.Call) { done(ctx) }}},
+		JWKS:          jwks.Config{Observer: userObserver{start, done}},
+		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(), Observer: userObserver{start, done}},
 	})
 	for _, token := range []string{iss.M2M("worker"), iss.OpaqueM2M("batch")} {
 		_, err := g.Validate(context.Background(), token)
@@ -403,3 +402,20 @@ func TestOutageWarningsAreRateLimited(t *testing.T) {
 	assert.Equal(t, 2, refused("WARN"))
 	assert.Len(t, logs.Lines(`"level":"WARN"`, `"held_back":49`), 1)
 }
+
+// userObserver is a user's own jwks.Observer and introspect.Observer,
+// made of a Start and a Done function.
+type userObserver struct {
+	start func(name string) func(context.Context) context.Context
+	done  func(context.Context)
+}
+
+func (u userObserver) KeySetFetchStart(ctx context.Context, _ string) context.Context {
+	return u.start("user.fetch")(ctx)
+}
+func (u userObserver) KeySetFetch(ctx context.Context, _ aegis.KeySetFetch)               { u.done(ctx) }
+func (u userObserver) IntrospectionCache(context.Context, aegis.IntrospectionCacheLookup) {}
+func (u userObserver) IntrospectionCallStart(ctx context.Context, _ string) context.Context {
+	return u.start("user.call")(ctx)
+}
+func (u userObserver) IntrospectionCall(ctx context.Context, _ aegis.IntrospectionCall) { u.done(ctx) }

@@ -213,40 +213,17 @@ type Decision struct {
 	Cached bool
 }
 
-// KeySetFetch describes one fetch of an issuer's key set.
-type KeySetFetch struct {
-	// Issuer is the issuer whose keys were fetched.
-	Issuer string
-	// URL is the address fetched.
-	URL string
-	// Keys is how many usable keys the answer held; 0 on failure.
-	Keys int
-	// Duration is how long the fetch took.
-	Duration time.Duration
-	// Err is why it failed; nil on success.
-	Err error
-}
+// KeySetFetch is a dependency event a leaf package reports; see
+// aegis.KeySetFetch.
+type KeySetFetch = aegis.KeySetFetch
 
-// IntrospectionCacheLookup describes one look into the introspection
-// cache.
-type IntrospectionCacheLookup struct {
-	// Issuer is the issuer whose client looked.
-	Issuer string
-	// Hit reports an answer served from the cache.
-	Hit bool
-}
+// IntrospectionCacheLookup is a dependency event a leaf package reports; see
+// aegis.IntrospectionCacheLookup.
+type IntrospectionCacheLookup = aegis.IntrospectionCacheLookup
 
-// IntrospectionCall describes one call to an introspection endpoint.
-type IntrospectionCall struct {
-	// Issuer is the issuer called.
-	Issuer string
-	// Active is the server's answer, when it gave one.
-	Active bool
-	// Duration is how long the call took.
-	Duration time.Duration
-	// Err is why no answer could be had; nil for an answer, active or not.
-	Err error
-}
+// IntrospectionCall is a dependency event a leaf package reports; see
+// aegis.IntrospectionCall.
+type IntrospectionCall = aegis.IntrospectionCall
 
 // RateLimitDecision describes one charge to a client's rate limit.
 type RateLimitDecision struct {

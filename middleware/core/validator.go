@@ -189,7 +189,7 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		if kc.Now == nil {
 			kc.Now = cfg.Now
 		}
-		kc.Hooks = j.hooks(kc.Hooks)
+		kc.Observer = &keySetObserver{user: kc.Observer, checker: &j.obs}
 		remote, err := jwks.NewRemote(kc)
 		if err != nil {
 			return nil, fmt.Errorf("JWTConfig.JWKS: %w", err)
@@ -256,29 +256,6 @@ func (j *JWT) problems(path string) []error {
 	return nil
 }
 
-// hooks reports the key set's fetches to the Checker's observer, around
-// the user's own hooks.
-func (j *JWT) hooks(user jwks.Hooks) jwks.Hooks {
-	return jwks.Hooks{
-		FetchStart: func(ctx context.Context) context.Context {
-			return startHooked(ctx, user.FetchStart, func(ctx context.Context) context.Context {
-				if o := j.obs.get(); o != nil {
-					ctx = o.KeySetFetchStart(ctx, j.issuer)
-				}
-				return ctx
-			})
-		},
-		FetchDone: func(ctx context.Context, f jwks.Fetch) {
-			if o := j.obs.get(); o != nil {
-				o.KeySetFetch(ctx, KeySetFetch{Issuer: j.issuer, URL: f.URL, Keys: f.Keys, Duration: f.Duration, Err: f.Err})
-			}
-			if user.FetchDone != nil {
-				user.FetchDone(userContext(ctx), f)
-			}
-		},
-	}
-}
-
 // Introspection validates tokens by asking their issuer (RFC 7662,
 // package introspect).
 type Introspection struct {
@@ -298,7 +275,7 @@ func NewIntrospection(cfg introspect.Config) (*Introspection, error) {
 		return nil, fmt.Errorf("introspect.Config.Endpoint %q uses http on a host other than loopback: set introspect.Config.AllowInsecureHTTP to permit it", issuerhttp.Redact(cfg.Endpoint))
 	}
 	i := &Introspection{issuer: cfg.Issuer}
-	cfg.Hooks = i.hooks(cfg.Hooks)
+	cfg.Observer = &introspectionObserver{user: cfg.Observer, checker: &i.obs}
 	c, err := introspect.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("introspect.Config: %w", err)
@@ -345,57 +322,94 @@ func (i *Introspection) problems(path string) []error {
 	return nil
 }
 
-// hooks reports the client's cache lookups and calls to the Checker's
-// observer, around the user's own hooks.
-func (i *Introspection) hooks(user introspect.Hooks) introspect.Hooks {
-	return introspect.Hooks{
-		CacheLookup: func(ctx context.Context, hit bool) {
-			if user.CacheLookup != nil {
-				user.CacheLookup(ctx, hit)
-			}
-			if o := i.obs.get(); o != nil {
-				o.IntrospectionCache(ctx, IntrospectionCacheLookup{Issuer: i.issuer, Hit: hit})
-			}
-		},
-		CallStart: func(ctx context.Context) context.Context {
-			return startHooked(ctx, user.CallStart, func(ctx context.Context) context.Context {
-				if o := i.obs.get(); o != nil {
-					ctx = o.IntrospectionCallStart(ctx, i.issuer)
-				}
-				return ctx
-			})
-		},
-		CallDone: func(ctx context.Context, c introspect.Call) {
-			if o := i.obs.get(); o != nil {
-				o.IntrospectionCall(ctx, IntrospectionCall{Issuer: i.issuer, Active: c.Active, Duration: c.Duration, Err: c.Err})
-			}
-			if user.CallDone != nil {
-				user.CallDone(userContext(ctx), c)
-			}
-		},
-	}
-}
-
 // userContextKey holds, in the context of a dependency call, the context
-// the user's own Start hook returned: the user's Done hook is owed that one,
-// not the Observer's (whose span would otherwise be the current one).
+// the user's own Start returned: the user's event is owed that one, not
+// the Checker's Observer's (whose span would otherwise be the current one).
 type userContextKey struct{}
 
-// startHooked runs the user's Start hook, then the Observer's on its
-// result, and remembers the user's context for userContext.
-func startHooked(ctx context.Context, user func(context.Context) context.Context, observe func(context.Context) context.Context) context.Context {
+// startBoth runs the user's Start, then the Checker's on its result, and
+// remembers the user's context for userContext.
+func startBoth(ctx context.Context, user, checker func(context.Context) context.Context) context.Context {
 	if user != nil {
 		ctx = user(ctx)
 	}
-	return context.WithValue(observe(ctx), userContextKey{}, ctx)
+	inner := ctx
+	if checker != nil {
+		inner = checker(ctx)
+	}
+	return context.WithValue(inner, userContextKey{}, ctx)
 }
 
-// userContext returns the context the user's Start hook returned.
+// userContext returns the context the user's Start returned.
 func userContext(ctx context.Context) context.Context {
 	if u, ok := ctx.Value(userContextKey{}).(context.Context); ok {
 		return u
 	}
 	return ctx
+}
+
+// keySetObserver reports a JWT validator's key-set fetches to the user's
+// own jwks.Observer (JWTConfig.JWKS.Observer) and to the Checker's.
+type keySetObserver struct {
+	user    jwks.Observer
+	checker *observers
+}
+
+func (k *keySetObserver) KeySetFetchStart(ctx context.Context, issuer string) context.Context {
+	var user, checker func(context.Context) context.Context
+	if k.user != nil {
+		user = func(ctx context.Context) context.Context { return k.user.KeySetFetchStart(ctx, issuer) }
+	}
+	if o := k.checker.get(); o != nil {
+		checker = func(ctx context.Context) context.Context { return o.KeySetFetchStart(ctx, issuer) }
+	}
+	return startBoth(ctx, user, checker)
+}
+
+func (k *keySetObserver) KeySetFetch(ctx context.Context, f aegis.KeySetFetch) {
+	if o := k.checker.get(); o != nil {
+		o.KeySetFetch(ctx, f)
+	}
+	if k.user != nil {
+		k.user.KeySetFetch(userContext(ctx), f)
+	}
+}
+
+// introspectionObserver reports an introspection validator's lookups and
+// calls to the user's own introspect.Observer (introspect.Config.Observer)
+// and to the Checker's.
+type introspectionObserver struct {
+	user    introspect.Observer
+	checker *observers
+}
+
+func (i *introspectionObserver) IntrospectionCache(ctx context.Context, l aegis.IntrospectionCacheLookup) {
+	if i.user != nil {
+		i.user.IntrospectionCache(ctx, l)
+	}
+	if o := i.checker.get(); o != nil {
+		o.IntrospectionCache(ctx, l)
+	}
+}
+
+func (i *introspectionObserver) IntrospectionCallStart(ctx context.Context, issuer string) context.Context {
+	var user, checker func(context.Context) context.Context
+	if i.user != nil {
+		user = func(ctx context.Context) context.Context { return i.user.IntrospectionCallStart(ctx, issuer) }
+	}
+	if o := i.checker.get(); o != nil {
+		checker = func(ctx context.Context) context.Context { return o.IntrospectionCallStart(ctx, issuer) }
+	}
+	return startBoth(ctx, user, checker)
+}
+
+func (i *introspectionObserver) IntrospectionCall(ctx context.Context, c aegis.IntrospectionCall) {
+	if o := i.checker.get(); o != nil {
+		o.IntrospectionCall(ctx, c)
+	}
+	if i.user != nil {
+		i.user.IntrospectionCall(userContext(ctx), c)
+	}
 }
 
 // Hybrid validates JWT-shaped tokens with jwt and every other token

@@ -302,12 +302,6 @@ func TestDependencyFailureSpans(t *testing.T) {
 // TestUserHooksComposeWithTracing: a user's own key-set and introspection
 // hooks get back, in Done, the context their Start returned (so they can
 // end their own spans), while Aegis's spans sit beneath theirs.
-//
-// Skipped until core's hook composition is fixed: core (JWT.hooks and
-// Introspection.hooks in middleware/core/validator.go) hands the user's
-// FetchDone and CallDone the context the Observer's Start returned, not
-// the one the user's Start returned, so with Tracing the user's Done sees
-// Aegis's span as current, ends it, and never ends its own.
 func TestUserHooksComposeWithTracing(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
 	spans, tp := newSpanRecorder(t)
@@ -330,11 +324,11 @@ func TestUserHooksComposeWithTracing(t *testing.T) {
 		span.End()
 	}
 	jwt, err := core.NewJWT(core.JWTConfig{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock,
-		JWKS: jwks.Config{Logger: quiet(), Hooks: jwks.Hooks{FetchStart: start("user.fetch"), FetchDone: func(ctx context.Context, _ jwks.Fetch) { done(ctx) }}}})
+		JWKS: jwks.Config{Logger: quiet(), Observer: userObserver{start, done}}})
 	require.NoError(t, err)
 	intro, err := core.NewIntrospection(introspect.Config{Endpoint: iss.IntrospectionURL(), Issuer: iss.URL, Audience: iss.Audience,
 		Now: fixedClock, Logger: quiet(),
-		Hooks: introspect.Hooks{CallStart: start("user.call"), CallDone: func(ctx context.Context, _ introspect.Call) { done(ctx) }}})
+		Observer: userObserver{start, done}})
 	require.NoError(t, err)
 	g, err := middleware.New(middleware.Config{
 		Validator: core.Hybrid(core.Cached(jwt, core.CacheConfig{Now: fixedClock}), intro),
@@ -490,3 +484,20 @@ func TestTracingEndsOnlyWhatItStarted(t *testing.T) {
 		assert.Equal(t, []attribute.KeyValue{attribute.Bool("aegis.limit_found", true)}, ended[0].Attributes())
 	})
 }
+
+// userObserver is a user's own jwks.Observer and introspect.Observer,
+// made of a Start and a Done function.
+type userObserver struct {
+	start func(name string) func(context.Context) context.Context
+	done  func(context.Context)
+}
+
+func (u userObserver) KeySetFetchStart(ctx context.Context, _ string) context.Context {
+	return u.start("user.fetch")(ctx)
+}
+func (u userObserver) KeySetFetch(ctx context.Context, _ aegis.KeySetFetch)               { u.done(ctx) }
+func (u userObserver) IntrospectionCache(context.Context, aegis.IntrospectionCacheLookup) {}
+func (u userObserver) IntrospectionCallStart(ctx context.Context, _ string) context.Context {
+	return u.start("user.call")(ctx)
+}
+func (u userObserver) IntrospectionCall(ctx context.Context, _ aegis.IntrospectionCall) { u.done(ctx) }

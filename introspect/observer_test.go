@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/olympus/aegis"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -14,36 +16,39 @@ import (
 
 type ctxKey struct{}
 
-// hookRecorder records the hooks' calls.
+// hookRecorder is an introspect.Observer recording what it is told.
 type hookRecorder struct {
 	mu      sync.Mutex
 	lookups []bool
-	calls   []introspect.Call
+	issuers []string
+	calls   []aegis.IntrospectionCall
 	carried []any
 }
 
-func (h *hookRecorder) hooks() introspect.Hooks {
-	return introspect.Hooks{
-		CacheLookup: func(_ context.Context, hit bool) {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.lookups = append(h.lookups, hit)
-		},
-		CallStart: func(ctx context.Context) context.Context {
-			return context.WithValue(ctx, ctxKey{}, "started")
-		},
-		CallDone: func(ctx context.Context, c introspect.Call) {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.calls = append(h.calls, c)
-			h.carried = append(h.carried, ctx.Value(ctxKey{}))
-		},
-	}
+func (h *hookRecorder) IntrospectionCache(_ context.Context, l aegis.IntrospectionCacheLookup) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lookups = append(h.lookups, l.Hit)
+	h.issuers = append(h.issuers, l.Issuer)
 }
 
-func TestHooksSeeLookupsAndCalls(t *testing.T) {
+func (h *hookRecorder) IntrospectionCallStart(ctx context.Context, issuer string) context.Context {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.issuers = append(h.issuers, issuer)
+	return context.WithValue(ctx, ctxKey{}, "started")
+}
+
+func (h *hookRecorder) IntrospectionCall(ctx context.Context, c aegis.IntrospectionCall) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, c)
+	h.carried = append(h.carried, ctx.Value(ctxKey{}))
+}
+
+func TestObserverSeesLookupsAndCalls(t *testing.T) {
 	rec := &hookRecorder{}
-	f := newFixture(t, func(c *introspect.Config) { c.Hooks = rec.hooks() })
+	f := newFixture(t, func(c *introspect.Config) { c.Observer = rec })
 	ctx := context.Background()
 	active := f.iss.OpaqueM2M("worker", "data:read")
 	revoked := f.iss.OpaqueM2M("worker", "data:read")
@@ -68,10 +73,13 @@ func TestHooksSeeLookupsAndCalls(t *testing.T) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	assert.Equal(t, []bool{false, true, false, true, false}, rec.lookups)
+	for _, iss := range rec.issuers {
+		assert.Equal(t, f.iss.URL, iss, "every event names the client's issuer")
+	}
 	require.Len(t, rec.calls, 3)
 	tests := []struct {
 		name        string
-		call        introspect.Call
+		call        aegis.IntrospectionCall
 		active      bool
 		unavailable bool
 	}{
@@ -87,6 +95,7 @@ func TestHooksSeeLookupsAndCalls(t *testing.T) {
 				assert.ErrorIs(t, tt.call.Err, introspect.ErrUnavailable)
 			}
 			assert.Positive(t, tt.call.Duration)
+			assert.Equal(t, f.iss.URL, tt.call.Issuer)
 			assert.Equal(t, "started", rec.carried[i])
 		})
 	}
