@@ -8,7 +8,6 @@ import (
 	"github.com/olympus/aegis/internal/strictjson"
 )
 
-
 // Claims are the verified contents of a JWT access token: the header values
 // that mattered, the registered claims Aegis checked, and every claim as sent.
 // Its strings and raw values share one buffer with the decoded token, so
