@@ -9,6 +9,9 @@
 // answers are cached for Cache.NegativeTTL; concurrent requests for the same
 // uncached token share one call; the number of calls under way is bounded.
 // Any failure to get a trustworthy answer is ErrUnavailable, never a pass.
+// Every refusal is an *aegis.Refusal whose cause matches one of the Err
+// values; core.NewIntrospection (package
+// github.com/olympus/aegis/middleware/core) makes a Client a validator.
 package introspect
 
 import (

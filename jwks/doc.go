@@ -11,8 +11,13 @@
 // own algorithm, iss before any key lookup, the signature (SignatureVerifier,
 // the standard library's crypto), then exp, nbf, iat, aud, sub and
 // client_id. It refuses whatever the underlying JOSE library would accept by
-// default but these rules do not; every refusal matches one of the Err
-// values with errors.Is.
+// default but these rules do not. Every refusal is an *aegis.Refusal (its
+// Reason says why) that also matches one of the Err values with errors.Is;
+// a key set that cannot be had is one of class unavailable.
+//
+// Used through the core (package github.com/olympus/aegis/middleware/core),
+// core.NewJWT builds both; used alone, a Config's Observer reports the key
+// set's fetches.
 //
 // This is the only package of Aegis that imports a JOSE library
 // (github.com/lestrrat-go/jwx/v2, to read keys).
