@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,45 +18,12 @@ import (
 	"github.com/olympus/aegis/internal/testutil"
 )
 
-// logRecorder is a slog text handler writing to a buffer.
-type logRecorder struct{ testutil.Buffer }
+// logRecorder records a logger's lines (testutil.LogRecorder).
+type logRecorder struct{ testutil.LogRecorder }
 
-// logger returns a logger writing to the buffer without timestamps.
-func (r *logRecorder) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(r, &slog.HandlerOptions{
-		Level: slog.LevelDebug,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey && len(groups) == 0 {
-				return slog.Attr{}
-			}
-			return a
-		},
-	}))
-}
-
-var logLine = regexp.MustCompile(`^level=(\S+) msg=("(?:[^"\\]|\\.)*"|\S+)`)
-
-// lines returns "LEVEL message" per line written.
-func (r *logRecorder) lines() []string {
-	text := r.String()
-	out := []string{}
-	for line := range strings.Lines(text) {
-		m := logLine.FindStringSubmatch(line)
-		if m == nil {
-			out = append(out, "unparsed: "+line)
-			continue
-		}
-		msg := m[2]
-		if unq, err := strconv.Unquote(msg); err == nil {
-			msg = unq
-		}
-		out = append(out, m[1]+" "+msg)
-	}
-	return out
-}
-
-// text is everything logged.
-func (r *logRecorder) text() string { return r.String() }
+func (r *logRecorder) logger() *slog.Logger { return r.Logger() }
+func (r *logRecorder) lines() []string      { return r.Records() }
+func (r *logRecorder) text() string         { return r.String() }
 
 func newFakeClock() *testutil.Clock { return testutil.NewClock(time.Unix(1_700_000_000, 0)) }
 

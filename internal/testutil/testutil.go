@@ -4,6 +4,9 @@ package testutil
 
 import (
 	"bytes"
+	"log/slog"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,4 +73,42 @@ next:
 		lines = append(lines, line)
 	}
 	return lines
+}
+
+// LogRecorder is a Buffer that a slog text handler writes to, read back
+// as "LEVEL message" lines.
+type LogRecorder struct{ Buffer }
+
+// Logger returns a debug-level logger writing to the recorder without
+// timestamps.
+func (r *LogRecorder) Logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(r, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+var logLine = regexp.MustCompile(`^level=(\S+) msg=("(?:[^"\\]|\\.)*"|\S+)`)
+
+// Records returns "LEVEL message" per line written.
+func (r *LogRecorder) Records() []string {
+	out := []string{}
+	for line := range strings.Lines(r.String()) {
+		m := logLine.FindStringSubmatch(line)
+		if m == nil {
+			out = append(out, "unparsed: "+line)
+			continue
+		}
+		msg := m[2]
+		if unq, err := strconv.Unquote(msg); err == nil {
+			msg = unq
+		}
+		out = append(out, m[1]+" "+msg)
+	}
+	return out
 }
