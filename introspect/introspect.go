@@ -34,6 +34,7 @@ import (
 	"github.com/olympus/aegis/internal/flight"
 	"github.com/olympus/aegis/internal/issuerhttp"
 	"github.com/olympus/aegis/internal/logthrottle"
+	"github.com/olympus/aegis/internal/refusal"
 )
 
 // AuthMethod is how the Client authenticates to the introspection endpoint.
@@ -365,7 +366,7 @@ func (c *Client) check(r *Result, now time.Time) error {
 		return refuse(ErrTokenUse, "token_use is not access_token")
 	}
 	if r.Issuer != "" && c.cfg.Issuer != "" && r.Issuer != c.cfg.Issuer {
-		return refuse(ErrIssuer, "iss is not the configured issuer")
+		return refuse(ErrIssuer, refusal.Mismatch("iss", []string{r.Issuer}, c.cfg.Issuer))
 	}
 	if !r.Expiry.IsZero() && !now.Before(r.Expiry.Add(c.leeway)) {
 		return refuse(ErrExpired, "exp is not in the future")
@@ -374,7 +375,7 @@ func (c *Client) check(r *Result, now time.Time) error {
 		return refuse(ErrNotYetValid, "nbf is in the future")
 	}
 	if !c.cfg.AnyAudience && !slices.Contains(r.Audience, c.cfg.Audience) {
-		return refuse(ErrAudience, "aud does not contain the configured audience")
+		return refuse(ErrAudience, refusal.Mismatch("aud", r.Audience, c.cfg.Audience))
 	}
 	if r.Subject == "" {
 		return refuse(ErrClaims, "sub is missing")

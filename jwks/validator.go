@@ -12,6 +12,7 @@ import (
 
 	"github.com/olympus/aegis"
 
+	"github.com/olympus/aegis/internal/refusal"
 	"github.com/olympus/aegis/internal/strictjson"
 )
 
@@ -272,7 +273,7 @@ func (v *Validator) Verify(ctx context.Context, t *Token) (*Claims, error) {
 		return nil, refuse(ErrType, "typ names another kind of JWT")
 	}
 	if t.claims.Issuer != v.cfg.Issuer {
-		return nil, refuse(ErrIssuer, "iss is not the configured issuer")
+		return nil, refuse(ErrIssuer, refusal.Mismatch("iss", []string{t.claims.Issuer}, v.cfg.Issuer))
 	}
 	keys, err := v.cfg.Keys.LookupKeys(ctx, h.kid)
 	if err != nil {
@@ -391,7 +392,7 @@ func (v *Validator) checkClaims(c *Claims) error {
 		}
 	}
 	if !v.cfg.AnyAudience && !slices.Contains(c.Audience, v.cfg.Audience) {
-		return refuse(ErrAudience, "aud does not contain the configured audience")
+		return refuse(ErrAudience, refusal.Mismatch("aud", c.Audience, v.cfg.Audience))
 	}
 	return nil
 }

@@ -239,7 +239,13 @@ func TestDecisionEventsMetricsAndLogs(t *testing.T) {
 		require.Len(t, decisions, len(script))
 		for i, step := range script {
 			rec := decisions[i]
-			assert.Equal(t, "DEBUG", rec["level"], step.name)
+			level := "DEBUG"
+			if step.want.Reason == aegis.ReasonAudienceMismatch || step.want.Reason == aegis.ReasonIssuerMismatch {
+				// The first mismatch of each kind a minute is a warning
+				// (TestMismatchWarnings).
+				level = "WARN"
+			}
+			assert.Equal(t, level, rec["level"], step.name)
 			assert.Equal(t, string(step.want.Outcome), rec["outcome"], step.name)
 			assert.Equal(t, string(step.want.Reason), rec["reason"], step.name)
 			assert.Equal(t, step.path, rec["path"], step.name)
@@ -419,3 +425,59 @@ func (u userObserver) IntrospectionCallStart(ctx context.Context, _ string) cont
 	return u.start("user.call")(ctx)
 }
 func (u userObserver) IntrospectionCall(ctx context.Context, _ aegis.IntrospectionCall) { u.done(ctx) }
+
+// TestMismatchWarnings: a wrong Issuer or Audience refuses every token, so
+// the first issuer and the first audience mismatch of each minute are
+// logged at warn, naming the configured value and the token's, never the
+// token; the others of that minute at debug, with the same values.
+func TestMismatchWarnings(t *testing.T) {
+	clk := testutil.NewClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: clk.Now})
+	logs := &testutil.Buffer{}
+	g, err := middleware.New(middleware.Config{Issuer: iss.URL + "/", Audience: "https://api.typo.example", Now: clk.Now,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	require.NoError(t, err)
+	h := g.Protect(http.HandlerFunc(ok))
+	token := iss.M2M("worker")
+	send := func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, get("/", "Bearer "+token))
+		require.Equal(t, http.StatusUnauthorized, rec.Code)
+	}
+	issuerLines := func(level string) []string {
+		return logs.Lines(`"level":"`+level+`"`, `"reason":"issuer_mismatch"`)
+	}
+	tests := []struct {
+		name        string
+		advance     time.Duration
+		warn, debug int
+	}{
+		{"the first is a warning", 0, 1, 0},
+		{"the rest of the minute at debug", 30 * time.Second, 1, 1},
+		{"a minute later a warning again", 31 * time.Second, 2, 1},
+	}
+	for _, tt := range tests {
+		clk.Advance(tt.advance)
+		send()
+		assert.Len(t, issuerLines("WARN"), tt.warn, tt.name)
+		assert.Len(t, issuerLines("DEBUG"), tt.debug, tt.name)
+	}
+	for _, line := range append(issuerLines("WARN"), issuerLines("DEBUG")...) {
+		assert.Contains(t, line, `iss \"`+iss.URL+`\" is not the configured \"`+iss.URL+`/\"`, "both values named")
+		assert.NotContains(t, line, token, "never the token")
+		assert.NotContains(t, line, strings.Split(token, ".")[2], "never the signature")
+	}
+	assert.Contains(t, issuerLines("WARN")[0], `"hint":"if every token is refused so, check the configured issuer`)
+
+	// The audience: a token of the right issuer for another API.
+	g2, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: "https://api.typo.example", Now: clk.Now,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	g2.Protect(http.HandlerFunc(ok)).ServeHTTP(rec, get("/", "Bearer "+token))
+	require.Equal(t, http.StatusUnauthorized, rec.Code)
+	warns := logs.Lines(`"level":"WARN"`, `"reason":"audience_mismatch"`)
+	require.Len(t, warns, 1)
+	assert.Contains(t, warns[0], `aud \"`+iss.Audience+`\" is not the configured \"https://api.typo.example\"`)
+	assert.NotContains(t, warns[0], token)
+}

@@ -3,7 +3,12 @@
 // short detail, in one allocation.
 package refusal
 
-import "github.com/olympus/aegis"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/olympus/aegis"
+)
 
 // With returns the refusal for reason, caused by sentinel (still found by
 // errors.Is) with detail, Aegis's own words.
@@ -28,3 +33,48 @@ type detailError struct {
 
 func (e *detailError) Error() string { return e.sentinel.Error() + ": " + e.detail }
 func (e *detailError) Unwrap() error { return e.sentinel }
+
+// maxShown bounds how much of a token's claim a detail shows.
+const (
+	maxShownBytes  = 128
+	maxShownValues = 4
+)
+
+// Mismatch is the detail of a refusal of a claim that lacks the configured
+// value: "iss "https://a.example/" is not the configured "https://a.example"".
+// Both are public identifiers, never a token; the token's values, which an
+// attacker chooses, are quoted, clipped and at most a few.
+func Mismatch(claim string, seen []string, configured string) string {
+	var b strings.Builder
+	b.WriteString(claim)
+	b.WriteByte(' ')
+	switch len(seen) {
+	case 0:
+		b.WriteString("(absent)")
+	case 1:
+		b.WriteString(strconv.Quote(clip(seen[0])))
+	default:
+		b.WriteByte('[')
+		for i, s := range seen {
+			if i == maxShownValues {
+				b.WriteString(", …")
+				break
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strconv.Quote(clip(s)))
+		}
+		b.WriteByte(']')
+	}
+	b.WriteString(" is not the configured ")
+	b.WriteString(strconv.Quote(configured))
+	return b.String()
+}
+
+func clip(s string) string {
+	if len(s) > maxShownBytes {
+		return s[:maxShownBytes] + "…"
+	}
+	return s
+}

@@ -37,7 +37,9 @@ type Config struct {
 	Observer Observer
 	// Logger receives every decision (acceptances and refusals at debug,
 	// refusals of class unavailable at warn, at most one per reason a
-	// second) and dependency failures (warn); default slog.Default().
+	// second, issuer and audience mismatches at warn, the first of each a
+	// minute, naming the configured and the token's values) and dependency
+	// failures (warn); default slog.Default().
 	// Tokens are never logged.
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -62,6 +64,7 @@ type Checker struct {
 	log        *slog.Logger
 	now        func() time.Time
 	warns      *logthrottle.Limiter
+	mismatches *logthrottle.Limiter
 }
 
 // Verdict is the outcome of a check: a Principal or a Refusal, and the
@@ -96,15 +99,16 @@ func New(cfg Config) (*Checker, error) {
 		return nil, errors.Join(errs...)
 	}
 	c := &Checker{
-		validator: cfg.Validator,
-		intro:     cfg.Introspection,
-		maxLength: cfg.MaxTokenLength,
-		classify:  cfg.Classifier,
-		limiter:   lim,
-		obs:       cfg.Observer,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		warns:     &logthrottle.Limiter{Interval: warnInterval},
+		validator:  cfg.Validator,
+		intro:      cfg.Introspection,
+		maxLength:  cfg.MaxTokenLength,
+		classify:   cfg.Classifier,
+		limiter:    lim,
+		obs:        cfg.Observer,
+		log:        cfg.Logger,
+		now:        cfg.Now,
+		warns:      &logthrottle.Limiter{Interval: warnInterval},
+		mismatches: &logthrottle.Limiter{Interval: mismatchInterval},
 	}
 	_, c.builtIn = cfg.Validator.(builtIn)
 	if c.maxLength == 0 {
@@ -132,6 +136,17 @@ func New(cfg Config) (*Checker, error) {
 	}
 	return c, nil
 }
+
+// mismatchHints tell an operator what to check when tokens are refused for
+// their issuer or audience.
+var mismatchHints = map[aegis.Reason]string{
+	aegis.ReasonIssuerMismatch:   "if every token is refused so, check the configured issuer: it must equal the tokens' iss exactly (scheme, host, port, path, trailing slash)",
+	aegis.ReasonAudienceMismatch: "if every token is refused so, check the configured audience, and the audience the clients request their tokens for",
+}
+
+// mismatchInterval is the least time between two warn-level records of an
+// issuer or audience mismatch.
+const mismatchInterval = time.Minute
 
 // warnInterval is the least time between two warn-level records of one
 // refusal reason: during an outage every request is refused, and the log
@@ -367,10 +382,22 @@ func (c *Checker) record(ctx context.Context, cred Credential, d Decision, r *ae
 		c.obs.Decision(ctx, d)
 	}
 	level, held := slog.LevelDebug, 0
-	if d.Class == aegis.ClassUnavailable && c.log.Enabled(ctx, slog.LevelWarn) {
+	var hint string
+	switch {
+	case d.Class == aegis.ClassUnavailable && c.log.Enabled(ctx, slog.LevelWarn):
 		var ok bool
 		if ok, held = c.warns.Allow(string(d.Reason), c.now()); ok {
 			level = slog.LevelWarn
+		}
+	case d.Reason == aegis.ReasonIssuerMismatch || d.Reason == aegis.ReasonAudienceMismatch:
+		// A wrong Issuer or Audience refuses every token: the first of
+		// each a minute is a warning, naming both values (in cause).
+		hint = mismatchHints[d.Reason]
+		if c.log.Enabled(ctx, slog.LevelWarn) {
+			var ok bool
+			if ok, held = c.mismatches.Allow(string(d.Reason), c.now()); ok {
+				level = slog.LevelWarn
+			}
 		}
 	}
 	if !c.log.Enabled(ctx, level) {
@@ -400,6 +427,9 @@ func (c *Checker) record(ctx context.Context, cred Credential, d Decision, r *ae
 	if r != nil && r.Err != nil {
 		attrs = append(attrs, slog.String("cause", r.Err.Error()))
 	}
+	if hint != "" {
+		attrs = append(attrs, slog.String("hint", hint))
+	}
 	msg := "aegis: request accepted"
 	if d.Outcome == OutcomeRefused {
 		msg = "aegis: request refused"
@@ -428,7 +458,7 @@ func (c *Checker) confirmer(token string) (*Introspection, *aegis.Refusal) {
 	if c.intro != nil {
 		return c.intro, nil
 	}
-	return nil, untrustedIssuer()
+	return nil, untrustedIssuer(t.Issuer(), "(no introspection for it)")
 }
 
 // findIntrospection returns the introspection validator inside v that

@@ -17,6 +17,7 @@ import (
 	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/internal/b64token"
 	"github.com/olympus/aegis/internal/issuerhttp"
+	"github.com/olympus/aegis/internal/refusal"
 	"github.com/olympus/aegis/internal/strictjson"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks"
@@ -527,10 +528,14 @@ func ByIssuer(validators map[string]Validator) Validator {
 	for iss, v := range validators {
 		m[iss] = v
 	}
-	return &byIssuer{m: m}
+	return &byIssuer{m: m, trusted: strings.Join(slices.Sorted(maps.Keys(m)), " ")}
 }
 
-type byIssuer struct{ m map[string]Validator }
+type byIssuer struct {
+	m map[string]Validator
+	// trusted lists the issuers, for refusals' details.
+	trusted string
+}
 
 func (b *byIssuer) Validate(ctx context.Context, token string) (*Principal, error) {
 	t, err := jwks.ParseToken(token, math.MaxInt) // the Checker bounds the length
@@ -543,7 +548,7 @@ func (b *byIssuer) Validate(ctx context.Context, token string) (*Principal, erro
 func (b *byIssuer) validateParsed(ctx context.Context, t *jwks.Token, token string) (*Principal, error) {
 	v, ok := b.m[t.Issuer()]
 	if !ok {
-		return nil, untrustedIssuer()
+		return nil, untrustedIssuer(t.Issuer(), b.trusted)
 	}
 	if bv, ok := v.(builtIn); ok {
 		return bv.validateParsed(ctx, t, token)
@@ -579,13 +584,11 @@ func (b *byIssuer) introspection(iss string) *Introspection {
 	return introspectionOf(b.m[iss], iss)
 }
 
-// untrustedIssuer is the refusal of a JWT whose iss no validator trusts: a
-// new one each time, since callers own what they are given.
-func untrustedIssuer() *aegis.Refusal {
-	return aegis.Refuse(aegis.ReasonIssuerMismatch, errUntrustedIssuer)
+// untrustedIssuer is the refusal of a JWT whose iss is not among the
+// trusted issuers, naming both.
+func untrustedIssuer(iss, trusted string) *aegis.Refusal {
+	return aegis.Refuse(aegis.ReasonIssuerMismatch, errors.New(refusal.Mismatch("iss", []string{iss}, trusted)))
 }
-
-var errUntrustedIssuer = errors.New("iss is not a trusted issuer")
 
 // validateRaw runs v, checking the b64token syntax first for validators
 // that are not built in.
