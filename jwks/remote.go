@@ -81,8 +81,8 @@ type Observer interface {
 	// refresh); the context it returns carries the fetch, so a span
 	// started there is its parent.
 	KeySetFetchStart(ctx context.Context, issuer string) context.Context
-	// KeySetFetch is called when the fetch ends, with the context
-	// KeySetFetchStart returned.
+	// KeySetFetch is called when the fetch ends (the keys it brought are
+	// then the ones held), with the context KeySetFetchStart returned.
 	KeySetFetch(ctx context.Context, f aegis.KeySetFetch)
 }
 
@@ -280,11 +280,12 @@ func (r *Remote) fetch(ctx context.Context) (*snapshot, error) {
 	start := time.Now()
 	s, err := r.fetchOnce(ctx)
 	if r.cfg.Observer != nil {
+		// Reported once the keys fetched are the ones held.
 		f := aegis.KeySetFetch{Issuer: r.cfg.Issuer, URL: r.currentURL(), Duration: time.Since(start), Err: err}
 		if s != nil {
 			f.Keys = s.set.Len()
 		}
-		r.cfg.Observer.KeySetFetch(ctx, f)
+		defer r.cfg.Observer.KeySetFetch(ctx, f)
 	}
 	now := r.cfg.Now()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
@@ -394,4 +395,45 @@ func TestPrincipalIsOwnedAndCachedCopiesAreDistinct(t *testing.T) {
 	assert.NotSame(t, p1, p2)
 	assert.Equal(t, core.KindUser, p1.Kind)
 	assert.True(t, p1.AdmittedBy(chk))
+}
+
+// TestKeySetWithoutUsableKeyWarns: a key set none of whose keys the allowed
+// algorithms can use refuses every token, so each fetch of it is a warning
+// naming the issuer and the algorithms (issue 14, point 1).
+func TestKeySetWithoutUsableKeyWarns(t *testing.T) {
+	tests := []struct {
+		name       string
+		issuerAlg  string
+		algorithms []string
+		warn       bool
+	}{
+		{"ES256 keys, RS256 allowed", "ES256", []string{"RS256"}, true},
+		{"ES256 keys, the defaults", "ES256", nil, false},
+		{"RS256 keys, RS256 allowed", "RS256", []string{"RS256"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			iss := jwkstest.NewIssuer(t, jwkstest.Config{Algorithm: tt.issuerAlg})
+			logs := &testutil.Buffer{}
+			jwt, err := core.NewJWT(core.JWTConfig{Issuer: iss.URL, Audience: iss.Audience, Algorithms: tt.algorithms,
+				JWKS: jwks.Config{Logger: slog.New(slog.NewTextHandler(logs, nil))}})
+			require.NoError(t, err)
+			// A token with an allowed alg makes the validator fetch the set.
+			alg := "RS256"
+			if tt.algorithms == nil {
+				alg = tt.issuerAlg
+			}
+			k := jwkstest.NewKey(alg)
+			_, _ = jwt.Validate(context.Background(), iss.SignWith(k, nil, iss.Claims("worker", "worker")))
+			require.Positive(t, iss.JWKSFetches(), "the set was fetched")
+			lines := logs.Lines("level=WARN", "no key for the allowed algorithms")
+			if !tt.warn {
+				assert.Empty(t, lines)
+				return
+			}
+			require.Len(t, lines, 1)
+			assert.Contains(t, lines[0], "issuer="+iss.URL)
+			assert.Contains(t, lines[0], "RS256")
+		})
+	}
 }

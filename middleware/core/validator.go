@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/internal/b64token"
 	"github.com/olympus/aegis/internal/issuerhttp"
+	"github.com/olympus/aegis/internal/logthrottle"
 	"github.com/olympus/aegis/internal/refusal"
 	"github.com/olympus/aegis/internal/strictjson"
 	"github.com/olympus/aegis/introspect"
@@ -190,11 +192,23 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		if kc.Now == nil {
 			kc.Now = cfg.Now
 		}
-		kc.Observer = &keySetObserver{user: kc.Observer, checker: &j.obs}
+		ko := &keySetObserver{user: kc.Observer, checker: &j.obs, algorithms: cfg.Algorithms, log: kc.Logger,
+			now: kc.Now, warned: logthrottle.Limiter{Interval: time.Minute}}
+		if ko.now == nil {
+			ko.now = time.Now
+		}
+		if ko.algorithms == nil {
+			ko.algorithms = jwks.DefaultAlgorithms()
+		}
+		if ko.log == nil {
+			ko.log = slog.Default()
+		}
+		kc.Observer = ko
 		remote, err := jwks.NewRemote(kc)
 		if err != nil {
 			return nil, fmt.Errorf("JWTConfig.JWKS: %w", err)
 		}
+		ko.remote = remote
 		keys = remote
 	}
 	j.keys, _ = keys.(keyPresence)
@@ -350,10 +364,40 @@ func userContext(ctx context.Context) context.Context {
 }
 
 // keySetObserver reports a JWT validator's key-set fetches to the user's
-// own jwks.Observer (JWTConfig.JWKS.Observer) and to the Checker's.
+// own jwks.Observer (JWTConfig.JWKS.Observer) and to the Checker's, and
+// warns when a fetched set holds no key for the allowed algorithms.
 type keySetObserver struct {
 	user    jwks.Observer
 	checker *observers
+
+	algorithms []string
+	log        *slog.Logger
+	remote     *jwks.Remote
+	now        func() time.Time
+	// warned lets one warning through a minute: a refetch for an unknown
+	// kid may follow the first fetch at once.
+	warned logthrottle.Limiter
+}
+
+// warnUnusable logs at warn a key set that no allowed algorithm can use:
+// every token would be refused.
+func (k *keySetObserver) warnUnusable(ctx context.Context, issuer string) {
+	if k.remote == nil {
+		return
+	}
+	keys := k.remote.Keys()
+	for _, key := range keys {
+		for _, alg := range k.algorithms {
+			if key.Verifies(alg) {
+				return
+			}
+		}
+	}
+	if ok, _ := k.warned.Allow(issuer, k.now()); !ok {
+		return
+	}
+	k.log.LogAttrs(ctx, slog.LevelWarn, "aegis: the issuer's key set has no key for the allowed algorithms; every token will be refused",
+		slog.String("issuer", issuer), slog.Int("keys", len(keys)), slog.Any("algorithms", k.algorithms))
 }
 
 func (k *keySetObserver) KeySetFetchStart(ctx context.Context, issuer string) context.Context {
@@ -368,6 +412,9 @@ func (k *keySetObserver) KeySetFetchStart(ctx context.Context, issuer string) co
 }
 
 func (k *keySetObserver) KeySetFetch(ctx context.Context, f aegis.KeySetFetch) {
+	if f.Err == nil {
+		k.warnUnusable(ctx, f.Issuer)
+	}
 	if o := k.checker.get(); o != nil {
 		o.KeySetFetch(ctx, f)
 	}
