@@ -3,11 +3,13 @@ package middleware
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/internal/issuerhttp"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/scopes"
@@ -27,6 +29,11 @@ type Config struct {
 	// Audience must be among each token's aud values (RFC 9068 §4);
 	// required with Issuer.
 	Audience string
+	// AllowInsecureHTTP lets the shorthand's Issuer (and the key set it
+	// names) be http:// on a host other than loopback, for a plain-HTTP
+	// issuer inside a private network (a container's "http://hydra:4444").
+	// Tokens and keys then cross the network unprotected: avoid it.
+	AllowInsecureHTTP bool
 	// Validator validates tokens: any composition of core.NewJWT,
 	// core.NewIntrospection, core.Hybrid, core.ByIssuer and core.Cached, or
 	// a validator of your own.
@@ -79,8 +86,8 @@ func New(cfg Config) (*Guard, error) {
 	var errs []error
 	v := cfg.Validator
 	switch {
-	case cfg.Validator != nil && (cfg.Issuer != "" || cfg.Audience != ""):
-		errs = append(errs, errors.New("Config.Issuer and Config.Audience are shorthand for a Validator: set them or Config.Validator, not both"))
+	case cfg.Validator != nil && (cfg.Issuer != "" || cfg.Audience != "" || cfg.AllowInsecureHTTP):
+		errs = append(errs, errors.New("Config.Issuer, Audience and AllowInsecureHTTP are shorthand for a Validator: set them or Config.Validator, not both"))
 	case cfg.Validator == nil:
 		var issErrs []error
 		if cfg.Issuer == "" {
@@ -93,8 +100,12 @@ func New(cfg Config) (*Guard, error) {
 			errs = append(errs, issErrs...)
 			break
 		}
-		jwt, err := core.NewJWT(core.JWTConfig{Issuer: cfg.Issuer, Audience: cfg.Audience,
-			MaxTokenLength: cfg.Bearer.MaxLength, JWKS: jwksLogger(cfg.Logger), Now: cfg.Now})
+		if !cfg.AllowInsecureHTTP && errors.Is(issuerhttp.CheckURL(cfg.Issuer, false), issuerhttp.ErrInsecureHTTP) {
+			errs = append(errs, fmt.Errorf("Config.Issuer %q uses http on a host other than loopback: set Config.AllowInsecureHTTP to permit it", issuerhttp.Redact(cfg.Issuer)))
+			break
+		}
+		jwt, err := core.NewJWT(core.JWTConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, MaxTokenLength: cfg.Bearer.MaxLength,
+			JWKS: jwks.Config{Logger: cfg.Logger, AllowInsecureHTTP: cfg.AllowInsecureHTTP}, Now: cfg.Now})
 		if err != nil {
 			errs = append(errs, err)
 			break
@@ -252,6 +263,3 @@ func (g *Guard) render(w http.ResponseWriter, r *http.Request, ref *aegis.Refusa
 	}
 	g.writeError(w, r, e)
 }
-
-// jwksLogger configures the quick start's key set to log to l.
-func jwksLogger(l *slog.Logger) jwks.Config { return jwks.Config{Logger: l} }

@@ -691,3 +691,32 @@ func TestStaticKeys(t *testing.T) {
 	assert.Equal(t, 200, rec.Code)
 	assert.Zero(t, iss.JWKSFetches())
 }
+
+// TestConfigAllowInsecureHTTP: a plain-HTTP issuer beyond loopback (a
+// container's "http://hydra:4444") is refused, naming the field that
+// permits it, and accepted with it (issue 14, point 3).
+func TestConfigAllowInsecureHTTP(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  middleware.Config
+		want string // in the error; empty: no error
+	}{
+		{"refused, naming the field", middleware.Config{Issuer: "http://hydra:4444", Audience: "https://api.test"},
+			`Config.Issuer "http://hydra:4444" uses http on a host other than loopback: set Config.AllowInsecureHTTP to permit it`},
+		{"permitted", middleware.Config{Issuer: "http://hydra:4444", Audience: "https://api.test", AllowInsecureHTTP: true}, ""},
+		{"loopback needs no permission", middleware.Config{Issuer: "http://127.0.0.1:4444", Audience: "https://api.test"}, ""},
+		{"credentials are not shown", middleware.Config{Issuer: "http://svc:S3cret@hydra:4444", Audience: "https://api.test"}, "uses http"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := middleware.New(tt.cfg)
+			if tt.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "S3cret")
+		})
+	}
+}

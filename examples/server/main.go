@@ -47,6 +47,7 @@ import (
 
 	"github.com/olympus/aegis/examples/internal/flagenv"
 	"github.com/olympus/aegis/examples/server/api"
+	"github.com/olympus/aegis/internal/issuerhttp"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/middleware"
@@ -76,6 +77,8 @@ type options struct {
 	introspectionID, introspectionSecret string
 	introspectionCacheTTL                time.Duration
 
+	allowInsecureHTTP bool
+
 	clientsURL, redisURL, rateLimitFailure string
 	defaultRateLimit                       int
 	clientsCacheTTL                        time.Duration
@@ -90,6 +93,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.issuer, "issuer", "", "issuer identifier: the exact iss of accepted tokens (required)")
 	fs.StringVar(&o.audience, "audience", "", "audience every token must carry in aud; optional, but INSECURE when empty: with no audience check, a token minted for any other API of the issuer is accepted here (a warning is logged at startup)")
 	fs.StringVar(&o.jwksURL, "jwks-url", "", "the issuer's JWK Set URL (default: discovered from the issuer)")
+	fs.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "permit http:// issuer, key set, introspection and clients URLs on hosts other than loopback (a container network's http://hydra:4444); tokens and keys then travel unprotected")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug (every decision), info, warn or error")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "address to serve Prometheus metrics on, at /metrics (default: none)")
 	fs.StringVar(&o.mode, "mode", "jwt", "validation: jwt (local), introspect (RFC 7662) or hybrid (JWTs locally, opaque tokens by introspection)")
@@ -132,6 +136,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if o.clientsCacheTTL <= 0 {
 		return o, errors.New("-clients-cache-ttl must be positive")
 	}
+	if !o.allowInsecureHTTP {
+		for _, f := range []struct{ flag, url string }{{"-issuer", o.issuer}, {"-jwks-url", o.jwksURL},
+			{"-introspection-url", o.introspectionURL}, {"-clients-url", o.clientsURL}} {
+			if f.url != "" && errors.Is(issuerhttp.CheckURL(f.url, false), issuerhttp.ErrInsecureHTTP) {
+				return o, fmt.Errorf("%s %q uses http on a host other than loopback: pass -allow-insecure-http (or AEGIS_ALLOW_INSECURE_HTTP=true) to permit it",
+					f.flag, issuerhttp.Redact(f.url))
+			}
+		}
+	}
 	if _, ok := failurePolicies[o.rateLimitFailure]; !ok {
 		return o, fmt.Errorf("-rate-limit-failure %q: want open or closed", o.rateLimitFailure)
 	}
@@ -154,7 +167,8 @@ func (o options) rateLimit(log *slog.Logger) (*middleware.RateLimitConfig, error
 	}
 	rl := &middleware.RateLimitConfig{Default: o.defaultRateLimit}
 	if o.clientsURL != "" {
-		src, err := ratelimit.NewHydraSource(ratelimit.HydraConfig{AdminURL: o.clientsURL, TTL: o.clientsCacheTTL, Logger: log})
+		src, err := ratelimit.NewHydraSource(ratelimit.HydraConfig{AdminURL: o.clientsURL, TTL: o.clientsCacheTTL, Logger: log,
+			AllowInsecureHTTP: o.allowInsecureHTTP})
 		if err != nil {
 			return nil, fmt.Errorf("-clients-url: %w", err)
 		}
@@ -192,6 +206,9 @@ const (
 // config turns the options into the Guard's configuration: a validator
 // composed for the mode.
 func (o options) config(log *slog.Logger) (middleware.Config, error) {
+	if o.allowInsecureHTTP {
+		log.Warn("-allow-insecure-http: http:// URLs beyond loopback are accepted; tokens and keys travel unprotected")
+	}
 	anyAudience := o.audience == ""
 	if anyAudience {
 		log.Warn("no -audience given: tokens for any audience are accepted")
@@ -200,7 +217,7 @@ func (o options) config(log *slog.Logger) (middleware.Config, error) {
 	var jwt core.Validator
 	if o.mode != modeIntrospect {
 		v, err := core.NewJWT(core.JWTConfig{Issuer: o.issuer, Audience: o.audience, AnyAudience: anyAudience,
-			JWKS: jwks.Config{URL: o.jwksURL, Logger: log}})
+			JWKS: jwks.Config{URL: o.jwksURL, Logger: log, AllowInsecureHTTP: o.allowInsecureHTTP}})
 		if err != nil {
 			return cfg, err
 		}
@@ -220,6 +237,8 @@ func (o options) config(log *slog.Logger) (middleware.Config, error) {
 		ClientSecret: o.introspectionSecret,
 		Cache:        introspect.CacheConfig{TTL: o.introspectionCacheTTL},
 		Logger:       log,
+
+		AllowInsecureHTTP: o.allowInsecureHTTP,
 	}
 	if o.introspectionCacheTTL == 0 {
 		ic.Cache.TTL = -1

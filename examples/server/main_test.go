@@ -143,6 +143,10 @@ func TestServerFlagErrors(t *testing.T) {
 		{name: "stray argument", args: []string{"-issuer", "https://i.example", "extra"}, want: "unexpected arguments"},
 		{name: "bad log level", args: []string{"-issuer", "https://i.example", "-log-level", "loud"}, want: "-log-level"},
 		{name: "insecure issuer", args: []string{"-issuer", "http://id.example.com", "-addr", "127.0.0.1:0"}, want: "http"},
+		{name: "insecure issuer names the flag that permits it", args: []string{"-issuer", "http://hydra:4444", "-addr", "127.0.0.1:0"},
+			want: `-issuer "http://hydra:4444" uses http on a host other than loopback: pass -allow-insecure-http (or AEGIS_ALLOW_INSECURE_HTTP=true) to permit it`},
+		{name: "insecure introspection URL", args: []string{"-issuer", "https://i.example", "-mode", "introspect", "-introspection-url", "http://hydra:4445/admin/oauth2/introspect"},
+			want: "-introspection-url"},
 		{name: "bad address", args: []string{"-issuer", "https://i.example", "-addr", "nonsense"}, want: "nonsense"},
 		{name: "unknown mode", args: []string{"-issuer", "https://i.example", "-mode", "magic"}, want: "-mode"},
 		{name: "unknown introspection auth", args: []string{"-issuer", "https://i.example", "-introspection-auth", "tls"}, want: "-introspection-auth"},
@@ -381,4 +385,25 @@ func TestHardening2_ServerWithoutAudienceSaysSoInHelpAndAtStartup(t *testing.T) 
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
 	_, logs := startServer(t, []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL}, nil)
 	assert.Regexp(t, `level=WARN[^\n]*no -audience given`, logs.String(), "a warning at startup")
+}
+
+// TestServerAllowInsecureHTTP: -allow-insecure-http (or
+// AEGIS_ALLOW_INSECURE_HTTP) lets a plain-HTTP issuer beyond loopback be
+// used, with a warning at startup (issue 14, point 3).
+func TestServerAllowInsecureHTTP(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"flag", []string{"-allow-insecure-http"}, nil},
+		{"environment", nil, map[string]string{"AEGIS_ALLOW_INSECURE_HTTP": "true"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"-addr", "127.0.0.1:0", "-issuer", "http://hydra:4444", "-audience", "https://api.test"}, tt.args...)
+			_, logs := startServer(t, args, tt.env)
+			assert.Regexp(t, `level=WARN[^\n]*-allow-insecure-http`, logs.String(), "a warning at startup")
+		})
+	}
 }
