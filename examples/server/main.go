@@ -60,12 +60,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "server:", err)
-		}
-		os.Exit(2)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "server:", err)
 	}
+	os.Exit(flagenv.ExitCode(err, 2))
 }
 
 type options struct {
@@ -107,6 +106,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL (redis://host:port/db) to share rate limits across replicas (default: in memory)")
 	fs.IntVar(&o.defaultRateLimit, "default-rate-limit", 0, "requests per minute for clients with no limit of their own (0: unlimited)")
 	fs.StringVar(&o.rateLimitFailure, "rate-limit-failure", "open", "when Redis fails: open (decide in memory) or closed (503)")
+	flagenv.SetUsage(fs, "AEGIS_", "an example API (GET /healthz, GET and POST /data, GET /whoami) guarded by Aegis",
+		"server -issuer http://127.0.0.1:4444 -audience https://api.test -mode hybrid -introspection-url http://127.0.0.1:4445/admin/oauth2/introspect -introspection-auth none -clients-url http://127.0.0.1:4445")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -264,7 +265,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("-log-level: %w", err)
+		return fmt.Errorf("-log-level %q: want debug, info, warn or error", o.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg, err := o.config(log)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/examples/internal/flagenv"
 	"github.com/olympus/aegis/internal/redistest"
 	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/jwks/jwkstest"
@@ -406,4 +407,21 @@ func TestServerAllowInsecureHTTP(t *testing.T) {
 			assert.Regexp(t, `level=WARN[^\n]*-allow-insecure-http`, logs.String(), "a warning at startup")
 		})
 	}
+}
+
+// TestServerHelp: -h ends run with flag.ErrHelp (exit status 0), lists
+// every flag with its AEGIS_* variable, and shows an invocation for Hydra
+// (issue 14, point 4).
+func TestServerHelp(t *testing.T) {
+	var help bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &help, nil)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.Equal(t, 0, flagenv.ExitCode(err, 2))
+	flags := regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(help.String(), -1)
+	require.GreaterOrEqual(t, len(flags), 18, "every flag listed")
+	for _, f := range flags {
+		assert.Contains(t, help.String(), flagenv.Name("AEGIS_", f[1])+" ", "the variable of -%s", f[1])
+	}
+	assert.Contains(t, help.String(), "Example:\n  server -issuer http://127.0.0.1:4444")
+	assert.Contains(t, help.String(), "/admin/oauth2/introspect")
 }

@@ -35,12 +35,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "worker:", err)
-		}
-		os.Exit(1)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "worker:", err)
 	}
+	os.Exit(flagenv.ExitCode(err, 1))
 }
 
 type options struct {
@@ -61,6 +60,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.api, "api", "http://127.0.0.1:8080", "base URL of the API")
 	fs.IntVar(&o.calls, "calls", 3, "how many rounds of calls to make")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout of each HTTP call")
+	flagenv.SetUsage(fs, "AEGIS_", "a backend worker: gets a client_credentials token and calls the example API with it",
+		"worker -token-url http://127.0.0.1:4444/oauth2/token -client-id nightly-data-sync -audience https://api.test -api http://127.0.0.1:8080 (secret in AEGIS_CLIENT_SECRET)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

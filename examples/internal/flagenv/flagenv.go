@@ -3,6 +3,7 @@
 package flagenv
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -31,4 +32,28 @@ func Apply(fs *flag.FlagSet, prefix string, getenv func(string) string) error {
 		}
 	})
 	return err
+}
+
+// SetUsage makes fs's -h print summary, the flags with their defaults,
+// every flag's variable, and an example invocation.
+func SetUsage(fs *flag.FlagSet, prefix, summary, example string) {
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage of %s:\n  %s\n\nFlags:\n", fs.Name(), summary)
+		fs.PrintDefaults()
+		fmt.Fprintf(out, "\nEvery flag can also be set by its environment variable (a flag on the command line wins):\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(out, "  %-36s -%s\n", Name(prefix, f.Name), f.Name)
+		})
+		fmt.Fprintf(out, "\nExample:\n  %s\n", example)
+	}
+}
+
+// ExitCode is the exit status for what run returned: 0 for success and
+// for -h, failed for anything else.
+func ExitCode(err error, failed int) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return failed
 }

@@ -1,8 +1,11 @@
 package flagenv
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,4 +46,38 @@ func TestApply(t *testing.T) {
 		})
 	}
 	assert.Equal(t, "AEGIS_CLIENT_SECRET", Name("AEGIS_", "client-secret"))
+}
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		failed int
+		want   int
+	}{
+		{"success", nil, 2, 0},
+		{"-h", flag.ErrHelp, 2, 0},
+		{"-h, wrapped", fmt.Errorf("parsing: %w", flag.ErrHelp), 1, 0},
+		{"failure", errors.New("bad"), 2, 2},
+		{"failure, the worker's code", errors.New("bad"), 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, ExitCode(tt.err, tt.failed))
+		})
+	}
+}
+
+// TestSetUsage: -h lists every flag's variable and an example.
+func TestSetUsage(t *testing.T) {
+	fs := flag.NewFlagSet("tool", flag.ContinueOnError)
+	var out strings.Builder
+	fs.SetOutput(&out)
+	fs.String("jwks-url", "", "the key set")
+	fs.Bool("allow-insecure-http", false, "permit http")
+	SetUsage(fs, "AEGIS_", "does things", "tool -jwks-url https://k")
+	require.ErrorIs(t, fs.Parse([]string{"-h"}), flag.ErrHelp)
+	for _, want := range []string{"Usage of tool:", "does things", "-jwks-url", "AEGIS_JWKS_URL", "AEGIS_ALLOW_INSECURE_HTTP", "Example:\n  tool -jwks-url https://k"} {
+		assert.Contains(t, out.String(), want)
+	}
 }
