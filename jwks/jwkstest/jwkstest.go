@@ -295,9 +295,7 @@ func (i *Issuer) M2M(clientID string, scopes ...string) string {
 // User mints a token issued to clientID for a person, with the email under
 // ext as Hydra puts session claims.
 func (i *Issuer) User(subject, clientID, email string, scopes ...string) string {
-	c := i.Claims(subject, clientID, scopes...)
-	c["ext"] = map[string]any{"email": email}
-	return i.Sign(c)
+	return i.Sign(i.userClaims(subject, clientID, email, scopes))
 }
 
 // Expired mints an M2M token whose exp passed an hour ago.
@@ -312,6 +310,47 @@ func (i *Issuer) Expired(clientID string, scopes ...string) string {
 func (i *Issuer) WrongAudience(clientID string, scopes ...string) string {
 	c := i.Claims(clientID, clientID, scopes...)
 	c["aud"] = []string{"https://another-api.test"}
+	return i.Sign(c)
+}
+
+// OtherIssuer mints an M2M token signed with this issuer's key but naming
+// another issuer (OtherIssuerURL) in iss.
+func (i *Issuer) OtherIssuer(clientID string, scopes ...string) string {
+	c := i.Claims(clientID, clientID, scopes...)
+	c["iss"] = OtherIssuerURL
+	return i.Sign(c)
+}
+
+// OtherIssuerURL is the iss of OtherIssuer's and UserOtherIssuer's tokens.
+const OtherIssuerURL = "https://other-issuer.test"
+
+// userClaims are User's claims: email under ext, as Hydra puts it.
+func (i *Issuer) userClaims(subject, clientID, email string, scopes []string) map[string]any {
+	c := i.Claims(subject, clientID, scopes...)
+	c["ext"] = map[string]any{"email": email}
+	return c
+}
+
+// UserExpired mints a user's token (as User) whose exp passed an hour ago.
+func (i *Issuer) UserExpired(subject, clientID, email string, scopes ...string) string {
+	c := i.userClaims(subject, clientID, email, scopes)
+	past := i.cfg.Now().Add(-2 * time.Hour)
+	c["iat"], c["nbf"], c["exp"] = past.Unix(), past.Unix(), past.Add(time.Hour).Unix()
+	return i.Sign(c)
+}
+
+// UserWrongAudience mints a user's token (as User) for another audience.
+func (i *Issuer) UserWrongAudience(subject, clientID, email string, scopes ...string) string {
+	c := i.userClaims(subject, clientID, email, scopes)
+	c["aud"] = []string{"https://another-api.test"}
+	return i.Sign(c)
+}
+
+// UserOtherIssuer mints a user's token (as User) naming another issuer
+// (OtherIssuerURL) in iss.
+func (i *Issuer) UserOtherIssuer(subject, clientID, email string, scopes ...string) string {
+	c := i.userClaims(subject, clientID, email, scopes)
+	c["iss"] = OtherIssuerURL
 	return i.Sign(c)
 }
 

@@ -1,6 +1,7 @@
 package jwkstest_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -10,8 +11,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
+	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/scopes"
 )
 
 func fetchSet(t *testing.T, iss *jwkstest.Issuer) *jwks.Set {
@@ -102,4 +106,48 @@ func TestTokenEndpoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFixtures: every M2M fixture has a user variant, each refused (or
+// admitted) for the reason its name says, the user ones classified as a
+// person's (issue 14, point 6).
+func TestFixtures(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	jwt, err := core.NewJWT(core.JWTConfig{Issuer: iss.URL, Audience: iss.Audience})
+	require.NoError(t, err)
+	checker, err := core.New(core.Config{Validator: jwt})
+	require.NoError(t, err)
+	const email = "alice@example.com"
+	tests := []struct {
+		name   string
+		token  string
+		reason aegis.Reason // empty: admitted
+		kind   core.Kind
+	}{
+		{"M2M", iss.M2M("worker", "data:read"), "", core.KindM2M},
+		{"User", iss.User("alice", "web-app", email, "data:read"), "", core.KindUser},
+		{"M2M missing the scope", iss.M2M("worker", "reports:read"), aegis.ReasonInsufficientScope, core.KindM2M},
+		{"User missing the scope", iss.User("alice", "web-app", email, "reports:read"), aegis.ReasonInsufficientScope, core.KindUser},
+		{"Expired", iss.Expired("worker", "data:read"), aegis.ReasonTokenExpired, ""},
+		{"UserExpired", iss.UserExpired("alice", "web-app", email, "data:read"), aegis.ReasonTokenExpired, ""},
+		{"WrongAudience", iss.WrongAudience("worker", "data:read"), aegis.ReasonAudienceMismatch, ""},
+		{"UserWrongAudience", iss.UserWrongAudience("alice", "web-app", email, "data:read"), aegis.ReasonAudienceMismatch, ""},
+		{"OtherIssuer", iss.OtherIssuer("worker", "data:read"), aegis.ReasonIssuerMismatch, ""},
+		{"UserOtherIssuer", iss.UserOtherIssuer("alice", "web-app", email, "data:read"), aegis.ReasonIssuerMismatch, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := checker.Check(context.Background(), core.Credential{Token: tt.token}, scopes.All("data:read"))
+			if tt.reason == "" {
+				require.Nil(t, v.Refusal)
+				assert.Equal(t, tt.kind, v.Principal.Kind)
+				return
+			}
+			require.NotNil(t, v.Refusal)
+			assert.Equal(t, tt.reason, v.Refusal.Reason)
+		})
+	}
+	p, err := checker.Validate(context.Background(), iss.User("alice", "web-app", email))
+	require.NoError(t, err)
+	assert.Equal(t, email, p.Email, "User puts the email under ext, as Hydra does")
 }
