@@ -48,6 +48,7 @@ type demo struct {
 }
 
 func run(ctx context.Context, out io.Writer) error {
+	fmt.Fprintln(out, "Aegis demo: starting an issuer, the example API and a backend worker…")
 	issuer := jwkstest.Start(jwkstest.Config{})
 	defer issuer.Close()
 	issuer.AddClient(jwkstest.Client{ID: "nightly-data-sync", Secret: "demo-secret", Scopes: []string{"data:read", "data:write"}})

@@ -30,6 +30,7 @@ func TestDemoTranscript(t *testing.T) {
 		"GET  /data   -> 429 Too Many Requests [ok]",
 		`RateLimit-Policy: "client";q=3;w=60  RateLimit: "client";r=0;t=60  Retry-After: 20`,
 		"All 9 steps went as expected.",
+		"Aegis demo: starting an issuer, the example API and a backend worker…\n",
 		`aegis_decisions_total{kind="m2m",outcome="accepted",reason="accepted"} 8`,
 		`aegis_decisions_total{kind="m2m",outcome="refused",reason="insufficient_scope"} 1`,
 		`aegis_decisions_total{kind="m2m",outcome="refused",reason="rate_limited"} 1`,
