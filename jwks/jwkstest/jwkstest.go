@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -40,6 +41,9 @@ type Config struct {
 	// HideIntrospectionEndpoint leaves introspection_endpoint out of the
 	// metadata, as Ory Hydra does; the endpoint still answers.
 	HideIntrospectionEndpoint bool
+	// Listener, when set, is where the issuer serves (a fixed address for
+	// a long-running local issuer); default a new loopback port.
+	Listener net.Listener
 }
 
 // DefaultAudience is the audience of minted tokens unless configured.
@@ -130,7 +134,12 @@ func Start(cfg Config) *Issuer {
 	mux.HandleFunc("GET /.well-known/jwks.json", i.serveJWKS)
 	mux.HandleFunc("POST /oauth2/token", i.serveToken)
 	mux.HandleFunc("POST /oauth2/introspect", i.serveIntrospection)
-	i.server = httptest.NewServer(mux)
+	i.server = httptest.NewUnstartedServer(mux)
+	if cfg.Listener != nil {
+		_ = i.server.Listener.Close()
+		i.server.Listener = cfg.Listener
+	}
+	i.server.Start()
 	i.URL = i.server.URL
 	i.Rotate(cfg.Algorithm)
 	return i
