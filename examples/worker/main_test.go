@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/examples/internal/flagenv"
 	"github.com/olympus/aegis/examples/server/api"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
@@ -59,4 +62,17 @@ func TestWorkerFailures(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// TestWorkerHelp: -h ends with flag.ErrHelp (exit status 0) and lists
+// every flag's AEGIS_* variable with an example (issue 14, point 4).
+func TestWorkerHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &stdout, &stderr)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.Equal(t, 0, flagenv.ExitCode(err, 1))
+	for _, want := range []string{"AEGIS_TOKEN_URL", "AEGIS_CLIENT_ID", "AEGIS_CLIENT_SECRET", "AEGIS_SCOPES", "AEGIS_AUDIENCE", "AEGIS_API", "AEGIS_CALLS", "AEGIS_TIMEOUT", "Example:\n  worker -token-url"} {
+		assert.Contains(t, stderr.String(), want)
+	}
+	assert.Equal(t, 1, flagenv.ExitCode(errors.New("token endpoint down"), 1), "a failure exits 1, as before")
 }
