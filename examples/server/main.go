@@ -109,7 +109,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	flagenv.SetUsage(fs, "AEGIS_", "an example API (GET /healthz, GET and POST /data, GET /whoami) guarded by Aegis",
 		"server -issuer http://127.0.0.1:4444 -audience https://api.test -mode hybrid -introspection-url http://127.0.0.1:4445/admin/oauth2/introspect -introspection-auth none -clients-url http://127.0.0.1:4445")
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		return o, flagenv.Explain(fs, err)
 	}
 	if err := flagenv.Apply(fs, "AEGIS_", getenv); err != nil {
 		return o, err

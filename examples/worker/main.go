@@ -63,7 +63,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	flagenv.SetUsage(fs, "AEGIS_", "a backend worker: gets a client_credentials token and calls the example API with it",
 		"worker -token-url http://127.0.0.1:4444/oauth2/token -client-id nightly-data-sync -audience https://api.test -api http://127.0.0.1:8080 (secret in AEGIS_CLIENT_SECRET)")
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		return o, flagenv.Explain(fs, err)
 	}
 	if err := flagenv.Apply(fs, "AEGIS_", getenv); err != nil {
 		return o, err

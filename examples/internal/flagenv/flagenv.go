@@ -6,7 +6,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"regexp"
 	"strings"
+	"time"
 )
 
 // Name returns the variable for a flag: prefix + the flag in upper snake case.
@@ -27,7 +29,11 @@ func Apply(fs *flag.FlagSet, prefix string, getenv func(string) string) error {
 		name := Name(prefix, f.Name)
 		if v := getenv(name); v != "" {
 			if setErr := fs.Set(f.Name, v); setErr != nil {
-				err = fmt.Errorf("%s: %w", name, setErr)
+				if want := accepted(f.Value); want != "" {
+					err = fmt.Errorf("%s (for -%s) %q: %s", name, f.Name, v, want)
+				} else {
+					err = fmt.Errorf("%s: %w", name, setErr)
+				}
 			}
 		}
 	})
@@ -56,4 +62,48 @@ func ExitCode(err error, failed int) int {
 		return 0
 	}
 	return failed
+}
+
+// invalidValue matches the flag package's error for a value it cannot
+// parse.
+var invalidValue = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([A-Za-z0-9-]+): `)
+
+// accepted says what a flag of v's kind accepts.
+func accepted(v flag.Value) string {
+	g, ok := v.(flag.Getter)
+	if !ok {
+		return ""
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		return "want a duration such as 30s, 5m or 1h"
+	case int, int64, uint, uint64:
+		return "want a whole number"
+	case bool:
+		return "want true or false"
+	case float64:
+		return "want a number"
+	}
+	return ""
+}
+
+// Explain rewrites the flag package's "invalid value" error to name the flag
+// and what it accepts: `-calls "many": want a whole number`. Other errors
+// pass unchanged.
+func Explain(fs *flag.FlagSet, err error) error {
+	if err == nil {
+		return nil
+	}
+	m := invalidValue.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	f := fs.Lookup(m[2])
+	if f == nil {
+		return err
+	}
+	if want := accepted(f.Value); want != "" {
+		return fmt.Errorf("-%s %q: %s", m[2], m[1], want)
+	}
+	return err
 }

@@ -81,3 +81,35 @@ func TestSetUsage(t *testing.T) {
 		assert.Contains(t, out.String(), want)
 	}
 }
+
+// TestExplain: a value a flag cannot take is named with what it accepts,
+// on the command line and in the environment.
+func TestExplain(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"duration", []string{"-wait", "soon"}, nil, `-wait "soon": want a duration such as 30s, 5m or 1h`},
+		{"integer", []string{"-calls", "many"}, nil, `-calls "many": want a whole number`},
+		{"bool", []string{"-insecure=maybe"}, nil, `-insecure "maybe": want true or false`},
+		{"from the environment", nil, map[string]string{"AEGIS_WAIT": "soon"}, `AEGIS_WAIT (for -wait) "soon": want a duration such as 30s, 5m or 1h`},
+		{"an unknown flag passes unchanged", []string{"-bogus"}, nil, "flag provided but not defined: -bogus"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("tool", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			fs.Duration("wait", time.Second, "")
+			fs.Int("calls", 1, "")
+			fs.Bool("insecure", false, "")
+			err := Explain(fs, fs.Parse(tt.args))
+			if err == nil {
+				err = Apply(fs, "AEGIS_", func(k string) string { return tt.env[k] })
+			}
+			require.Error(t, err)
+			assert.Equal(t, tt.want, err.Error())
+		})
+	}
+}
