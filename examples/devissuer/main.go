@@ -4,7 +4,7 @@
 // introspection endpoint. It prints (and with -env-file writes) the
 // variables examples/server and examples/worker read, and sample tokens:
 //
-//	go run ./examples/devissuer -env-file .aegis-dev.env
+//	go run ./examples/devissuer -env-file /tmp/aegis-dev.env
 //
 // Its signing key is made at start: tokens of an earlier run do not verify.
 // It is for development only.
@@ -53,7 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage of devissuer:\n  a local issuer for trying Aegis without Hydra (development only)\n\nFlags:\n")
 		fs.PrintDefaults()
-		fmt.Fprintf(fs.Output(), "\nExample:\n  devissuer -env-file .aegis-dev.env\n")
+		fmt.Fprintf(fs.Output(), "\nExample:\n  devissuer -env-file /tmp/aegis-dev.env\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -100,7 +100,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.introspectionAuth, "introspection-auth", "", "client authentication at the endpoint: basic, post or none (default: basic with a client ID, else none)")
 	fs.StringVar(&o.introspectionID, "introspection-client-id", "", "client ID for the introspection endpoint")
 	fs.StringVar(&o.introspectionSecret, "introspection-client-secret", "", "client secret for the introspection endpoint (prefer AEGIS_INTROSPECTION_CLIENT_SECRET)")
-	fs.DurationVar(&o.introspectionCacheTTL, "introspection-cache-ttl", introspect.DefaultCacheTTL, "longest an active answer is cached, never past the token's exp; 0 disables the cache")
+	fs.DurationVar(&o.introspectionCacheTTL, "introspection-cache-ttl", introspect.DefaultCacheTTL, "longest an active answer is cached, never past the token's exp; 0 stops caching active answers (inactive ones are still kept 10s)")
 	fs.StringVar(&o.clientsURL, "clients-url", "", "Hydra admin base URL: each client's limit is its metadata.rate_limit_per_minute")
 	fs.DurationVar(&o.clientsCacheTTL, "clients-cache-ttl", ratelimit.DefaultHydraTTL, "how long a client's limit is cached")
 	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL (redis://host:port/db) to share rate limits across replicas (default: in memory)")
