@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -276,5 +277,31 @@ func TestHardening2_CredentialsInURLsRedacted(t *testing.T) {
 				assert.NotContains(t, fetch.URL, secret, "the hook's URL")
 			}
 		})
+	}
+}
+
+// TestHardening2_EveryByteOutsideTheAlphabetRefused: ParseToken looks for
+// \r and \n itself and leaves every other byte outside the base64url
+// alphabet to the strict decoder; this checks that the decoder refuses
+// each of them, in each part, so that no token has a second spelling.
+func TestHardening2_EveryByteOutsideTheAlphabetRefused(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Algorithm: "ES256"})
+	token := iss.M2M("worker")
+	parts := strings.Split(token, ".")
+	require.Len(t, parts, 3)
+	inAlphabet := func(c byte) bool {
+		return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+	}
+	for c := range 256 {
+		b := byte(c)
+		if inAlphabet(b) || b == '.' {
+			continue
+		}
+		for p := range parts {
+			spelled := slices.Clone(parts)
+			spelled[p] = spelled[p][:4] + string([]byte{b}) + spelled[p][4:]
+			_, err := jwks.ParseToken(strings.Join(spelled, "."), 0)
+			assert.ErrorIs(t, err, jwks.ErrMalformed, "byte %#x in part %d", b, p)
+		}
 	}
 }
