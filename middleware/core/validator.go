@@ -133,7 +133,6 @@ type JWTConfig struct {
 
 // JWT validates JWT access tokens of one issuer locally (package jwks).
 type JWT struct {
-	issuer    string
 	leeway    time.Duration
 	v         *jwks.Validator
 	keys      keyPresence // nil when the key source cannot tell
@@ -176,7 +175,7 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 	if cfg.MaxTokenLength == 0 {
 		cfg.MaxTokenLength = aegis.DefaultMaxTokenLength
 	}
-	j := &JWT{issuer: cfg.Issuer, maxLength: cfg.MaxTokenLength}
+	j := &JWT{maxLength: cfg.MaxTokenLength}
 	switch {
 	case cfg.Leeway == 0:
 		j.leeway = aegis.DefaultLeeway
