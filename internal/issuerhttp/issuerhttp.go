@@ -192,11 +192,15 @@ type Metadata struct {
 	IntrospectionEndpoint string
 }
 
+// metadataMembers are the members ParseMetadata reads.
+var metadataMembers = []string{"issuer", "jwks_uri", "introspection_endpoint"}
+
 // ParseMetadata reads the members Aegis uses from an authorization
 // server's metadata document (RFC 8414 §2): a strict JSON object (no
 // duplicate names at the top level, where encoding/json would keep the
 // last), names matched exactly (encoding/json would match "ISSUER" too),
-// each a string when present (null counts as absent).
+// each a string when present (null counts as absent). A member named as
+// one of those but for letter case ("ISSUER") is refused.
 func ParseMetadata(body []byte) (Metadata, error) {
 	members, err := strictjson.Shallow(body, 32)
 	if err != nil {
@@ -213,6 +217,14 @@ func ParseMetadata(body []byte) (Metadata, error) {
 		case "introspection_endpoint":
 			field = &meta.IntrospectionEndpoint
 		default:
+			// A member named as one of these but for letter case is
+			// refused: encoding/json would read it as that member, and
+			// no two readers may see different metadata.
+			for _, read := range metadataMembers {
+				if strings.EqualFold(m.Name, read) {
+					return Metadata{}, fmt.Errorf("member %q differs from %q only in letter case", m.Name, read)
+				}
+			}
 			continue
 		}
 		if string(m.Value) == "null" {

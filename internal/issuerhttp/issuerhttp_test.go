@@ -119,7 +119,12 @@ func TestParseMetadata(t *testing.T) {
 			want: Metadata{Issuer: "https://i.example", JWKSURI: "https://i.example/.well-known/jwks.json", IntrospectionEndpoint: "https://i.example/i"}},
 		{name: "members absent", doc: `{}`},
 		{name: "null members are absent", doc: `{"issuer":"https://i.example","jwks_uri":null,"introspection_endpoint":null}`, want: Metadata{Issuer: "https://i.example"}},
-		{name: "names matched exactly", doc: `{"ISSUER":"https://evil.example","Jwks_Uri":"https://evil.example/k"}`},
+		// As a JWK's members (hardening round 2, point 5): a name that
+		// differs from a member Aegis reads only in case is refused, not
+		// ignored, so that no reader can see other metadata.
+		{name: "names differing only in case are refused", doc: `{"ISSUER":"https://evil.example","Jwks_Uri":"https://evil.example/k"}`, err: true},
+		{name: "a case variant holding a number is refused too", doc: `{"issUer":0}`, err: true},
+		{name: "other names are ignored", doc: `{"issuer":"https://i.example","issuers":1,"ISSUER_X":2}`, want: Metadata{Issuer: "https://i.example"}},
 		{name: "duplicate issuer", doc: `{"issuer":"https://evil.example","issuer":"https://i.example"}`, err: true},
 		{name: "duplicate jwks_uri", doc: `{"jwks_uri":"https://i.example/k","jwks_uri":"https://evil.example/k"}`, err: true},
 		{name: "issuer not a string", doc: `{"issuer":["https://i.example"]}`, err: true},
