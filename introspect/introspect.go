@@ -58,7 +58,7 @@ const (
 	DefaultCacheTTL         = 30 * time.Second
 	DefaultNegativeTTL      = 10 * time.Second
 	DefaultMaxEntries       = 10000
-	// DefaultRetryAfter is the retry hint of an UnavailableError.
+	// DefaultRetryAfter is the retry hint of an unavailable refusal.
 	DefaultRetryAfter = 5 * time.Second
 )
 

@@ -173,11 +173,10 @@ func (g *Guard) Authenticate(next http.Handler) http.Handler {
 func (g *Guard) Require(reqs ...scopes.Requirement) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			cred := credential(r)
 			// Only a Principal this Guard admitted counts: another Guard
 			// may trust other issuers or audiences.
 			if p, ok := PrincipalFrom(r.Context()); ok && p.AdmittedBy(g.checker) {
-				if ref := g.checker.Authorize(r.Context(), cred, p, reqs...); ref != nil {
+				if ref := g.checker.Authorize(r.Context(), credential(r), p, reqs...); ref != nil {
 					g.render(w, r, ref)
 					return
 				}
