@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/olympus/aegis/middleware/internal/metricstest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -336,8 +338,8 @@ func TestUserHooksComposeWithObserver(t *testing.T) {
 	g := mustGuard(t, setup{Config: middleware.Config{
 		Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet(), Observer: obs,
 	}, Mode: modeHybrid,
-		JWKS:          jwks.Config{Observer: userObserver{start, done}},
-		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(), Observer: userObserver{start, done}},
+		JWKS:          jwks.Config{Observer: metricstest.UserObserver{Start: start, Done: done}},
+		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(), Observer: metricstest.UserObserver{Start: start, Done: done}},
 	})
 	for _, token := range []string{iss.M2M("worker"), iss.OpaqueM2M("batch")} {
 		_, err := g.Validate(context.Background(), token)
@@ -408,23 +410,6 @@ func TestOutageWarningsAreRateLimited(t *testing.T) {
 	assert.Equal(t, 2, refused("WARN"))
 	assert.Len(t, logs.Lines(`"level":"WARN"`, `"held_back":49`), 1)
 }
-
-// userObserver is a user's own jwks.Observer and introspect.Observer,
-// made of a Start and a Done function.
-type userObserver struct {
-	start func(name string) func(context.Context) context.Context
-	done  func(context.Context)
-}
-
-func (u userObserver) KeySetFetchStart(ctx context.Context, _ string) context.Context {
-	return u.start("user.fetch")(ctx)
-}
-func (u userObserver) KeySetFetch(ctx context.Context, _ aegis.KeySetFetch)               { u.done(ctx) }
-func (u userObserver) IntrospectionCache(context.Context, aegis.IntrospectionCacheLookup) {}
-func (u userObserver) IntrospectionCallStart(ctx context.Context, _ string) context.Context {
-	return u.start("user.call")(ctx)
-}
-func (u userObserver) IntrospectionCall(ctx context.Context, _ aegis.IntrospectionCall) { u.done(ctx) }
 
 // TestMismatchWarnings: a wrong Issuer or Audience refuses every token, so
 // the first issuer and the first audience mismatch of each minute are

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/olympus/aegis/middleware/internal/metricstest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
@@ -324,11 +326,11 @@ func TestUserHooksComposeWithTracing(t *testing.T) {
 		span.End()
 	}
 	jwt, err := core.NewJWT(core.JWTConfig{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock,
-		JWKS: jwks.Config{Logger: quiet(), Observer: userObserver{start, done}}})
+		JWKS: jwks.Config{Logger: quiet(), Observer: metricstest.UserObserver{Start: start, Done: done}}})
 	require.NoError(t, err)
 	intro, err := core.NewIntrospection(introspect.Config{Endpoint: iss.IntrospectionURL(), Issuer: iss.URL, Audience: iss.Audience,
 		Now: fixedClock, Logger: quiet(),
-		Observer: userObserver{start, done}})
+		Observer: metricstest.UserObserver{Start: start, Done: done}})
 	require.NoError(t, err)
 	g, err := middleware.New(middleware.Config{
 		Validator: core.Hybrid(core.Cached(jwt, core.CacheConfig{Now: fixedClock}), intro),
@@ -484,20 +486,3 @@ func TestTracingEndsOnlyWhatItStarted(t *testing.T) {
 		assert.Equal(t, []attribute.KeyValue{attribute.Bool("aegis.limit_found", true)}, ended[0].Attributes())
 	})
 }
-
-// userObserver is a user's own jwks.Observer and introspect.Observer,
-// made of a Start and a Done function.
-type userObserver struct {
-	start func(name string) func(context.Context) context.Context
-	done  func(context.Context)
-}
-
-func (u userObserver) KeySetFetchStart(ctx context.Context, _ string) context.Context {
-	return u.start("user.fetch")(ctx)
-}
-func (u userObserver) KeySetFetch(ctx context.Context, _ aegis.KeySetFetch)               { u.done(ctx) }
-func (u userObserver) IntrospectionCache(context.Context, aegis.IntrospectionCacheLookup) {}
-func (u userObserver) IntrospectionCallStart(ctx context.Context, _ string) context.Context {
-	return u.start("user.call")(ctx)
-}
-func (u userObserver) IntrospectionCall(ctx context.Context, _ aegis.IntrospectionCall) { u.done(ctx) }
