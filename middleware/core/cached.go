@@ -63,6 +63,21 @@ type cached struct {
 	entries *cache.Cache[*Principal]
 }
 
+// cachedOf serves token from a verified-token cache inside v (Cached, or
+// a combinator holding one on its JWT side), so that a combinator answers a
+// cache hit before it parses the token; nil when there is none.
+func cachedOf(v Validator, token string) *Principal {
+	switch v := v.(type) {
+	case *cached:
+		return v.get(token)
+	case *hybrid:
+		return cachedOf(v.jwt, token)
+	case *byIssuer:
+		return v.cached(token)
+	}
+	return nil
+}
+
 func (c *cached) Validate(ctx context.Context, token string) (*Principal, error) {
 	if p := c.get(token); p != nil {
 		return p, nil

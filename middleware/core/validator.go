@@ -474,6 +474,9 @@ func Hybrid(jwt, opaque Validator) Validator {
 type hybrid struct{ jwt, opaque Validator }
 
 func (h *hybrid) Validate(ctx context.Context, token string) (*Principal, error) {
+	if p := cachedOf(h.jwt, token); p != nil {
+		return p, nil // a verified token is not parsed again
+	}
 	t, err := jwks.ParseToken(token, math.MaxInt) // the Checker bounds the length
 	switch {
 	case errors.Is(err, jwks.ErrNotJWT):
@@ -584,11 +587,25 @@ type byIssuer struct {
 }
 
 func (b *byIssuer) Validate(ctx context.Context, token string) (*Principal, error) {
+	if p := b.cached(token); p != nil {
+		return p, nil // a verified token is not parsed again
+	}
 	t, err := jwks.ParseToken(token, math.MaxInt) // the Checker bounds the length
 	if err != nil {
 		return nil, err
 	}
 	return b.validateParsed(ctx, t, token)
+}
+
+// cached serves token from the verified-token cache of any issuer's
+// validator; a token is cached only by the validator that verified it.
+func (b *byIssuer) cached(token string) *Principal {
+	for _, v := range b.m {
+		if p := cachedOf(v, token); p != nil {
+			return p
+		}
+	}
+	return nil
 }
 
 func (b *byIssuer) validateParsed(ctx context.Context, t *jwks.Token, token string) (*Principal, error) {
