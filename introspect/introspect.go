@@ -272,6 +272,18 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Result, error) 
 	}
 	c.cacheLookup(ctx, false)
 	res, err := c.flights.Do(ctx, string(key[:]), func(ctx context.Context) (*Result, error) {
+		// A call that ended between the lookup above and this flight may
+		// have answered already: concurrent requests share one call.
+		now := c.cfg.Now()
+		if e, ok := c.cache.get(key, now); ok && now.Before(e.fresh) {
+			if err := c.check(e.res, now); err != nil {
+				return nil, err
+			}
+			return e.res, nil
+		}
+		if e, ok := c.denied.get(key, now); ok {
+			return nil, e.err
+		}
 		return c.introspect(ctx, token, key)
 	})
 	if errors.Is(err, flight.ErrPanicked) {
