@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -303,5 +304,80 @@ func TestHardening2_EveryByteOutsideTheAlphabetRefused(t *testing.T) {
 			_, err := jwks.ParseToken(strings.Join(spelled, "."), 0)
 			assert.ErrorIs(t, err, jwks.ErrMalformed, "byte %#x in part %d", b, p)
 		}
+	}
+}
+
+// TestHardening2_UnknownKidFloodDoesNotLockOutRotation (issue 13, point
+// 10): the refetch cooldown was shared, so right after a made-up kid caused
+// a refetch, a key published since was refused for up to the cooldown
+// (10 s). Now a flood of 100 made-up kids a second costs one fetch per
+// cooldown, a key published mid-flood is found for the second request that
+// names it (the requests naming it wait for that fetch instead of failing),
+// and a client stuck on a wrong kid costs one fetch.
+func TestHardening2_UnknownKidFloodDoesNotLockOutRotation(t *testing.T) {
+	old, rotated, rotatedAgain := jwkstest.NewKey("ES256"), jwkstest.NewKey("ES256"), jwkstest.NewKey("ES256")
+	srv := newKeyServer(t, old)
+	clk := newClock()
+	r := newRemote(t, jwks.Config{URL: srv.URL, Now: clk.Now}) // the default cooldown, 10 s
+	ctx := context.Background()
+	require.NoError(t, r.Refresh(ctx))
+	lookup := func(kid string) int {
+		keys, err := r.LookupKeys(ctx, kid)
+		require.NoError(t, err)
+		return len(keys)
+	}
+	publish := func(k *jwkstest.Key) { srv.set(func(s *keyServer) { s.keys = append(s.keys, k) }) }
+
+	// 55 s of 100 made-up kids a second: a fetch at once, then one per
+	// cooldown (at 10 s, 20 s, … 50 s).
+	for i := range 5500 {
+		clk.Advance(10 * time.Millisecond)
+		require.Zero(t, lookup("made-up-"+strconv.Itoa(i)))
+	}
+	assert.Equal(t, int64(1+6), srv.fetches.Load(), "the flood costs one fetch per cooldown")
+
+	steps := []struct {
+		name       string
+		advance    time.Duration
+		publish    *jwkstest.Key
+		kid        string
+		times      int // concurrent lookups
+		wantKeys   int // keys each finds
+		newFetches int64
+	}{
+		{name: "a key published mid-flood: its first request is refused at once", advance: 10 * time.Millisecond, publish: rotated, kid: rotated.ID, times: 1},
+		{name: "its second request causes a priority fetch and is accepted", advance: 10 * time.Millisecond, kid: rotated.ID, times: 1, wantKeys: 1, newFetches: 1},
+		{name: "a wrong kid named once", advance: time.Second, kid: "stuck", times: 1},
+		{name: "a wrong kid named again: one priority fetch", advance: 10 * time.Millisecond, kid: "stuck", times: 1, newFetches: 1},
+		{name: "a wrong kid a fetch looked for: refused at once", advance: 10 * time.Millisecond, kid: "stuck", times: 50},
+		{name: "another key published: its first request is refused", advance: 10 * time.Millisecond, publish: rotatedAgain, kid: rotatedAgain.ID, times: 1},
+		// Under a second after the last priority fetch: they wait for the
+		// next, due when the second has passed.
+		{name: "its concurrent requests wait for the next priority fetch", advance: 10 * time.Millisecond, kid: rotatedAgain.ID, times: 20, wantKeys: 1, newFetches: 1},
+		{name: "after the cooldown, a made-up kid causes a fetch at once", advance: 10 * time.Second, kid: "made-up-again", times: 1, newFetches: 1},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			clk.Advance(st.advance)
+			if st.publish != nil {
+				publish(st.publish)
+			}
+			before := srv.fetches.Load()
+			found := make(chan int, st.times)
+			var wg sync.WaitGroup
+			for range st.times {
+				wg.Go(func() {
+					keys, err := r.LookupKeys(ctx, st.kid)
+					assert.NoError(t, err)
+					found <- len(keys)
+				})
+			}
+			wg.Wait()
+			close(found)
+			for n := range found {
+				assert.Equal(t, st.wantKeys, n)
+			}
+			assert.Equal(t, st.newFetches, srv.fetches.Load()-before, "fetches")
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -50,9 +51,11 @@ type Config struct {
 	// sends "no-store") mean the minimum.
 	MinRefreshInterval time.Duration
 	MaxRefreshInterval time.Duration
-	// RefetchCooldown is the least time between two fetches caused by a
-	// token whose kid is unknown, and the wait after a failed fetch while no
-	// keys are cached. Concurrent requests share one fetch.
+	// RefetchCooldown is the least time between two fetches caused by
+	// tokens whose kid is unknown, unless several requests name the same
+	// kid: that kid may cause one fetch a second (see LookupKeys). It is
+	// also the wait after a failed fetch while no keys are cached.
+	// Concurrent requests share one fetch.
 	RefetchCooldown time.Duration
 	// FetchTimeout bounds each request (discovery or key set).
 	FetchTimeout time.Duration
@@ -89,8 +92,8 @@ type Observer interface {
 // Remote is the key set of one issuer, fetched over HTTP and kept fresh.
 // It fetches nothing until first used; then keys are refreshed in the
 // background when their interval has passed, a kid that is not known causes
-// at most one shared refetch per cooldown, and a failed fetch keeps the last
-// good keys. It is safe for concurrent use.
+// a shared refetch as LookupKeys describes, and a failed fetch keeps the
+// last good keys. It is safe for concurrent use.
 type Remote struct {
 	cfg    Config
 	client *http.Client
@@ -98,20 +101,26 @@ type Remote struct {
 
 	snap       atomic.Pointer[snapshot]
 	fetches    flight.Group[*snapshot]
-	forced     flight.Group[struct{}]
 	refreshing atomic.Bool
+	kidWaiters atomic.Int32
 
 	mu          sync.Mutex
 	jwksURL     string
-	lastForced  time.Time
 	lastFailure time.Time
 	lastErr     error
+	// The unknown-kid policy's state (unknownkid.go).
+	kids         kidSightings
+	kidFetch     *kidFetch
+	lastForced   time.Time // last kid fetch the cooldown allowed
+	lastKidFetch time.Time // last kid fetch begun
+	fetchesBegun uint64
 	// rejected lets each rejected key be warned about once.
 	rejected logthrottle.Limiter
 }
 
 type snapshot struct {
 	set         *Set
+	seq         uint64 // the fetch's number, in the order fetches began
 	fetched     time.Time
 	nextRefresh time.Time
 }
@@ -144,6 +153,7 @@ func NewRemote(cfg Config) (*Remote, error) {
 		cfg.Now = time.Now
 	}
 	r := &Remote{cfg: cfg, client: issuerhttp.Harden(cfg.HTTPClient), log: cfg.Logger, jwksURL: cfg.URL, rejected: logthrottle.Limiter{MaxKeys: 1000}}
+	r.kids.seed = maphash.MakeSeed()
 	if r.log == nil {
 		r.log = slog.Default()
 	}
@@ -156,10 +166,14 @@ func setDefault(d *time.Duration, def time.Duration) {
 	}
 }
 
-// LookupKeys implements KeySource. The first call fetches the keys; a kid
+// LookupKeys implements KeySource. The first call fetches the keys. A kid
 // not in the cached set causes a refetch unless one happened within
-// RefetchCooldown. A kid still unknown while the last fetch failed gives
-// the keys_unavailable *aegis.Refusal: it may be the issuer's new key.
+// RefetchCooldown; within it, a kid named by several requests causes at
+// most one refetch a second, which they wait for, while a kid named once is
+// refused at once, so that a flood of made-up kids neither costs the issuer
+// more than a few fetches a minute nor delays a new key by more than a
+// second. A kid still unknown while the last fetch failed gives the
+// keys_unavailable *aegis.Refusal: it may be the issuer's new key.
 func (r *Remote) LookupKeys(ctx context.Context, kid string) ([]Key, error) {
 	s := r.snap.Load()
 	if s == nil {
@@ -173,18 +187,7 @@ func (r *Remote) LookupKeys(ctx context.Context, kid string) ([]Key, error) {
 	if keys := s.set.Lookup(kid); len(keys) > 0 || kid == "" {
 		return keys, nil
 	}
-	if s = r.refetchForUnknownKID(ctx); s == nil {
-		return nil, nil
-	}
-	keys := s.set.Lookup(kid)
-	if len(keys) == 0 {
-		// While the key set cannot be fetched, an unknown kid may be the
-		// issuer's new key: that is the issuer's trouble, not the token's.
-		if err := r.unavailable(); err != nil {
-			return nil, err
-		}
-	}
-	return keys, nil
+	return r.lookupUnknown(ctx, kid)
 }
 
 // unavailable is the keys_unavailable refusal when the last fetch failed,
@@ -237,22 +240,6 @@ func (r *Remote) first(ctx context.Context) (*snapshot, error) {
 	return s, nil
 }
 
-func (r *Remote) refetchForUnknownKID(ctx context.Context) *snapshot {
-	_, _ = r.forced.Do(ctx, "unknown-kid", func(ctx context.Context) (struct{}, error) {
-		r.mu.Lock()
-		now := r.cfg.Now()
-		if !r.lastForced.IsZero() && now.Sub(r.lastForced) < r.cfg.RefetchCooldown {
-			r.mu.Unlock()
-			return struct{}{}, nil
-		}
-		r.lastForced = now
-		r.mu.Unlock()
-		_, err := r.fetchShared(ctx)
-		return struct{}{}, err
-	})
-	return r.snap.Load()
-}
-
 func (r *Remote) refreshInBackground() {
 	if !r.refreshing.CompareAndSwap(false, true) {
 		return
@@ -277,6 +264,11 @@ func (r *Remote) fetch(ctx context.Context) (*snapshot, error) {
 	if r.cfg.Observer != nil {
 		ctx = r.cfg.Observer.KeySetFetchStart(ctx, r.cfg.Issuer)
 	}
+	r.mu.Lock()
+	r.fetchesBegun++
+	seq := r.fetchesBegun
+	r.kids.fetchBegins()
+	r.mu.Unlock()
 	start := time.Now()
 	s, err := r.fetchOnce(ctx)
 	if r.cfg.Observer != nil {
@@ -291,10 +283,11 @@ func (r *Remote) fetch(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		r.mu.Lock()
 		r.lastFailure, r.lastErr = now, err
+		r.kids.fetchEnds(false)
 		r.mu.Unlock()
 		if old := r.snap.Load(); old != nil {
 			// Keep the last good keys; try again after the floor interval.
-			r.snap.Store(&snapshot{set: old.set, fetched: old.fetched, nextRefresh: now.Add(r.cfg.MinRefreshInterval)})
+			r.snap.Store(&snapshot{set: old.set, seq: old.seq, fetched: old.fetched, nextRefresh: now.Add(r.cfg.MinRefreshInterval)})
 			r.log.LogAttrs(ctx, slog.LevelWarn, "jwks: refresh failed, keeping the last good keys",
 				slog.String("url", r.currentURL()), slog.Int("keys", old.set.Len()), slog.String("error", err.Error()))
 		} else {
@@ -303,10 +296,12 @@ func (r *Remote) fetch(ctx context.Context) (*snapshot, error) {
 		}
 		return nil, err
 	}
+	s.seq = seq
 	r.mu.Lock()
 	r.lastFailure, r.lastErr = time.Time{}, nil
-	r.mu.Unlock()
 	r.snap.Store(s)
+	r.kids.fetchEnds(true)
+	r.mu.Unlock()
 	return s, nil
 }
 

@@ -397,6 +397,9 @@ type attackRow struct {
 	// serve replaces the issuer's introspection endpoint; such a row gets
 	// an environment of its own (its answers are cached per Guard).
 	serve http.HandlerFunc
+	// ownEnv gives the row an environment of its own too: its token
+	// function changes the issuer's keys.
+	ownEnv bool
 
 	status int
 	code   string // the challenge's error="…", empty for none
@@ -442,7 +445,7 @@ func TestAttackSuite(t *testing.T) {
 	for _, tc := range rows {
 		t.Run(tc.name, func(t *testing.T) {
 			e := shared
-			if tc.serve != nil {
+			if tc.serve != nil || tc.ownEnv {
 				e = newAtkEnv(t, suite, tc.serve)
 			}
 			token := tc.token(t, e)
@@ -840,6 +843,42 @@ func attackRows(t *testing.T) []attackRow {
 			name+" in the header, foreign iss, never introspected", reasonMalformed, func(t *testing.T, e *atkEnv) string {
 				return jwkstest.SignRaw(e.rsa, []byte(strings.ReplaceAll(header, "{kid}", e.rsa.ID)), atkJSON(t, e.other.Claims("worker", "worker", "data:read")))
 			}))
+	}
+	// A token the verified-token cache holds, whose key the issuer then
+	// withdraws: it is refused once the Guard has read the new key set.
+	for _, withdraw := range []struct {
+		name   string
+		header map[string]any
+		swap   bool // republish the kid with new key material
+	}{
+		{name: "token without kid, cached, its key unpublished", header: map[string]any{"kid": nil}},
+		{name: "token cached, its kid republished with a new key", swap: true},
+	} {
+		add(attackRow{source: "Hardening round 2, point 3 (outside review); RFC 7517 §4.5 (kid is a hint, the key is the key)", name: withdraw.name,
+			ownEnv: true, status: 401, code: "invalid_token", reason: reasonSig,
+			token: func(t *testing.T, e *atkEnv) string {
+				k := e.iss.Rotate("ES256")
+				token := e.iss.SignWith(k, withdraw.header, e.claims())
+				for _, p := range []string{profJWT, profHybrid} {
+					rec := httptest.NewRecorder()
+					e.handlers[p].ServeHTTP(rec, get("/data", "Bearer "+token))
+					require.Equal(t, http.StatusOK, rec.Code, "%s: the genuine token passes and is cached", p)
+				}
+				e.iss.Unpublish(k.ID)
+				if withdraw.swap {
+					impostor := jwkstest.NewKey("ES256")
+					impostor.ID = k.ID
+					e.iss.PublishRawJWK(impostor.JWK())
+				}
+				// The first unknown kid a Guard sees makes it fetch the
+				// key set at once.
+				for _, p := range []string{profJWT, profHybrid} {
+					rec := httptest.NewRecorder()
+					e.handlers[p].ServeHTTP(rec, get("/data", "Bearer "+e.attackerSigned(t, `{"alg":"RS256","kid":"made-up"}`)))
+					require.Equal(t, http.StatusUnauthorized, rec.Code, "%s: the made-up kid", p)
+				}
+				return token
+			}})
 	}
 	for _, dup := range []struct{ name, first string }{
 		{"iss", `"https://evil.test"`},
