@@ -23,7 +23,7 @@ import (
 // Pace of the unknown-kid soak.
 const (
 	kidFloodEvery      = 10 * time.Millisecond // 100 made-up kids a second
-	kidRotateEvery     = 4 * time.Second
+	kidRotateEvery     = 4 * time.Second // or a quarter of a shorter soak
 	kidGenuineWorkers  = 4
 	kidGenuineEvery    = 5 * time.Millisecond // per worker
 	kidAcceptanceBound = time.Second          // after a rotation, every genuine token passes
@@ -40,6 +40,7 @@ const (
 // served from the verified-token cache.
 func TestSoakUnknownKidFloodWithRotation(t *testing.T) {
 	d := soakDuration(t)
+	rotateEvery := min(kidRotateEvery, d/4)
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Algorithm: "ES256"})
 	jwt, err := core.NewJWT(core.JWTConfig{Issuer: iss.URL, Audience: iss.Audience,
 		JWKS: jwks.Config{Logger: quiet()}})
@@ -100,7 +101,7 @@ func TestSoakUnknownKidFloodWithRotation(t *testing.T) {
 		n.(*atomic.Int64).Add(1)
 		floodSent.Add(1)
 	})
-	every(kidRotateEvery, func() {
+	every(rotateEvery, func() {
 		before := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
