@@ -48,3 +48,31 @@ type IntrospectionCall struct {
 	// a malformed answer); nil for an answer, active or not.
 	Err error
 }
+
+// SharedCacheOp is what an introspection client did with the cache it
+// shares with other replicas.
+type SharedCacheOp string
+
+// The uses of a shared introspection cache.
+const (
+	// SharedCacheGet is a lookup, made after a local miss.
+	SharedCacheGet SharedCacheOp = "get"
+	// SharedCacheSet stores an answer the server gave.
+	SharedCacheSet SharedCacheOp = "set"
+	// SharedCacheDrop forgets answers, in every replica.
+	SharedCacheDrop SharedCacheOp = "drop"
+)
+
+// IntrospectionSharedCache describes one use of the cache an introspection
+// client shares with other replicas (introspect.SharedCache).
+type IntrospectionSharedCache struct {
+	// Issuer is the issuer whose client used it.
+	Issuer string
+	// Op is what the client did.
+	Op SharedCacheOp
+	// Hit reports, for a get, that an answer was found.
+	Hit bool
+	// Err is why the shared cache failed; the client then goes on with
+	// its local cache alone, so a failure here never refuses a token.
+	Err error
+}

@@ -129,6 +129,10 @@ type Config struct {
 	// Observer, when set, receives the cache lookups and the calls, for
 	// metrics and tracing.
 	Observer Observer
+	// Shared, when set, is a cache of answers shared with the other
+	// replicas of the API (see SharedCache); the local cache stays in
+	// front of it, with the same TTL rules.
+	Shared SharedCache
 }
 
 // Observer receives what a Client does: a core.Observer (package
@@ -145,6 +149,8 @@ type Observer interface {
 	// IntrospectionCall is called when the call ends, with the context
 	// IntrospectionCallStart returned.
 	IntrospectionCall(ctx context.Context, c aegis.IntrospectionCall)
+	// IntrospectionSharedCache is called for each use of Config.Shared.
+	IntrospectionSharedCache(ctx context.Context, s aegis.IntrospectionSharedCache)
 }
 
 // Client validates tokens by introspection. It is safe for concurrent use.
@@ -162,6 +168,10 @@ type Client struct {
 	// logs lets one record a minute through for failures that would
 	// otherwise be logged on every call.
 	logs logthrottle.Limiter
+	// dropGen counts drops: a call begun before one caches nothing.
+	dropGen atomic.Uint64
+	// sharedDown is set while Config.Shared fails.
+	sharedDown atomic.Bool
 
 	mu             sync.Mutex
 	endpoint       string
@@ -240,6 +250,10 @@ func New(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
+	if cfg.Shared != nil {
+		// The Client watches for as long as the shared cache lives.
+		cfg.Shared.Watch(c.dropLocal)
+	}
 	return c, nil
 }
 
@@ -299,24 +313,35 @@ func (c *Client) cacheLookup(ctx context.Context, hit bool) {
 }
 
 // observedCall is call, observed.
-func (c *Client) observedCall(ctx context.Context, token string) (*Result, error) {
+func (c *Client) observedCall(ctx context.Context, token string) (*Result, []byte, error) {
 	if c.cfg.Observer == nil {
 		return c.call(ctx, token)
 	}
 	ctx = c.cfg.Observer.IntrospectionCallStart(ctx, c.cfg.Issuer)
 	start := time.Now()
-	res, err := c.call(ctx, token)
+	res, body, err := c.call(ctx, token)
 	call := aegis.IntrospectionCall{Issuer: c.cfg.Issuer, Duration: time.Since(start), Active: err == nil}
 	if err != nil && !errors.Is(err, ErrInactive) {
 		call.Err = err
 	}
 	c.cfg.Observer.IntrospectionCall(ctx, call)
-	return res, err
+	return res, body, err
 }
 
-// introspect makes the call and caches what it learns.
+// introspect asks the shared cache, if any, then the server, and caches
+// what it learns.
 func (c *Client) introspect(ctx context.Context, token string, key cacheKey) (*Result, error) {
-	res, err := c.observedCall(ctx, token)
+	gen := c.dropGen.Load()
+	shared := SharedEntry{}
+	sharedOK := false
+	if c.cfg.Shared != nil {
+		if shared, sharedOK = c.sharedGet(ctx, key); sharedOK && shared.Answer != nil {
+			if res, ok, err := c.fromShared(key, shared, gen); ok {
+				return res, err
+			}
+		}
+	}
+	res, body, err := c.observedCall(ctx, token)
 	now := c.cfg.Now()
 	switch {
 	case errors.Is(err, ErrUnavailable):
@@ -330,30 +355,48 @@ func (c *Client) introspect(ctx context.Context, token string, key cacheKey) (*R
 			}
 		}
 		return nil, err
-	case err != nil:
-		c.refused(key, err, now)
+	case err == nil:
+		err = c.check(res, now)
+	}
+	if err != nil {
+		c.refusedFor(key, err, now, c.cfg.Cache.NegativeTTL, gen)
+		if sharedOK && c.cfg.Cache.NegativeTTL > 0 {
+			c.sharedSet(ctx, key, body, res, c.cfg.Cache.NegativeTTL, shared.Gen)
+		}
 		return nil, err
 	}
-	if err := c.check(res, now); err != nil {
-		c.refused(key, err, now)
-		return nil, err
+	fresh := c.rememberActive(key, res, now, c.cfg.Cache.TTL, gen)
+	if sharedOK && c.cfg.Cache.TTL > 0 {
+		c.sharedSet(ctx, key, body, res, fresh.Sub(now), shared.Gen)
 	}
-	fresh := now.Add(c.cfg.Cache.TTL)
+	return res, nil
+}
+
+// rememberActive caches an active answer for ttl, never past the token's
+// exp, unless a drop has happened since gen; it returns when the answer
+// stops being fresh.
+func (c *Client) rememberActive(key cacheKey, res *Result, now time.Time, ttl time.Duration, gen uint64) time.Time {
+	fresh := now.Add(ttl)
 	grace := fresh.Add(c.cfg.Cache.Grace)
 	if !res.Expiry.IsZero() {
 		fresh = minTime(fresh, res.Expiry)
 		grace = minTime(grace, res.Expiry)
 	}
-	c.remember(entry{key: key, res: res, fresh: fresh, graceUntil: grace})
-	return res, nil
+	if c.dropGen.Load() == gen {
+		c.remember(entry{key: key, res: res, fresh: fresh, graceUntil: grace})
+	}
+	return fresh
 }
 
-// refused records that the server refused the token (or gave an answer
-// the local checks refuse): the positive answer cached for it, fresh or
-// stale, is dropped, so that no later outage serves it from grace.
-func (c *Client) refused(key cacheKey, err error, now time.Time) {
+// refusedFor records that the server refused the token (or gave an answer
+// the local checks refuse), for ttl unless a drop has happened since gen:
+// the positive answer cached for it, fresh or stale, is dropped either
+// way, so that no later outage serves it from grace.
+func (c *Client) refusedFor(key cacheKey, err error, now time.Time, ttl time.Duration, gen uint64) {
 	c.cache.remove(key)
-	c.remember(entry{key: key, err: err, fresh: now.Add(c.cfg.Cache.NegativeTTL)})
+	if c.dropGen.Load() == gen {
+		c.remember(entry{key: key, err: err, fresh: now.Add(ttl)})
+	}
 }
 
 func (c *Client) remember(e entry) {
@@ -395,19 +438,21 @@ func (c *Client) check(r *Result, now time.Time) error {
 	return nil
 }
 
-// call sends one introspection request.
-func (c *Client) call(ctx context.Context, token string) (*Result, error) {
+// call sends one introspection request. It returns the answer's body
+// whenever the server gave an answer (active or not, or refused by the
+// claims), so that it can be shared.
+func (c *Client) call(ctx context.Context, token string) (*Result, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	endpoint, err := c.endpointURL(ctx)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, nil, unavailable(err)
 	}
 	select {
 	case c.slots <- struct{}{}:
 		defer func() { <-c.slots }()
 	case <-ctx.Done():
-		return nil, unavailable(fmt.Errorf("too many introspection calls under way: %w", ctx.Err()))
+		return nil, nil, unavailable(fmt.Errorf("too many introspection calls under way: %w", ctx.Err()))
 	}
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	if c.cfg.Authenticate == nil && c.cfg.Auth == AuthPost {
@@ -416,14 +461,14 @@ func (c *Client) call(ctx context.Context, token string) (*Result, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, unavailable(issuerhttp.RedactError(err))
+		return nil, nil, unavailable(issuerhttp.RedactError(err))
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	switch {
 	case c.cfg.Authenticate != nil:
 		if err := c.cfg.Authenticate(req); err != nil {
-			return nil, unavailable(fmt.Errorf("authenticating the request: %w", err))
+			return nil, nil, unavailable(fmt.Errorf("authenticating the request: %w", err))
 		}
 	case c.cfg.Auth == AuthBasic:
 		// RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
@@ -432,7 +477,7 @@ func (c *Client) call(ctx context.Context, token string) (*Result, error) {
 	c.calls.Add(1)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("POST %s: %w", issuerhttp.Redact(endpoint), scrub(issuerhttp.RedactError(err), token)))
+		return nil, nil, unavailable(fmt.Errorf("POST %s: %w", issuerhttp.Redact(endpoint), scrub(issuerhttp.RedactError(err), token)))
 	}
 	defer resp.Body.Close()
 	switch {
@@ -442,14 +487,25 @@ func (c *Client) call(ctx context.Context, token string) (*Result, error) {
 				slog.String("endpoint", issuerhttp.Redact(endpoint)), slog.Int("status", resp.StatusCode), slog.String("client_id", c.cfg.ClientID),
 				slog.Int("held_back", held))
 		}
-		return nil, unavailable(ErrCredentials)
+		return nil, nil, unavailable(ErrCredentials)
 	case resp.StatusCode != http.StatusOK:
-		return nil, unavailable(fmt.Errorf("POST %s: status %d", issuerhttp.Redact(endpoint), resp.StatusCode))
+		return nil, nil, unavailable(fmt.Errorf("POST %s: status %d", issuerhttp.Redact(endpoint), resp.StatusCode))
 	}
 	body, err := issuerhttp.ReadCapped(resp.Body, c.cfg.MaxResponseBytes)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("POST %s: %w", issuerhttp.Redact(endpoint), err))
+		return nil, nil, unavailable(fmt.Errorf("POST %s: %w", issuerhttp.Redact(endpoint), err))
 	}
+	res, err := interpret(body)
+	if errors.Is(err, ErrUnavailable) {
+		return nil, nil, err
+	}
+	return res, body, err
+}
+
+// interpret reads an answer: an active token's description, or the
+// refusal the answer means; ErrUnavailable when it cannot be trusted to
+// mean anything.
+func interpret(body []byte) (*Result, error) {
 	res, err := parseAnswer(body)
 	switch {
 	case errors.Is(err, ErrInactive):

@@ -23,6 +23,13 @@ type hookRecorder struct {
 	issuers []string
 	calls   []aegis.IntrospectionCall
 	carried []any
+	shared  []aegis.IntrospectionSharedCache
+}
+
+func (h *hookRecorder) IntrospectionSharedCache(_ context.Context, s aegis.IntrospectionSharedCache) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.shared = append(h.shared, s)
 }
 
 func (h *hookRecorder) IntrospectionCache(_ context.Context, l aegis.IntrospectionCacheLookup) {

@@ -38,6 +38,9 @@ type Observer interface {
 	IntrospectionCallStart(ctx context.Context, issuer string) context.Context
 	// IntrospectionCall records one call to an introspection endpoint.
 	IntrospectionCall(ctx context.Context, c IntrospectionCall)
+	// IntrospectionSharedCache records one use of the introspection cache
+	// shared among replicas (introspect.Config.Shared).
+	IntrospectionSharedCache(ctx context.Context, s IntrospectionSharedCache)
 	// RateLimit records one charge to a client's rate limit.
 	RateLimit(ctx context.Context, d RateLimitDecision)
 	// LimitLookupStart is called before a client's limit is looked up.
@@ -75,6 +78,9 @@ func (NopObserver) IntrospectionCallStart(ctx context.Context, _ string) context
 
 // IntrospectionCall does nothing.
 func (NopObserver) IntrospectionCall(context.Context, IntrospectionCall) {}
+
+// IntrospectionSharedCache does nothing.
+func (NopObserver) IntrospectionSharedCache(context.Context, IntrospectionSharedCache) {}
 
 // RateLimit does nothing.
 func (NopObserver) RateLimit(context.Context, RateLimitDecision) {}
@@ -160,6 +166,12 @@ func (m multi) IntrospectionCall(ctx context.Context, c IntrospectionCall) {
 	}
 }
 
+func (m multi) IntrospectionSharedCache(ctx context.Context, c IntrospectionSharedCache) {
+	for _, o := range m {
+		o.IntrospectionSharedCache(ctx, c)
+	}
+}
+
 func (m multi) RateLimit(ctx context.Context, d RateLimitDecision) {
 	for _, o := range m {
 		o.RateLimit(ctx, d)
@@ -224,6 +236,10 @@ type IntrospectionCacheLookup = aegis.IntrospectionCacheLookup
 // IntrospectionCall is a dependency event a leaf package reports; see
 // aegis.IntrospectionCall.
 type IntrospectionCall = aegis.IntrospectionCall
+
+// IntrospectionSharedCache is a dependency event a leaf package reports;
+// see aegis.IntrospectionSharedCache.
+type IntrospectionSharedCache = aegis.IntrospectionSharedCache
 
 // RateLimitDecision describes one charge to a client's rate limit.
 type RateLimitDecision struct {

@@ -317,6 +317,12 @@ func (i *Introspection) Validate(ctx context.Context, token string) (*Principal,
 	return p, nil
 }
 
+// Drop forgets the cached answers d names, here and, with a shared cache
+// (introspect.Config.Shared), in every replica: see introspect.Client.Drop.
+func (i *Introspection) Drop(ctx context.Context, d introspect.Drop) error {
+	return i.client.Drop(ctx, d)
+}
+
 func (i *Introspection) validateParsed(ctx context.Context, _ *jwks.Token, token string) (*Principal, error) {
 	return i.Validate(ctx, token)
 }
@@ -436,6 +442,15 @@ func (i *introspectionObserver) IntrospectionCache(ctx context.Context, l aegis.
 	}
 	if o := i.checker.get(); o != nil {
 		o.IntrospectionCache(ctx, l)
+	}
+}
+
+func (i *introspectionObserver) IntrospectionSharedCache(ctx context.Context, s aegis.IntrospectionSharedCache) {
+	if i.user != nil {
+		i.user.IntrospectionSharedCache(ctx, s)
+	}
+	if o := i.checker.get(); o != nil {
+		o.IntrospectionSharedCache(ctx, s)
 	}
 }
 

@@ -32,3 +32,6 @@ func (u UserObserver) IntrospectionCallStart(ctx context.Context, _ string) cont
 
 // IntrospectionCall runs Done.
 func (u UserObserver) IntrospectionCall(ctx context.Context, _ aegis.IntrospectionCall) { u.Done(ctx) }
+
+// IntrospectionSharedCache does nothing.
+func (u UserObserver) IntrospectionSharedCache(context.Context, aegis.IntrospectionSharedCache) {}
