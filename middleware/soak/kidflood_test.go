@@ -23,7 +23,7 @@ import (
 // Pace of the unknown-kid soak.
 const (
 	kidFloodEvery      = 10 * time.Millisecond // 100 made-up kids a second
-	kidRotateEvery     = 4 * time.Second // or a quarter of a shorter soak
+	kidRotateEvery     = 4 * time.Second       // or a quarter of a shorter soak
 	kidGenuineWorkers  = 4
 	kidGenuineEvery    = 5 * time.Millisecond // per worker
 	kidAcceptanceBound = time.Second          // after a rotation, every genuine token passes
