@@ -6,6 +6,7 @@ require (
 	github.com/go-chi/chi/v5 v5.2.3
 	github.com/olympus/aegis v0.0.0
 	github.com/olympus/aegis/internal/redistest v0.0.0
+	github.com/olympus/aegis/introspect/rediscache v0.0.0
 	github.com/olympus/aegis/middleware/prommetrics v0.0.0
 	github.com/olympus/aegis/ratelimit/redisstore v0.0.0
 	github.com/prometheus/client_golang v1.25.0
@@ -42,6 +43,7 @@ require (
 replace (
 	github.com/olympus/aegis => ..
 	github.com/olympus/aegis/internal/redistest => ../internal/redistest
+	github.com/olympus/aegis/introspect/rediscache => ../introspect/rediscache
 	github.com/olympus/aegis/middleware/prommetrics => ../middleware/prommetrics
 	github.com/olympus/aegis/ratelimit/redisstore => ../ratelimit/redisstore
 )

@@ -18,6 +18,11 @@
 // metadata.rate_limit_per_minute sets each client's limit; -default-rate-limit
 // applies to the others; -redis-url shares the counts across replicas.
 //
+// Introspection at fleet scale: with -redis-url, the replicas also share
+// their introspection answers (stored under each token's SHA-256), so a
+// token is introspected once for all of them; -introspection-cache local
+// keeps each replica's answers to itself.
+//
 // Metrics: -metrics-addr serves Prometheus metrics at /metrics on a
 // listener of its own (decisions by outcome, reason and kind; key-set
 // fetches; introspection; rate limits; Go runtime and process metrics).
@@ -49,6 +54,7 @@ import (
 	"github.com/olympus/aegis/examples/server/api"
 	"github.com/olympus/aegis/internal/issuerhttp"
 	"github.com/olympus/aegis/introspect"
+	"github.com/olympus/aegis/introspect/rediscache"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/core"
@@ -75,6 +81,7 @@ type options struct {
 	introspectionURL, introspectionAuth  string
 	introspectionID, introspectionSecret string
 	introspectionCacheTTL                time.Duration
+	introspectionCache                   string
 
 	allowInsecureHTTP bool
 
@@ -101,9 +108,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.introspectionID, "introspection-client-id", "", "client ID for the introspection endpoint")
 	fs.StringVar(&o.introspectionSecret, "introspection-client-secret", "", "client secret for the introspection endpoint (prefer AEGIS_INTROSPECTION_CLIENT_SECRET)")
 	fs.DurationVar(&o.introspectionCacheTTL, "introspection-cache-ttl", introspect.DefaultCacheTTL, "longest an active answer is cached, never past the token's exp; 0 stops caching active answers (inactive ones are still kept 10s)")
+	fs.StringVar(&o.introspectionCache, "introspection-cache", "", "where introspection answers are cached: local (each replica its own) or shared (through -redis-url, so replicas introspect a token once between them); default shared with -redis-url, else local")
 	fs.StringVar(&o.clientsURL, "clients-url", "", "Hydra admin base URL: each client's limit is its metadata.rate_limit_per_minute")
 	fs.DurationVar(&o.clientsCacheTTL, "clients-cache-ttl", ratelimit.DefaultHydraTTL, "how long a client's limit is cached")
-	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL (redis://host:port/db) to share rate limits across replicas (default: in memory)")
+	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL (redis://host:port/db) to share rate limits and introspection answers across replicas (default: in memory)")
 	fs.IntVar(&o.defaultRateLimit, "default-rate-limit", 0, "requests per minute for clients with no limit of their own (0: unlimited)")
 	fs.StringVar(&o.rateLimitFailure, "rate-limit-failure", "open", "when Redis fails: open (decide in memory) or closed (503)")
 	flagenv.SetUsage(fs, "AEGIS_", "an example API (GET /healthz, GET and POST /data, GET /whoami) guarded by Aegis",
@@ -130,6 +138,20 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.introspectionCacheTTL < 0 {
 		return o, errors.New("-introspection-cache-ttl must not be negative")
+	}
+	switch o.introspectionCache {
+	case "":
+		o.introspectionCache = cacheLocal
+		if o.redisURL != "" {
+			o.introspectionCache = cacheShared
+		}
+	case cacheLocal:
+	case cacheShared:
+		if o.redisURL == "" {
+			return o, errors.New("-introspection-cache shared needs -redis-url")
+		}
+	default:
+		return o, fmt.Errorf("-introspection-cache %q: want local or shared", o.introspectionCache)
 	}
 	if o.defaultRateLimit < 0 {
 		return o, errors.New("-default-rate-limit must not be negative")
@@ -159,10 +181,17 @@ var authMethods = map[string]introspect.AuthMethod{
 	"none":  introspect.AuthNone,
 }
 
+// The values of -introspection-cache.
+const (
+	cacheLocal  = "local"
+	cacheShared = "shared"
+)
+
 var failurePolicies = map[string]ratelimit.FailurePolicy{"open": ratelimit.FailOpen, "closed": ratelimit.FailClosed}
 
 // rateLimit builds the rate limiting the options ask for; nil when none.
-func (o options) rateLimit(log *slog.Logger) (*middleware.RateLimitConfig, error) {
+// rdb is the -redis-url client, nil without one.
+func (o options) rateLimit(log *slog.Logger, rdb *redis.Client) (*middleware.RateLimitConfig, error) {
 	if o.clientsURL == "" && o.defaultRateLimit == 0 {
 		return nil, nil
 	}
@@ -177,13 +206,8 @@ func (o options) rateLimit(log *slog.Logger) (*middleware.RateLimitConfig, error
 	}
 	memory := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
 	rl.Store = memory
-	if o.redisURL != "" {
-		opts, err := redis.ParseURL(o.redisURL)
-		if err != nil {
-			return nil, fmt.Errorf("-redis-url: %w", err)
-		}
-		opts.ContextTimeoutEnabled = true
-		store, err := redisstore.New(redisstore.Config{Client: redis.NewClient(opts)})
+	if rdb != nil {
+		store, err := redisstore.New(redisstore.Config{Client: rdb})
 		if err != nil {
 			return nil, err
 		}
@@ -205,8 +229,9 @@ const (
 )
 
 // config turns the options into the Guard's configuration: a validator
-// composed for the mode.
-func (o options) config(log *slog.Logger) (middleware.Config, error) {
+// composed for the mode. shared is the introspection cache the replicas
+// share, nil for none.
+func (o options) config(log *slog.Logger, shared introspect.SharedCache) (middleware.Config, error) {
 	if o.allowInsecureHTTP {
 		log.Warn("-allow-insecure-http: http:// URLs beyond loopback are accepted; tokens and keys travel unprotected")
 	}
@@ -238,6 +263,7 @@ func (o options) config(log *slog.Logger) (middleware.Config, error) {
 		ClientSecret: o.introspectionSecret,
 		Cache:        introspect.CacheConfig{TTL: o.introspectionCacheTTL},
 		Logger:       log,
+		Shared:       shared,
 
 		AllowInsecureHTTP: o.allowInsecureHTTP,
 	}
@@ -268,11 +294,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("-log-level %q: want debug, info, warn or error", o.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg, err := o.config(log)
+	var rdb *redis.Client
+	if o.redisURL != "" {
+		opts, err := redis.ParseURL(o.redisURL)
+		if err != nil {
+			return fmt.Errorf("-redis-url: %w", err)
+		}
+		opts.ContextTimeoutEnabled = true
+		rdb = redis.NewClient(opts)
+		defer rdb.Close()
+	}
+	var shared introspect.SharedCache
+	if o.introspectionCache == cacheShared && o.mode != modeJWT {
+		cache, err := rediscache.New(rediscache.Config{Client: rdb, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer cache.Close()
+		shared = cache
+	}
+	cfg, err := o.config(log, shared)
 	if err != nil {
 		return err
 	}
-	if cfg.RateLimit, err = o.rateLimit(log); err != nil {
+	if cfg.RateLimit, err = o.rateLimit(log, rdb); err != nil {
 		return err
 	}
 	var metrics *http.Server
@@ -323,7 +368,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "issuer", o.issuer, "audience", o.audience, "mode", o.mode)
+	log.Info("listening", "addr", ln.Addr().String(), "issuer", o.issuer, "audience", o.audience, "mode", o.mode, "introspection_cache", o.introspectionCache)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

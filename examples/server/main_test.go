@@ -156,6 +156,8 @@ func TestServerFlagErrors(t *testing.T) {
 		{name: "negative default rate limit", args: []string{"-issuer", "https://i.example", "-default-rate-limit", "-1"}, want: "-default-rate-limit"},
 		{name: "unknown failure policy", args: []string{"-issuer", "https://i.example", "-rate-limit-failure", "maybe"}, want: "-rate-limit-failure"},
 		{name: "bad Redis URL", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-redis-url", "http://x", "-default-rate-limit", "1"}, want: "-redis-url"},
+		{name: "shared introspection cache without Redis", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-introspection-cache", "shared"}, want: "-introspection-cache shared needs -redis-url"},
+		{name: "unknown introspection cache", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-introspection-cache", "remote"}, want: "want local or shared"},
 		{name: "insecure clients URL", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-clients-url", "http://hydra:4445"}, want: "-clients-url"},
 		{name: "zero clients cache TTL", args: []string{"-issuer", "https://i.example", "-clients-cache-ttl", "0s"}, want: "-clients-cache-ttl"},
 		{name: "bad metrics address", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-metrics-addr", "nonsense"}, want: "-metrics-addr"},
@@ -289,6 +291,45 @@ func TestServerRateLimits(t *testing.T) {
 				}
 			}
 			assert.Equal(t, tc.passes, passes)
+		})
+	}
+}
+
+// TestServerSharesIntrospection: replicas given -redis-url share their
+// introspection answers (each token is introspected once for all three),
+// unless -introspection-cache local keeps them apart.
+func TestServerSharesIntrospection(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	redisURL := "redis://" + redistest.Start(t).Addr() + "/0"
+	tests := []struct {
+		name  string
+		args  []string
+		calls int64 // for 10 tokens through 3 replicas
+		log   string
+	}{
+		{name: "shared by default with -redis-url", args: []string{"-redis-url", redisURL}, calls: 10, log: "introspection_cache=shared"},
+		{name: "local on request", args: []string{"-redis-url", redisURL, "-introspection-cache", "local"}, calls: 30, log: "introspection_cache=local"},
+		{name: "local without Redis", calls: 30, log: "introspection_cache=local"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience, "-mode", "introspect",
+				"-introspection-url", iss.IntrospectionURL(), "-introspection-auth", "none"}, tc.args...)
+			var bases []string
+			for range 3 {
+				base, logs := startServer(t, args, nil)
+				assert.Contains(t, logs.String(), tc.log)
+				bases = append(bases, base)
+			}
+			before := iss.IntrospectionCalls()
+			for i := range 10 {
+				token := iss.OpaqueM2M(fmt.Sprintf("svc-%d", i), "data:read")
+				for _, base := range bases {
+					resp, _ := call(t, "GET", base+"/data", token)
+					assert.Equal(t, http.StatusOK, resp.StatusCode)
+				}
+			}
+			assert.Equal(t, tc.calls, iss.IntrospectionCalls()-before)
 		})
 	}
 }

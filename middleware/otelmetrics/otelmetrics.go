@@ -20,6 +20,7 @@
 //	aegis.introspection.cache.lookups  counter    {lookup}    aegis.issuer, aegis.result (hit|miss)
 //	aegis.introspection.calls          counter    {call}      aegis.issuer, aegis.result (active|inactive|error)
 //	aegis.introspection.call.duration  histogram  s           aegis.issuer; failures included
+//	aegis.introspection.shared_cache   counter    {use}       aegis.issuer, aegis.op (get|set|drop), aegis.result (hit|miss|ok|error)
 //	aegis.ratelimit.decisions          counter    {decision}  aegis.client_id, aegis.result (allowed|denied|error)
 //	aegis.limit.lookups                counter    {lookup}    aegis.result (found|default|error)
 //	aegis.limit.lookup.duration        histogram  s           none
@@ -87,6 +88,8 @@ const (
 	KeyClientID = attribute.Key("aegis.client_id")
 	// KeyResult is how an operation ended (success, hit, allowed…).
 	KeyResult = attribute.Key("aegis.result")
+	// KeyOp is what was done with the shared introspection cache.
+	KeyOp = attribute.Key("aegis.op")
 )
 
 // durationBounds are the advisory histogram boundaries, in seconds.
@@ -117,6 +120,7 @@ type Metrics struct {
 	cacheLookups   metric.Int64Counter
 	calls          metric.Int64Counter
 	callDuration   metric.Float64Histogram
+	shared         metric.Int64Counter
 	rateLimit      metric.Int64Counter
 	lookups        metric.Int64Counter
 	lookupDuration metric.Float64Histogram
@@ -160,6 +164,8 @@ func New(cfg Config) (*Metrics, error) {
 		calls: counter("aegis.introspection.calls", "{call}",
 			"Introspection calls by issuer and result (active, inactive, error)."),
 		callDuration: histogram("aegis.introspection.call.duration", "Time taken by introspection calls, failed ones included."),
+		shared: counter("aegis.introspection.shared_cache", "{use}",
+			"Uses of the introspection cache shared among replicas by issuer, op (get, set, drop) and result (hit, miss, ok, error)."),
 		rateLimit: counter("aegis.ratelimit.decisions", "{decision}",
 			"Rate-limit charges by client and result (allowed, denied, error)."),
 		lookups:        counter("aegis.limit.lookups", "{lookup}", "Lookups of a client's rate limit by result (found, default, error)."),
@@ -226,6 +232,13 @@ func (m *Metrics) IntrospectionCall(ctx context.Context, c core.IntrospectionCal
 		m.calls.Add(ctx, 1, o.inactive...)
 	}
 	m.callDuration.Record(ctx, c.Duration.Seconds(), o.record...)
+}
+
+// IntrospectionSharedCache counts a use of the shared introspection cache
+// (on a local miss, so rarer than lookups: its options are not cached).
+func (m *Metrics) IntrospectionSharedCache(ctx context.Context, s core.IntrospectionSharedCache) {
+	m.shared.Add(ctx, 1, metric.WithAttributes(KeyIssuer.String(clip(s.Issuer)), KeyOp.String(string(s.Op)),
+		KeyResult.String(metricvalue.SharedCacheResult(s))))
 }
 
 // RateLimit counts a rate-limit charge.

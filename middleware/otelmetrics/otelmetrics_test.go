@@ -138,8 +138,14 @@ func TestEvents(t *testing.T) {
 				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Active: true, Duration: 20 * time.Millisecond})
 				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Duration: 5 * time.Millisecond})
 				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Duration: time.Second, Err: boom})
+				m.IntrospectionSharedCache(ctx, core.IntrospectionSharedCache{Issuer: issuer, Op: aegis.SharedCacheGet, Hit: true})
+				m.IntrospectionSharedCache(ctx, core.IntrospectionSharedCache{Issuer: issuer, Op: aegis.SharedCacheSet, Err: boom})
 			},
 			want: map[string]map[string]float64{
+				"aegis.introspection.shared_cache": {
+					"aegis.issuer=" + issuer + ",aegis.op=get,aegis.result=hit":   1,
+					"aegis.issuer=" + issuer + ",aegis.op=set,aegis.result=error": 1,
+				},
 				"aegis.introspection.cache.lookups": {
 					"aegis.issuer=" + issuer + ",aegis.result=hit":  2,
 					"aegis.issuer=" + issuer + ",aegis.result=miss": 1,
@@ -208,6 +214,7 @@ func TestInstruments(t *testing.T) {
 	m.Decision(ctx, core.Decision{Outcome: core.OutcomeRefused, Reason: "token_missing", Class: aegis.ClassInvalid})
 	m.KeySetFetch(ctx, core.KeySetFetch{Issuer: issuer, Keys: 1, Duration: 5 * time.Millisecond})
 	m.KeySetFetch(ctx, core.KeySetFetch{Issuer: issuer, Duration: 2 * time.Second, Err: errors.New("boom")})
+	m.IntrospectionSharedCache(ctx, core.IntrospectionSharedCache{Issuer: issuer, Op: aegis.SharedCacheDrop})
 	m.IntrospectionCache(ctx, core.IntrospectionCacheLookup{Issuer: issuer})
 	m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Active: true})
 	m.RateLimit(ctx, core.RateLimitDecision{ClientID: "sync", Allowed: true})
@@ -227,6 +234,7 @@ func TestInstruments(t *testing.T) {
 		"aegis.introspection.cache.lookups": "{lookup}",
 		"aegis.introspection.calls":         "{call}",
 		"aegis.introspection.call.duration": "s",
+		"aegis.introspection.shared_cache":  "{use}",
 		"aegis.ratelimit.decisions":         "{decision}",
 		"aegis.limit.lookups":               "{lookup}",
 		"aegis.limit.lookup.duration":       "s",

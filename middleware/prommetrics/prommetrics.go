@@ -20,6 +20,7 @@
 //	aegis_introspection_cache_lookups_total{issuer,result}     counter    introspection cache; result hit|miss
 //	aegis_introspection_calls_total{issuer,result}             counter    introspection calls; result active|inactive|error
 //	aegis_introspection_call_duration_seconds{issuer}          histogram  introspection call time, errors included
+//	aegis_introspection_shared_cache_total{issuer,op,result}   counter    shared introspection cache; op get|set|drop, result hit|miss|ok|error
 //	aegis_ratelimit_decisions_total{client_id,result}          counter    rate-limit charges; result allowed|denied|error
 //	aegis_limit_lookups_total{result}                          counter    limit lookups; result found|default|error
 //	aegis_limit_lookup_duration_seconds                        histogram  limit lookup time
@@ -106,6 +107,7 @@ type Metrics struct {
 	cacheLookups *prometheus.CounterVec
 	calls        *prometheus.CounterVec
 	callDuration *prometheus.HistogramVec
+	shared       *prometheus.CounterVec
 
 	rateLimit    *prometheus.CounterVec
 	byRateLimit  sync.Map // rateLimitLabels -> prometheus.Counter, like byDecision
@@ -162,6 +164,9 @@ func New(cfg Config) (*Metrics, error) {
 			"issuer", "result"),
 		callDuration: histogram("introspection_call_duration_seconds", "Time taken by introspection calls, failed ones included.",
 			"issuer"),
+		shared: counter("introspection_shared_cache_total",
+			"Uses of the introspection cache shared among replicas by issuer, op (get, set, drop) and result (hit, miss, ok, error).",
+			"issuer", "op", "result"),
 		rateLimit: counter("ratelimit_decisions_total", "Rate-limit charges by client and result (allowed, denied, error).",
 			rateLabels...),
 		omitClientID: cfg.OmitClientID,
@@ -171,7 +176,7 @@ func New(cfg Config) (*Metrics, error) {
 			Help: "Time taken by lookups of a client's rate limit.", Buckets: buckets}),
 	}
 	collectors := []prometheus.Collector{m.decisions, m.jwksFetches, m.jwksKeys, m.jwksDuration,
-		m.cacheLookups, m.calls, m.callDuration, m.rateLimit, m.lookups, m.lookupDuration}
+		m.cacheLookups, m.calls, m.callDuration, m.shared, m.rateLimit, m.lookups, m.lookupDuration}
 	for i, c := range collectors {
 		if err := cfg.Registerer.Register(c); err != nil {
 			for _, done := range collectors[:i] {
@@ -229,6 +234,12 @@ func (m *Metrics) IntrospectionCall(_ context.Context, c core.IntrospectionCall)
 	issuer := label(c.Issuer)
 	m.calls.WithLabelValues(issuer, metricvalue.CallResult(c)).Inc()
 	m.callDuration.WithLabelValues(issuer).Observe(c.Duration.Seconds())
+}
+
+// IntrospectionSharedCache counts a use of the shared introspection
+// cache.
+func (m *Metrics) IntrospectionSharedCache(_ context.Context, s core.IntrospectionSharedCache) {
+	m.shared.WithLabelValues(label(s.Issuer), string(s.Op), metricvalue.SharedCacheResult(s)).Inc()
 }
 
 // RateLimit counts a rate-limit charge.

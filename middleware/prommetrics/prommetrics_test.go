@@ -103,9 +103,11 @@ aegis_jwks_fetch_duration_seconds_count{issuer="https://athena.example.com"} 3
 				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Active: true, Duration: 20 * time.Millisecond})
 				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Duration: 5 * time.Millisecond})
 				m.IntrospectionCall(ctx, core.IntrospectionCall{Issuer: issuer, Duration: time.Second, Err: boom})
+				m.IntrospectionSharedCache(ctx, core.IntrospectionSharedCache{Issuer: issuer, Op: aegis.SharedCacheGet, Hit: true})
+				m.IntrospectionSharedCache(ctx, core.IntrospectionSharedCache{Issuer: issuer, Op: aegis.SharedCacheSet, Err: boom})
 			},
 			metric: []string{"aegis_introspection_cache_lookups_total", "aegis_introspection_calls_total",
-				"aegis_introspection_call_duration_seconds"},
+				"aegis_introspection_call_duration_seconds", "aegis_introspection_shared_cache_total"},
 			want: `
 # HELP aegis_introspection_cache_lookups_total Introspection cache lookups by issuer and result (hit, miss).
 # TYPE aegis_introspection_cache_lookups_total counter
@@ -123,6 +125,10 @@ aegis_introspection_call_duration_seconds_bucket{issuer="https://athena.example.
 aegis_introspection_call_duration_seconds_bucket{issuer="https://athena.example.com",le="+Inf"} 3
 aegis_introspection_call_duration_seconds_sum{issuer="https://athena.example.com"} 1.025
 aegis_introspection_call_duration_seconds_count{issuer="https://athena.example.com"} 3
+# HELP aegis_introspection_shared_cache_total Uses of the introspection cache shared among replicas by issuer, op (get, set, drop) and result (hit, miss, ok, error).
+# TYPE aegis_introspection_shared_cache_total counter
+aegis_introspection_shared_cache_total{issuer="https://athena.example.com",op="get",result="hit"} 1
+aegis_introspection_shared_cache_total{issuer="https://athena.example.com",op="set",result="error"} 1
 `,
 		},
 		{

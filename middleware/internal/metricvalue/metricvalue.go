@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/olympus/aegis"
+
 	"github.com/olympus/aegis/middleware/core"
 )
 
@@ -38,6 +40,20 @@ func CallResult(c core.IntrospectionCall) string {
 		return "active"
 	}
 	return "inactive"
+}
+
+// SharedCacheResult is hit or miss for a lookup, ok for a store or a
+// drop, error for any that failed.
+func SharedCacheResult(s core.IntrospectionSharedCache) string {
+	switch {
+	case s.Err != nil:
+		return "error"
+	case s.Op != aegis.SharedCacheGet:
+		return "ok"
+	case s.Hit:
+		return "hit"
+	}
+	return "miss"
 }
 
 // LookupResult is found, default or error.

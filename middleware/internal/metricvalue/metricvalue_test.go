@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/olympus/aegis"
+
 	"github.com/olympus/aegis/middleware/core"
 
 	"github.com/stretchr/testify/assert"
@@ -23,6 +25,10 @@ func TestValues(t *testing.T) {
 		{CallResult(core.IntrospectionCall{Active: true}), "active"},
 		{CallResult(core.IntrospectionCall{}), "inactive"},
 		{CallResult(core.IntrospectionCall{Err: boom}), "error"},
+		{SharedCacheResult(core.IntrospectionSharedCache{Op: aegis.SharedCacheGet, Hit: true}), "hit"},
+		{SharedCacheResult(core.IntrospectionSharedCache{Op: aegis.SharedCacheGet}), "miss"},
+		{SharedCacheResult(core.IntrospectionSharedCache{Op: aegis.SharedCacheSet}), "ok"},
+		{SharedCacheResult(core.IntrospectionSharedCache{Op: aegis.SharedCacheDrop, Err: boom}), "error"},
 		{LookupResult(core.LimitLookup{Found: true}), "found"},
 		{LookupResult(core.LimitLookup{}), "default"},
 		{LookupResult(core.LimitLookup{Found: true, Err: boom}), "error"},
