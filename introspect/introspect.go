@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/olympus/aegis"
 
+	"github.com/olympus/aegis/internal/audience"
 	"github.com/olympus/aegis/internal/b64token"
 	"github.com/olympus/aegis/internal/flight"
 	"github.com/olympus/aegis/internal/issuerhttp"
@@ -95,6 +95,9 @@ type Config struct {
 	Audience string
 	// AnyAudience skips the audience check.
 	AnyAudience bool
+	// CanonicalAudience compares URL audiences in canonical form (see
+	// jwks.ValidatorConfig.CanonicalAudience); off by default.
+	CanonicalAudience bool
 	// Auth is the client authentication method; default AuthBasic when
 	// ClientID is set, else AuthNone.
 	Auth AuthMethod
@@ -429,7 +432,7 @@ func (c *Client) check(r *Result, now time.Time) error {
 	if !r.NotBefore.IsZero() && now.Add(c.leeway).Before(r.NotBefore) {
 		return refuse(ErrNotYetValid, "nbf is in the future")
 	}
-	if !c.cfg.AnyAudience && !slices.Contains(r.Audience, c.cfg.Audience) {
+	if !c.cfg.AnyAudience && !audience.Contains(r.Audience, c.cfg.Audience, c.cfg.CanonicalAudience) {
 		return refuse(ErrAudience, refusal.Mismatch("aud", r.Audience, c.cfg.Audience))
 	}
 	if r.Subject == "" {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/olympus/aegis"
 
+	"github.com/olympus/aegis/internal/audience"
 	"github.com/olympus/aegis/internal/refusal"
 	"github.com/olympus/aegis/internal/strictjson"
 )
@@ -44,6 +45,11 @@ type ValidatorConfig struct {
 	// AnyAudience skips the audience check. It exists for issuers that
 	// cannot set an audience; leaving it off is strongly advised.
 	AnyAudience bool
+	// CanonicalAudience compares URL audiences in canonical form: letter
+	// case in scheme and host, and one trailing slash, do not matter
+	// (RFC 8707 resource indicators written two ways). Off by default: aud
+	// must hold Audience exactly.
+	CanonicalAudience bool
 	// Keys supplies verification keys, normally a *Remote for Issuer.
 	Keys KeySource
 	// Algorithms is the allowlist of header alg values; default
@@ -383,7 +389,7 @@ func (v *Validator) checkClaims(c *Claims) error {
 			return refuse(ErrClaims, "exp - now exceeds the maximum lifetime (no iat)")
 		}
 	}
-	if !v.cfg.AnyAudience && !slices.Contains(c.Audience, v.cfg.Audience) {
+	if !v.cfg.AnyAudience && !audience.Contains(c.Audience, v.cfg.Audience, v.cfg.CanonicalAudience) {
 		return refuse(ErrAudience, refusal.Mismatch("aud", c.Audience, v.cfg.Audience))
 	}
 	return nil

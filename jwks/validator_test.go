@@ -529,3 +529,38 @@ func TestParseToken(t *testing.T) {
 		})
 	}
 }
+
+// TestCanonicalAudience: RFC 8707 §2 resource indicators are absolute
+// URIs; aud must hold the configured one exactly (RFC 9068 §4) unless
+// CanonicalAudience forgives letter case in scheme and host and one
+// trailing slash.
+func TestCanonicalAudience(t *testing.T) {
+	const resource = "https://api.example.com/v1"
+	tests := []struct {
+		aud              string
+		exact, canonical bool
+	}{
+		{resource, true, true},
+		{"HTTPS://API.Example.com/v1", false, true},
+		{resource + "/", false, true},
+		{"https://api.example.com/V1", false, false},
+		{"https://api.example.com", false, false},
+	}
+	for _, canonical := range []bool{false, true} {
+		f := newFixture(t, "ES256", func(c *jwks.ValidatorConfig) { c.Audience, c.CanonicalAudience = resource, canonical })
+		for _, tt := range tests {
+			claims := f.iss.Claims("worker", "worker")
+			claims["aud"] = []string{tt.aud}
+			_, err := f.validator.Validate(context.Background(), f.iss.Sign(claims))
+			want := tt.exact
+			if canonical {
+				want = tt.canonical
+			}
+			if want {
+				assert.NoError(t, err, "aud %q, canonical %v", tt.aud, canonical)
+			} else {
+				assert.ErrorIs(t, err, jwks.ErrAudience, "aud %q, canonical %v", tt.aud, canonical)
+			}
+		}
+	}
+}

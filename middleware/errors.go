@@ -34,6 +34,10 @@ type Error struct {
 	Scope string
 	// RetryAfter is set on 429 and 503 answers.
 	RetryAfter time.Duration
+	// ResourceMetadata is the URL of the resource's RFC 9728 metadata,
+	// carried by the challenge (resource_metadata) when set; the Guard
+	// sets it from Config.Resource.
+	ResourceMetadata string
 	// Err is the underlying cause, for logs only.
 	Err error
 }
@@ -112,6 +116,12 @@ func (e *Error) Challenge(realm string) string {
 	if e.Scope != "" {
 		b.WriteString(`, scope="`)
 		b.WriteString(quotable(e.Scope))
+		b.WriteByte('"')
+	}
+	if e.ResourceMetadata != "" {
+		// RFC 9728 §5.1.
+		b.WriteString(`, resource_metadata="`)
+		b.WriteString(quotable(e.ResourceMetadata))
 		b.WriteByte('"')
 	}
 	return b.String()

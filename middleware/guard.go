@@ -12,6 +12,7 @@ import (
 	"github.com/olympus/aegis/internal/issuerhttp"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/middleware/resource"
 	"github.com/olympus/aegis/scopes"
 )
 
@@ -27,8 +28,15 @@ type Config struct {
 	// Set either Issuer or Validator.
 	Issuer string
 	// Audience must be among each token's aud values (RFC 9068 §4);
-	// required with Issuer.
+	// required with Issuer, unless Resource stands in for it.
 	Audience string
+	// Resource is this API's resource identifier (RFC 8707, RFC 9728):
+	// an https URL (http on loopback). When set, every 400, 401 and 403
+	// challenge carries resource_metadata with the URL of the resource's
+	// metadata (resource.WellKnownURL; serve the document there with
+	// resource.Handler), and the Issuer shorthand's Audience defaults to
+	// it.
+	Resource string
 	// AllowInsecureHTTP lets the shorthand's Issuer (and the key set it
 	// names) be http:// on a host other than loopback, for a plain-HTTP
 	// issuer inside a private network (a container's "http://hydra:4444").
@@ -78,6 +86,8 @@ type Guard struct {
 	bearer     BearerConfig
 	realm      string
 	writeError ErrorWriter
+	// metadataURL is Config.Resource's metadata URL, for challenges.
+	metadataURL string
 }
 
 // New checks cfg and returns a Guard. It makes no network request: keys
@@ -85,8 +95,20 @@ type Guard struct {
 func New(cfg Config) (*Guard, error) {
 	var errs []error
 	v := cfg.Validator
+	var metadataURL string
+	if cfg.Resource != "" {
+		u, err := resource.WellKnownURL(cfg.Resource)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("Config.Resource: %w", err))
+		}
+		metadataURL = u
+		if cfg.Validator == nil && cfg.Audience == "" {
+			cfg.Audience = cfg.Resource // RFC 8707: tokens for this resource name it in aud
+		}
+	}
 	switch {
 	case cfg.Validator != nil && (cfg.Issuer != "" || cfg.Audience != "" || cfg.AllowInsecureHTTP):
+		// Resource alone is not shorthand: it only names the resource.
 		errs = append(errs, errors.New("Config.Issuer, Audience and AllowInsecureHTTP are shorthand for a Validator: set them or Config.Validator, not both"))
 	case cfg.Validator == nil:
 		var issErrs []error
@@ -135,7 +157,7 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, errors.Join(errConfig, err)
 	}
-	g := &Guard{checker: checker, bearer: bearer, realm: cfg.Realm, writeError: cfg.ErrorWriter}
+	g := &Guard{checker: checker, bearer: bearer, realm: cfg.Realm, writeError: cfg.ErrorWriter, metadataURL: metadataURL}
 	if g.realm == "" {
 		g.realm = "api"
 	}
@@ -254,6 +276,7 @@ func credential(r *http.Request) core.Credential {
 // render writes the refusal's HTTP answer.
 func (g *Guard) render(w http.ResponseWriter, r *http.Request, ref *aegis.Refusal) {
 	e := ErrorFor(ref)
+	e.ResourceMetadata = g.metadataURL
 	if c := e.Challenge(g.realm); c != "" {
 		w.Header().Set("WWW-Authenticate", c)
 	}

@@ -30,7 +30,11 @@ type replica struct {
 
 func newReplica(t *testing.T, iss *jwkstest.Issuer, srv *redistest.Server, prefix string) replica {
 	t.Helper()
-	cache, err := rediscache.New(rediscache.Config{Client: srv.Client(), Prefix: prefix, Logger: slog.New(slog.DiscardHandler)})
+	// A timeout far above the default: on a loaded test machine a Redis
+	// round trip can take longer than 100 ms, and a replica that gives up
+	// on Redis asks the issuer itself (as it should), which would blur the
+	// count of calls this test is about.
+	cache, err := rediscache.New(rediscache.Config{Client: srv.Client(), Prefix: prefix, Timeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cache.Close() })
 	intro, err := core.NewIntrospection(introspect.Config{Endpoint: iss.IntrospectionURL(), Issuer: iss.URL, Audience: iss.Audience,

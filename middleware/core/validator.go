@@ -102,6 +102,10 @@ type JWTConfig struct {
 	// AnyAudience accepts tokens whatever their audience. Avoid it: a token
 	// meant for another API would be accepted here.
 	AnyAudience bool
+	// CanonicalAudience compares URL audiences in canonical form: letter
+	// case in scheme and host, and one trailing slash, do not matter (see
+	// jwks.ValidatorConfig.CanonicalAudience). Off by default.
+	CanonicalAudience bool
 	// Keys supplies the verification keys, for example a fixed *jwks.Set;
 	// default a *jwks.Remote configured by JWKS. Cached keeps this
 	// validator's tokens only when Keys can tell whether it still holds the
@@ -215,6 +219,7 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		Issuer:                    cfg.Issuer,
 		Audience:                  cfg.Audience,
 		AnyAudience:               cfg.AnyAudience,
+		CanonicalAudience:         cfg.CanonicalAudience,
 		Keys:                      keys,
 		Algorithms:                cfg.Algorithms,
 		Leeway:                    cfg.Leeway,
