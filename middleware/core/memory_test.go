@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -31,6 +32,7 @@ type memIssuer struct {
 
 	mu    sync.Mutex
 	pools map[string][]string
+	hits  map[int]hitSetup
 }
 
 var (
@@ -43,7 +45,7 @@ var (
 func memoryIssuer(tb testing.TB) *memIssuer {
 	memOnce.Do(func() {
 		iss := jwkstest.Start(jwkstest.Config{Now: fixedClock})
-		m := &memIssuer{iss: iss, keys: map[string]*jwkstest.Key{}, pools: map[string][]string{}}
+		m := &memIssuer{iss: iss, keys: map[string]*jwkstest.Key{}, pools: map[string][]string{}, hits: map[int]hitSetup{}}
 		var published []jwks.Key
 		for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 			k := jwkstest.NewKey(alg)
@@ -158,43 +160,105 @@ func BenchmarkVerifiedCacheBytesPerEntry(b *testing.B) {
 	}
 }
 
+// hitSetup is a verified cache of a given size and the requests that hit
+// it: a hot set of up to 1,024 Hydra-shaped RS256 user tokens (about 1 KB),
+// each a copy of its own as a request carries; the rest of the cache is
+// EdDSA user tokens.
+type hitSetup struct {
+	v        core.Validator
+	requests []string
+}
+
+// hitCache returns the process's hitSetup of size entries, built the first
+// time: building the largest verifies 100,000 tokens, seconds of setup.
+func (m *memIssuer) hitCache(tb testing.TB, size int) hitSetup {
+	m.mu.Lock()
+	h, ok := m.hits[size]
+	m.mu.Unlock()
+	if ok {
+		return h
+	}
+	ctx := context.Background()
+	hot := m.userTokens(tb, "RS256", min(size, 1024))
+	fill := m.userTokens(tb, "EdDSA", size-len(hot))
+	h.v = core.Cached(m.jwt, core.CacheConfig{MaxEntries: size, Now: fixedClock})
+	for _, tokens := range [][]string{fill, hot} {
+		for _, tok := range tokens {
+			_, err := h.v.Validate(ctx, strings.Clone(tok))
+			require.NoError(tb, err)
+		}
+	}
+	h.requests = make([]string, len(hot))
+	for i, tok := range hot {
+		h.requests[i] = strings.Clone(tok)
+		p, err := h.v.Validate(ctx, h.requests[i])
+		require.NoError(tb, err)
+		require.True(tb, p.Cached(), "the hot set is held")
+	}
+	m.mu.Lock()
+	m.hits[size] = h
+	m.mu.Unlock()
+	return h
+}
+
+// hitSizes are the cache sizes a hit is measured at.
+var hitSizes = []int{10, 10_000, 100_000}
+
 // BenchmarkCachedHitBySize is a verified-cache hit through core.Cached in
-// a cache holding 10, 10,000 and 100,000 entries: it must cost the same
-// whatever the size. The hits are on a hot set of up to 1,024 Hydra-shaped
-// RS256 user tokens (about 1 KB), each looked up with a copy of its own;
-// the rest of the cache is EdDSA user tokens. Building the largest cache
-// verifies 100,000 tokens: a few seconds of setup per run.
+// a cache holding 10, 10,000 and 100,000 entries (hitCache): it must cost
+// the same whatever the size. At 10 entries the hot set is those 10.
 func BenchmarkCachedHitBySize(b *testing.B) {
 	m := memoryIssuer(b)
 	ctx := context.Background()
-	for _, size := range []int{10, 10_000, 100_000} {
+	for _, size := range hitSizes {
 		b.Run(fmt.Sprintf("entries=%d", size), func(b *testing.B) {
-			hot := m.userTokens(b, "RS256", min(size, 1024))
-			fill := m.userTokens(b, "EdDSA", size-len(hot))
-			v := core.Cached(m.jwt, core.CacheConfig{MaxEntries: size, Now: fixedClock})
-			for _, tokens := range [][]string{fill, hot} {
-				for _, tok := range tokens {
-					_, err := v.Validate(ctx, strings.Clone(tok))
-					require.NoError(b, err)
-				}
-			}
-			requests := make([]string, len(hot))
-			for i, tok := range hot {
-				requests[i] = strings.Clone(tok)
-				p, err := v.Validate(ctx, requests[i])
-				require.NoError(b, err)
-				require.True(b, p.Cached(), "the hot set is held")
-			}
+			h := m.hitCache(b, size)
 			runtime.GC() // not during the loop: setup made garbage
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if _, err := v.Validate(ctx, requests[i%len(requests)]); err != nil {
+				if _, err := h.v.Validate(ctx, h.requests[i%len(h.requests)]); err != nil {
 					b.Fatal(err)
 				}
 				i++
 			}
-			b.ReportMetric(float64(len(hot[0])), "token-bytes")
+			b.ReportMetric(float64(len(h.requests[0])), "token-bytes")
 		})
 	}
+}
+
+// BenchmarkCachedHitSizeRatio is BenchmarkCachedHitBySize as one
+// measurement, for a shared machine: each iteration times a batch of 64
+// hits in each cache in turn, so that every size sees the machine at the
+// same moment, and reports the time of a hit at each size and the ratios
+// of the larger sizes to 10,000 entries (the default size).
+func BenchmarkCachedHitSizeRatio(b *testing.B) {
+	const batch = 64
+	m := memoryIssuer(b)
+	ctx := context.Background()
+	setups := make([]hitSetup, len(hitSizes))
+	for i, size := range hitSizes {
+		setups[i] = m.hitCache(b, size)
+	}
+	runtime.GC()
+	spent := make([]time.Duration, len(hitSizes))
+	n, next := 0, 0
+	for b.Loop() {
+		for i, h := range setups {
+			start := time.Now()
+			for k := range batch {
+				if _, err := h.v.Validate(ctx, h.requests[(next+k)%len(h.requests)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			spent[i] += time.Since(start)
+		}
+		next += batch
+		n += batch
+	}
+	for i, size := range hitSizes {
+		b.ReportMetric(float64(spent[i].Nanoseconds())/float64(n), fmt.Sprintf("ns/hit-%d", size))
+	}
+	b.ReportMetric(float64(spent[0])/float64(spent[1]), "ratio-10/10000")
+	b.ReportMetric(float64(spent[2])/float64(spent[1]), "ratio-100000/10000")
 }
