@@ -69,6 +69,10 @@ const (
 
 	// ReasonInsufficientScope: the token lacks a scope the resource needs.
 	ReasonInsufficientScope Reason = "insufficient_scope"
+	// ReasonInsufficientUserAuthentication: the user's authentication
+	// behind the token does not meet the resource's requirements (acr,
+	// auth_time; RFC 9470), or there is no user (an M2M token).
+	ReasonInsufficientUserAuthentication Reason = "insufficient_user_authentication"
 
 	// ReasonRateLimited: the client's rate limit is exhausted.
 	ReasonRateLimited Reason = "rate_limited"
@@ -132,7 +136,7 @@ var reasonOrder = []Reason{
 	ReasonAccepted, ReasonTokenMissing, ReasonRequestMalformed, ReasonTokenTooLong, ReasonTokenMalformed,
 	ReasonTokenInvalid, ReasonAlgorithmRejected, ReasonKeyUnknown, ReasonSignatureInvalid, ReasonTypeRejected,
 	ReasonIssuerMismatch, ReasonAudienceMismatch, ReasonTokenExpired, ReasonTokenNotYetValid, ReasonClaimsInvalid,
-	ReasonTokenInactive, ReasonTokenUseRejected, ReasonInsufficientScope, ReasonRateLimited,
+	ReasonTokenInactive, ReasonTokenUseRejected, ReasonInsufficientScope, ReasonInsufficientUserAuthentication, ReasonRateLimited,
 	ReasonKeysUnavailable, ReasonIntrospectionUnavailable, ReasonIntrospectionUnconfigured,
 	ReasonRateLimitUnavailable, ReasonValidationAborted,
 }
@@ -156,8 +160,10 @@ var reasonInfo = map[Reason]reasonEntry{
 	ReasonTokenInactive:     {ClassInvalid, "The access token is not active"},
 	ReasonTokenUseRejected:  {ClassInvalid, "The token is not an access token"},
 	ReasonInsufficientScope: {ClassForbidden, "The access token does not grant the scope this resource needs"},
-	ReasonRateLimited:       {ClassLimited, "The client's rate limit is exhausted; retry later"},
-	ReasonKeysUnavailable:   {ClassUnavailable, "The issuer's keys cannot be obtained; try again later"},
+	ReasonInsufficientUserAuthentication: {ClassInvalid,
+		"The user's authentication does not meet this resource's requirements"},
+	ReasonRateLimited:     {ClassLimited, "The client's rate limit is exhausted; retry later"},
+	ReasonKeysUnavailable: {ClassUnavailable, "The issuer's keys cannot be obtained; try again later"},
 	ReasonIntrospectionUnavailable: {ClassUnavailable,
 		"The issuer cannot confirm the access token now; try again later"},
 	ReasonIntrospectionUnconfigured: {ClassUnavailable, "Token introspection is not configured for this issuer"},
@@ -185,6 +191,12 @@ type Refusal struct {
 	// RetryAfter is when to try again, for ClassUnavailable and
 	// ClassLimited.
 	RetryAfter time.Duration
+	// ACRValues and MaxAge are what the resource requires of the user's
+	// authentication, on ReasonInsufficientUserAuthentication: they become
+	// the challenge's acr_values and max_age (RFC 9470 §3). MaxAge 0 is
+	// none.
+	ACRValues []string
+	MaxAge    time.Duration
 	// Err is the underlying cause, for logs only.
 	Err error
 }

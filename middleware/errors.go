@@ -15,6 +15,8 @@ const (
 	CodeInvalidRequest    = "invalid_request"
 	CodeInvalidToken      = "invalid_token"
 	CodeInsufficientScope = "insufficient_scope"
+	// CodeInsufficientUserAuthentication is RFC 9470 §3's step-up code.
+	CodeInsufficientUserAuthentication = "insufficient_user_authentication"
 )
 
 // Error is the HTTP answer to a refusal: its status, RFC 6750 error code
@@ -34,6 +36,10 @@ type Error struct {
 	Scope string
 	// RetryAfter is set on 429 and 503 answers.
 	RetryAfter time.Duration
+	// ACRValues and MaxAge are the resource's requirements on the user's
+	// authentication, for insufficient_user_authentication (RFC 9470).
+	ACRValues []string
+	MaxAge    time.Duration
 	// ResourceMetadata is the URL of the resource's RFC 9728 metadata,
 	// carried by the challenge (resource_metadata) when set; the Guard
 	// sets it from Config.Resource.
@@ -50,7 +56,8 @@ type Error struct {
 //	class limited       429
 //	class unavailable   503
 func ErrorFor(r *aegis.Refusal) *Error {
-	e := &Error{Description: r.Description, Reason: r.Reason, Scope: r.Scope, RetryAfter: r.RetryAfter, Err: r.Err}
+	e := &Error{Description: r.Description, Reason: r.Reason, Scope: r.Scope, RetryAfter: r.RetryAfter,
+		ACRValues: r.ACRValues, MaxAge: r.MaxAge, Err: r.Err}
 	switch r.Class {
 	case aegis.ClassForbidden:
 		e.Status, e.Code = http.StatusForbidden, CodeInsufficientScope
@@ -64,6 +71,8 @@ func ErrorFor(r *aegis.Refusal) *Error {
 			e.Status = http.StatusUnauthorized
 		case aegis.ReasonRequestMalformed:
 			e.Status, e.Code = http.StatusBadRequest, CodeInvalidRequest
+		case aegis.ReasonInsufficientUserAuthentication:
+			e.Status, e.Code = http.StatusUnauthorized, CodeInsufficientUserAuthentication
 		default:
 			e.Status, e.Code = http.StatusUnauthorized, CodeInvalidToken
 		}
@@ -118,6 +127,17 @@ func (e *Error) Challenge(realm string) string {
 		b.WriteString(quotable(e.Scope))
 		b.WriteByte('"')
 	}
+	if len(e.ACRValues) > 0 {
+		// RFC 9470 §3: space-separated, in preference order.
+		b.WriteString(`, acr_values="`)
+		b.WriteString(quotable(strings.Join(e.ACRValues, " ")))
+		b.WriteByte('"')
+	}
+	if e.MaxAge > 0 {
+		b.WriteString(`, max_age="`)
+		b.WriteString(formatSeconds(e.MaxAge))
+		b.WriteByte('"')
+	}
 	if e.ResourceMetadata != "" {
 		// RFC 9728 §5.1.
 		b.WriteString(`, resource_metadata="`)
@@ -168,6 +188,12 @@ type Problem struct {
 	Error string `json:"error,omitempty"`
 	// Scope is what the route needs, on insufficient_scope.
 	Scope string `json:"scope,omitempty"`
+	// ACRValues and MaxAge (seconds) are what the route requires of the
+	// user's authentication, on insufficient_user_authentication.
+	ACRValues string `json:"acr_values,omitempty"`
+	MaxAge    int64  `json:"max_age,omitempty"`
+	// ResourceMetadata is the URL of the resource's RFC 9728 metadata.
+	ResourceMetadata string `json:"resource_metadata,omitempty"`
 }
 
 // WriteProblem is the default ErrorWriter: an application/problem+json
@@ -180,6 +206,10 @@ func WriteProblem(w http.ResponseWriter, _ *http.Request, e *Error) {
 		Detail: e.Description,
 		Error:  e.Code,
 		Scope:  e.Scope,
+
+		ACRValues:        strings.Join(e.ACRValues, " "),
+		MaxAge:           int64((e.MaxAge + time.Second - 1) / time.Second),
+		ResourceMetadata: e.ResourceMetadata,
 	})
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
