@@ -6,11 +6,9 @@ require (
 	github.com/go-chi/chi/v5 v5.2.3
 	github.com/olympus/aegis v0.0.0
 	github.com/olympus/aegis/internal/redistest v0.0.0
-	github.com/olympus/aegis/introspect/rediscache v0.0.0
+	github.com/olympus/aegis/internal/serverflags v0.0.0
 	github.com/olympus/aegis/middleware/prommetrics v0.0.0
-	github.com/olympus/aegis/ratelimit/redisstore v0.0.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/redis/go-redis/v9 v9.17.3
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/oauth2 v0.38.0
 )
@@ -28,9 +26,12 @@ require (
 	github.com/lestrrat-go/jwx/v2 v2.1.7 // indirect
 	github.com/lestrrat-go/option v1.0.1 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/olympus/aegis/introspect/rediscache v0.0.0 // indirect
+	github.com/olympus/aegis/ratelimit/redisstore v0.0.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/redis/go-redis/v9 v9.17.3 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/titanous/rocacheck v0.0.0-20171023193734-afe73141d399 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
@@ -43,6 +44,7 @@ require (
 replace (
 	github.com/olympus/aegis => ..
 	github.com/olympus/aegis/internal/redistest => ../internal/redistest
+	github.com/olympus/aegis/internal/serverflags => ../internal/serverflags
 	github.com/olympus/aegis/introspect/rediscache => ../introspect/rediscache
 	github.com/olympus/aegis/middleware/prommetrics => ../middleware/prommetrics
 	github.com/olympus/aegis/ratelimit/redisstore => ../ratelimit/redisstore
