@@ -102,7 +102,19 @@ func serve(t testing.TB, tr transport, g *grpcguard.Guard) testgrpc.TestServiceC
 	}
 	srv := grpc.NewServer(opts...)
 	testgrpc.RegisterTestServiceServer(srv, service{})
+	return connect(t, tr, srv)
+}
 
+// dial serves srv over bufconn and returns a client connected to it.
+func dial(t testing.TB, srv *grpc.Server) testgrpc.TestServiceClient {
+	t.Helper()
+	return connect(t, overBufconn, srv)
+}
+
+// connect serves srv over tr and returns a client connected to it. Both
+// are stopped when the test ends.
+func connect(t testing.TB, tr transport, srv *grpc.Server) testgrpc.TestServiceClient {
+	t.Helper()
 	var lis net.Listener
 	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	target := ""
