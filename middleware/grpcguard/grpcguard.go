@@ -256,7 +256,7 @@ func (g *Guard) Checker() *core.Checker { return g.checker }
 // chain holds the *aegis.Refusal for interceptors outside this one.
 func (g *Guard) Unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := g.decide(ctx, info.FullMethod, unaryMetadata{ctx})
+		ctx, err := g.decide(ctx, info.FullMethod, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -288,24 +288,12 @@ type admittedStream struct {
 // Context returns the stream's context, with the Principal.
 func (s *admittedStream) Context() context.Context { return s.ctx }
 
-// metadataSink sends header and trailer metadata: a grpc.ServerStream, or
-// unaryMetadata.
-type metadataSink interface {
-	SetHeader(metadata.MD) error
-	SetTrailer(metadata.MD)
-}
-
-// unaryMetadata sends a unary call's metadata.
-type unaryMetadata struct{ ctx context.Context }
-
-func (u unaryMetadata) SetHeader(md metadata.MD) error { return grpc.SetHeader(u.ctx, md) }
-func (u unaryMetadata) SetTrailer(md metadata.MD)      { _ = grpc.SetTrailer(u.ctx, md) }
-
 // decide finds the rule of method, takes the call's token, has the
 // Checker decide and renders the verdict: the rate-limit header metadata,
 // then either a status error (with the challenge in the trailer) or the
-// context carrying the Principal.
-func (g *Guard) decide(ctx context.Context, method string, out metadataSink) (context.Context, error) {
+// context carrying the Principal. ss is the call's stream, nil for a unary
+// call.
+func (g *Guard) decide(ctx context.Context, method string, ss grpc.ServerStream) (context.Context, error) {
 	r := g.ruleOf(method)
 	if r != nil && r.public {
 		return ctx, nil
@@ -317,22 +305,27 @@ func (g *Guard) decide(ctx context.Context, method string, out metadataSink) (co
 		cred.URL = &url.URL{Path: method}
 	}
 	if r == nil && !g.allowUnlisted {
-		return ctx, g.refuse(out, g.checker.Refuse(ctx, cred, errUnlisted))
+		return ctx, g.refuse(ctx, ss, g.checker.Refuse(ctx, cred, errUnlisted))
 	}
 	if r == nil {
 		r = g.unlisted
 	}
 	token, ref := bearerToken(ctx)
 	if ref != nil {
-		return ctx, g.refuse(out, g.checker.Refuse(ctx, cred, ref))
+		return ctx, g.refuse(ctx, ss, g.checker.Refuse(ctx, cred, ref))
 	}
 	cred.Token = token
 	v := g.checker.Check(ctx, cred, r.reqs...)
 	if v.RateLimit != nil {
-		_ = out.SetHeader(rateLimitMetadata(*v.RateLimit))
+		md := rateLimitMetadata(*v.RateLimit)
+		if ss != nil {
+			_ = ss.SetHeader(md)
+		} else {
+			_ = grpc.SetHeader(ctx, md)
+		}
 	}
 	if v.Refusal != nil {
-		return ctx, g.refuse(out, v.Refusal)
+		return ctx, g.refuse(ctx, ss, v.Refusal)
 	}
 	return core.WithPrincipal(ctx, v.Principal), nil
 }
@@ -352,11 +345,16 @@ func (g *Guard) ruleOf(method string) *rule {
 	return nil
 }
 
-// refuse sends the refusal's challenge in the trailer and returns its
-// status error.
-func (g *Guard) refuse(out metadataSink, r *aegis.Refusal) error {
+// refuse sends the refusal's challenge in the trailer of the call (of ss,
+// when not nil) and returns its status error.
+func (g *Guard) refuse(ctx context.Context, ss grpc.ServerStream, r *aegis.Refusal) error {
 	if c := challenge(r, g.realm); c != "" {
-		out.SetTrailer(metadata.Pairs(challengeKey, c))
+		md := metadata.Pairs(challengeKey, c)
+		if ss != nil {
+			ss.SetTrailer(md)
+		} else {
+			_ = grpc.SetTrailer(ctx, md)
+		}
 	}
 	return errorOf(r)
 }
