@@ -1,0 +1,14 @@
+package grpcguard_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests if any goroutine they started is still
+// running once they are done: servers, connections and key fetches must all
+// end.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
