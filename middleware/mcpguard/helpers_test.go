@@ -166,3 +166,5 @@ func (s *stack) connect(t *testing.T, token string) (*mcp.ClientSession, *bearer
 	t.Cleanup(func() { _ = cs.Close() })
 	return cs, bt
 }
+
+func scopesAll(s ...string) scopes.Requirement { return scopes.All(s...) }
