@@ -36,6 +36,7 @@ func TestNew_Config(t *testing.T) {
 		{name: "validator without authorization servers", cfg: mcpguard.Config{Guard: middleware.Config{Validator: jwt, Resource: "https://mcp.example.com/mcp"}}, wantErr: []string{"AuthorizationServers is required"}},
 		{name: "validator with authorization servers", cfg: mcpguard.Config{Guard: middleware.Config{Validator: jwt, Resource: "https://mcp.example.com/mcp"}, Metadata: resource.Metadata{AuthorizationServers: []string{iss.URL}}}},
 		{name: "bad authorization server", cfg: mcpguard.Config{Guard: ok, Metadata: resource.Metadata{AuthorizationServers: []string{"/relative"}}}, wantErr: []string{"Config.Metadata"}},
+		{name: "the zero Requirement", cfg: mcpguard.Config{Guard: ok, Tools: map[string][]scopes.Requirement{"t": {{}}}}, wantErr: []string{`Config.Tools["t"] holds the zero`}},
 		{name: "every problem at once", cfg: mcpguard.Config{Guard: middleware.Config{Bearer: middleware.BearerConfig{AllowQuery: true}}, MaxBodyBytes: -1},
 			wantErr: []string{"Config.Guard.Resource is required", "Authorization header only", "MaxBodyBytes", "Config.Issuer is required"}},
 	}
@@ -72,9 +73,9 @@ func TestMetadata_ScopesSupported(t *testing.T) {
 		want []string
 	}{
 		{"none", mcpguard.Config{}, nil},
-		{"tools", mcpguard.Config{Tools: map[string]scopes.Requirement{"b": scopes.All("b:w", "a:r"), "a": scopes.Any("a:r"), "c": {}}}, []string{"a:r", "b:w"}},
-		{"listed first", mcpguard.Config{Metadata: resource.Metadata{ScopesSupported: []string{"z", "a:r"}}, Tools: map[string]scopes.Requirement{"a": scopes.All("a:r", "b:r")}}, []string{"z", "a:r", "b:r"}},
-		{"default and require", mcpguard.Config{DefaultTool: scopes.All("d"), Require: scopes.All("mcp")}, []string{"d", "mcp"}},
+		{"tools", mcpguard.Config{Tools: map[string][]scopes.Requirement{"b": {scopes.All("b:w", "a:r")}, "a": {scopes.Any("a:r")}, "c": nil}}, []string{"a:r", "b:w"}},
+		{"listed first", mcpguard.Config{Metadata: resource.Metadata{ScopesSupported: []string{"z", "a:r"}}, Tools: map[string][]scopes.Requirement{"a": {scopes.All("a:r", "b:r")}}}, []string{"z", "a:r", "b:r"}},
+		{"default and require", mcpguard.Config{DefaultTool: []scopes.Requirement{scopes.All("d")}, Require: []scopes.Requirement{scopes.All("mcp")}}, []string{"d", "mcp"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,7 +97,7 @@ func TestToolMiddleware(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Audience: "https://mcp.example.com/mcp"})
 	g, err := mcpguard.New(mcpguard.Config{
 		Guard: middleware.Config{Issuer: iss.URL, Resource: "https://mcp.example.com/mcp", Logger: quiet()},
-		Tools: map[string]scopes.Requirement{"write": scopes.All("notes:write")},
+		Tools: map[string][]scopes.Requirement{"write": {scopes.All("notes:write")}},
 	})
 	require.NoError(t, err)
 	ctx := context.Background()

@@ -12,7 +12,7 @@
 //
 //	g, err := mcpguard.New(mcpguard.Config{
 //		Guard: middleware.Config{Issuer: "https://hydra.example.com/", Resource: "https://mcp.example.com/mcp"},
-//		Tools: map[string]scopes.Requirement{"delete_note": scopes.All("notes:write")},
+//		Tools: map[string][]scopes.Requirement{"delete_note": {scopes.All("notes:write")}},
 //	})
 //	server.AddReceivingMiddleware(g.ToolMiddleware())
 //	mux.Handle("/mcp", g.Handler(mcp.NewStreamableHTTPHandler(getServer, nil)))

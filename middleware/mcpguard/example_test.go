@@ -22,7 +22,7 @@ func Example() {
 			Issuer:   "https://hydra.example.com/",
 			Resource: "https://mcp.example.com/mcp", // also the tokens' audience
 		},
-		Tools: map[string]scopes.Requirement{"delete_note": scopes.All("notes:write")},
+		Tools: map[string][]scopes.Requirement{"delete_note": {scopes.All("notes:write")}},
 	})
 	if err != nil {
 		log.Fatal(err)

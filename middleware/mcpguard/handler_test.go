@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/olympus/aegis/middleware/mcpguard"
+	"github.com/olympus/aegis/scopes"
 )
 
 func call(id int, tool string) string {
@@ -142,8 +143,8 @@ func TestRefusalsBeforeTools(t *testing.T) {
 // with the zero Requirement is exempt from DefaultTool.
 func TestRequireAndDefaultTool(t *testing.T) {
 	s := newStack(t, true, func(c *mcpguard.Config) {
-		c.Require = scopesAll("mcp")
-		c.DefaultTool = scopesAll("notes:admin")
+		c.Require = []scopes.Requirement{scopes.All("mcp")}
+		c.DefaultTool = []scopes.Requirement{scopes.All("notes:admin")}
 	})
 	tests := []struct {
 		name      string

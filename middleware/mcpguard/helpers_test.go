@@ -58,10 +58,10 @@ func newStack(t *testing.T, stateless bool, mutate func(*mcpguard.Config)) *stac
 
 	cfg := mcpguard.Config{
 		Guard: middleware.Config{Issuer: s.iss.URL, Resource: s.resource, Logger: quiet()},
-		Tools: map[string]scopes.Requirement{
-			"read_notes":   scopes.All("notes:read"),
-			"delete_notes": scopes.All("notes:write"),
-			"ping":         {},
+		Tools: map[string][]scopes.Requirement{
+			"read_notes":   {scopes.All("notes:read")},
+			"delete_notes": {scopes.All("notes:write")},
+			"ping":         nil,
 		},
 	}
 	if mutate != nil {
@@ -166,5 +166,3 @@ func (s *stack) connect(t *testing.T, token string) (*mcp.ClientSession, *bearer
 	t.Cleanup(func() { _ = cs.Close() })
 	return cs, bt
 }
-
-func scopesAll(s ...string) scopes.Requirement { return scopes.All(s...) }

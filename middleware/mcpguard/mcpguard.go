@@ -40,15 +40,15 @@ type Config struct {
 	// must stay off: MCP takes tokens from the Authorization header only
 	// (MCP 2025-11-25, Authorization, Token Requirements).
 	Guard middleware.Config
-	// Tools maps tool names to the scopes a tools/call of that tool needs.
-	// A tool listed with the zero Requirement needs only a valid token.
-	Tools map[string]scopes.Requirement
-	// DefaultTool is the requirement of tools that Tools does not list;
-	// the zero Requirement (the default) lets any valid token call them.
-	DefaultTool scopes.Requirement
+	// Tools maps tool names to what a tools/call of that tool needs: every
+	// requirement listed. A tool listed with none needs only a valid token.
+	Tools map[string][]scopes.Requirement
+	// DefaultTool is what tools that Tools does not list need; none (the
+	// default) lets any valid token call them.
+	DefaultTool []scopes.Requirement
 	// Require is what every request to the endpoint needs (initialize,
-	// tools/list, every call); the zero Requirement: any valid token.
-	Require scopes.Requirement
+	// tools/list, every call); none: any valid token.
+	Require []scopes.Requirement
 	// Metadata is the resource's RFC 9728 document. Resource defaults to
 	// Guard.Resource (and must equal it when set), AuthorizationServers to
 	// Guard.Issuer (required when Guard.Issuer is empty), and
@@ -67,9 +67,9 @@ type Config struct {
 type Guard struct {
 	http         *middleware.Guard
 	checker      *core.Checker
-	tools        map[string]scopes.Requirement
-	defaultTool  scopes.Requirement
-	require      scopes.Requirement
+	tools        map[string][]scopes.Requirement
+	defaultTool  []scopes.Requirement
+	require      []scopes.Requirement
 	checksTools  bool
 	realm        string
 	metadataURL  string
@@ -93,6 +93,11 @@ func New(cfg Config) (*Guard, error) {
 	if gc.Bearer.AllowQuery || gc.Bearer.AllowFormBody {
 		errs = append(errs, errors.New("Config.Guard.Bearer: MCP takes access tokens from the Authorization header only: leave AllowQuery and AllowFormBody off"))
 	}
+	for name, reqs := range cfg.Tools {
+		errs = append(errs, checkReqs(fmt.Sprintf("Config.Tools[%q]", name), reqs)...)
+	}
+	errs = append(errs, checkReqs("Config.DefaultTool", cfg.DefaultTool)...)
+	errs = append(errs, checkReqs("Config.Require", cfg.Require)...)
 	if cfg.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("Config.MaxBodyBytes must not be negative"))
 	}
@@ -138,8 +143,8 @@ func New(cfg Config) (*Guard, error) {
 		http:         hg,
 		checker:      hg.Checker(),
 		tools:        maps(cfg.Tools),
-		defaultTool:  cfg.DefaultTool,
-		require:      cfg.Require,
+		defaultTool:  slices.Clone(cfg.DefaultTool),
+		require:      slices.Clone(cfg.Require),
 		realm:        gc.Realm,
 		metadataURL:  metaURL,
 		metadataPath: metaPath,
@@ -154,19 +159,30 @@ func New(cfg Config) (*Guard, error) {
 	if g.logger == nil {
 		g.logger = slog.Default()
 	}
-	for _, r := range g.tools {
-		if !r.IsZero() {
+	for _, reqs := range g.tools {
+		if len(reqs) > 0 {
 			g.checksTools = true
 		}
 	}
-	g.checksTools = g.checksTools || !g.defaultTool.IsZero()
+	g.checksTools = g.checksTools || len(g.defaultTool) > 0
 	return g, nil
 }
 
-func maps(m map[string]scopes.Requirement) map[string]scopes.Requirement {
-	out := make(map[string]scopes.Requirement, len(m))
+// checkReqs refuses the zero Requirement, which nothing satisfies (it
+// fails closed): list no requirement instead.
+func checkReqs(field string, reqs []scopes.Requirement) []error {
+	for _, r := range reqs {
+		if r.IsZero() {
+			return []error{fmt.Errorf("%s holds the zero scopes.Requirement, which no token meets: list no requirement for any valid token", field)}
+		}
+	}
+	return nil
+}
+
+func maps(m map[string][]scopes.Requirement) map[string][]scopes.Requirement {
+	out := make(map[string][]scopes.Requirement, len(m))
 	for k, v := range m {
-		out[k] = v
+		out[k] = slices.Clone(v)
 	}
 	return out
 }
@@ -180,16 +196,18 @@ func supported(have []string, cfg Config) []string {
 		seen[s] = true
 	}
 	var added []string
-	add := func(r scopes.Requirement) {
-		for _, s := range r.Scopes() {
-			if !seen[s] {
-				seen[s] = true
-				added = append(added, s)
+	add := func(reqs []scopes.Requirement) {
+		for _, r := range reqs {
+			for _, s := range r.Scopes() {
+				if !seen[s] {
+					seen[s] = true
+					added = append(added, s)
+				}
 			}
 		}
 	}
-	for _, r := range cfg.Tools {
-		add(r)
+	for _, reqs := range cfg.Tools {
+		add(reqs)
 	}
 	add(cfg.DefaultTool)
 	add(cfg.Require)
@@ -262,7 +280,11 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 		_ = r.Body.Close()
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if calls := toolCalls(body); len(calls) > 0 {
-			p, _ := core.PrincipalFrom(r.Context())
+			p, ok := core.PrincipalFrom(r.Context())
+			if !ok { // unreachable behind Authenticate; fail closed
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
 			if refused, reqs := g.refusedCall(p, calls); refused != nil {
 				cred := core.Credential{Method: r.Method, URL: r.URL}
 				if ref := g.checker.Authorize(r.Context(), cred, p, reqs...); ref != nil {
@@ -278,15 +300,12 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 		}
 		inner.ServeHTTP(w, r)
 	})
-	if g.require.IsZero() {
-		return g.http.Authenticate(checked)
-	}
-	return g.http.Require(g.require)(checked)
+	return g.http.Require(g.require...)(checked)
 }
 
-// requirement is what a call of the named tool needs; the zero Requirement
-// means only a valid token.
-func (g *Guard) requirement(tool string) scopes.Requirement {
+// requirement is what a call of the named tool needs; none means only a
+// valid token.
+func (g *Guard) requirement(tool string) []scopes.Requirement {
 	if r, ok := g.tools[tool]; ok {
 		return r
 	}
@@ -301,16 +320,18 @@ func (g *Guard) refusedCall(p *core.Principal, calls []toolCall) (*toolCall, []s
 	var reqs []scopes.Requirement
 	seen := make(map[string]bool, len(calls))
 	for i := range calls {
-		req := g.requirement(calls[i].name)
-		if req.IsZero() {
+		need := g.requirement(calls[i].name)
+		if len(need) == 0 {
 			continue
 		}
-		if refused == nil && (p == nil || !req.SatisfiedBy(p.Scopes)) {
-			refused = &calls[i]
+		for _, req := range need {
+			if refused == nil && !req.SatisfiedBy(p.Scopes) {
+				refused = &calls[i]
+			}
 		}
 		if !seen[calls[i].name] {
 			seen[calls[i].name] = true
-			reqs = append(reqs, req)
+			reqs = append(reqs, need...)
 		}
 	}
 	return refused, reqs
@@ -365,14 +386,14 @@ func (g *Guard) ToolMiddleware() mcp.Middleware {
 				return next(ctx, method, req)
 			}
 			need := g.requirement(call.Params.Name)
-			if need.IsZero() {
+			if len(need) == 0 {
 				return next(ctx, method, req)
 			}
 			p, ok := PrincipalFrom(req)
 			if !ok || !p.AdmittedBy(g.checker) {
 				return nil, &jsonrpc.Error{Code: CodeInsufficientScope, Message: middleware.CodeInvalidToken + ": the call carries no access token this server admitted"}
 			}
-			if ref := g.checker.Authorize(ctx, core.Credential{Method: http.MethodPost}, p, need); ref != nil {
+			if ref := g.checker.Authorize(ctx, core.Credential{Method: http.MethodPost}, p, need...); ref != nil {
 				return nil, &jsonrpc.Error{Code: CodeInsufficientScope, Message: middleware.CodeInsufficientScope + ": " + ref.Description}
 			}
 			return next(ctx, method, req)
