@@ -87,7 +87,11 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := httptest.NewServer(api.NewRouter(guard))
+	router, err := api.NewRouter(guard, nil)
+	if err != nil {
+		return err
+	}
+	srv := httptest.NewServer(router)
 	defer srv.Close()
 	metricsSrv := httptest.NewServer(promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	defer metricsSrv.Close()

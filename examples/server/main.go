@@ -28,7 +28,12 @@
 // fetches; introspection; rate limits; Go runtime and process metrics).
 //
 // Routes: GET /healthz (public), GET /data (data:read), POST /data
-// (data:write), GET /whoami (any valid token).
+// (data:write), GET /whoami (any valid token), GET /admin (data:read, and a
+// user who authenticated with acr mfa within the last 300 s: RFC 9470).
+// With -resource URL (RFC 8707), the audience defaults to it, every 401 and
+// 403 challenge carries resource_metadata, and GET
+// /.well-known/oauth-protected-resource (with the resource's path
+// appended, RFC 9728 §3.1) answers its metadata.
 package main
 
 import (
@@ -49,6 +54,7 @@ import (
 	"github.com/olympus/aegis/internal/serverflags"
 	"github.com/olympus/aegis/internal/serverflags/flagenv"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/resource"
 )
 
 func main() {
@@ -75,7 +81,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	o.Register(fs)
-	flagenv.SetUsage(fs, serverflags.EnvPrefix, "an example API (GET /healthz, GET and POST /data, GET /whoami) guarded by Aegis",
+	flagenv.SetUsage(fs, serverflags.EnvPrefix, "an example API (GET /healthz, GET and POST /data, GET /whoami, GET /admin; with -resource, its RFC 9728 metadata) guarded by Aegis",
 		"server -issuer http://127.0.0.1:4444 -audience https://api.test -mode hybrid -introspection-url http://127.0.0.1:4445/admin/oauth2/introspect -introspection-auth none -clients-url http://127.0.0.1:4445")
 	err := o.Parse(fs, args, getenv)
 	return o, err
@@ -108,8 +114,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ln.Close()
 		return err
 	}
+	var meta *resource.Metadata
+	if o.Resource != "" {
+		meta = &resource.Metadata{Resource: o.Resource, AuthorizationServers: []string{o.Issuer},
+			ScopesSupported: api.Scopes, BearerMethodsSupported: []string{"header"}}
+	}
+	router, err := api.NewRouter(guard, meta)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{
-		Handler:           api.NewRouter(guard),
+		Handler:           router,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -118,7 +134,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "issuer", o.Issuer, "audience", o.Audience, "mode", o.Mode, "introspection_cache", o.IntrospectionCache)
+	audience := o.Audience
+	if audience == "" {
+		audience = o.Resource
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "issuer", o.Issuer, "audience", audience, "mode", o.Mode, "introspection_cache", o.IntrospectionCache)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

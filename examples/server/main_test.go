@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -158,6 +159,8 @@ func TestServerFlagErrors(t *testing.T) {
 		{name: "bad Redis URL", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-redis-url", "http://x", "-default-rate-limit", "1"}, want: "-redis-url"},
 		{name: "shared introspection cache without Redis", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-introspection-cache", "shared"}, want: "-introspection-cache shared needs -redis-url"},
 		{name: "unknown introspection cache", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-introspection-cache", "remote"}, want: "want local or shared"},
+		{name: "resource over http", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-resource", "http://api.example.com"}, want: "-resource"},
+		{name: "resource with a fragment", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-resource", "https://api.example.com/#x"}, want: "-resource"},
 		{name: "insecure clients URL", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-clients-url", "http://hydra:4445"}, want: "-clients-url"},
 		{name: "zero clients cache TTL", args: []string{"-issuer", "https://i.example", "-clients-cache-ttl", "0s"}, want: "-clients-cache-ttl"},
 		{name: "bad metrics address", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-metrics-addr", "nonsense"}, want: "-metrics-addr"},
@@ -465,4 +468,83 @@ func TestServerHelp(t *testing.T) {
 	}
 	assert.Contains(t, help.String(), "Example:\n  server -issuer http://127.0.0.1:4444")
 	assert.Contains(t, help.String(), "/admin/oauth2/introspect")
+}
+
+// TestServerResource: -resource (RFC 8707) makes the resource the audience
+// when -audience is absent, puts resource_metadata in every challenge (RFC
+// 9728 §5.1) and serves the metadata at the well-known path, path-inserted
+// for a resource with a path (§3.1), echoing the resource exactly (§3.3).
+func TestServerResource(t *testing.T) {
+	for _, tc := range []struct{ resource, path, metadataURL string }{
+		{"https://api.example.com", "/.well-known/oauth-protected-resource", "https://api.example.com/.well-known/oauth-protected-resource"},
+		{"https://api.example.com/v1", "/.well-known/oauth-protected-resource/v1", "https://api.example.com/.well-known/oauth-protected-resource/v1"},
+	} {
+		t.Run(tc.resource, func(t *testing.T) {
+			iss := jwkstest.NewIssuer(t, jwkstest.Config{Audience: tc.resource})
+			base, logs := startServer(t, []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-resource", tc.resource}, nil)
+			assert.NotContains(t, logs.String(), "no -audience given", "the resource is the audience")
+
+			resp, body := call(t, "GET", base+tc.path, "")
+			require.Equal(t, http.StatusOK, resp.StatusCode, body)
+			assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+			assert.JSONEq(t, fmt.Sprintf(`{"resource":%q,"authorization_servers":[%q],"scopes_supported":["data:read","data:write"],"bearer_methods_supported":["header"]}`,
+				tc.resource, iss.URL), body)
+
+			resp, _ = call(t, "GET", base+"/data", "")
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+			assert.Equal(t, `Bearer realm="api", resource_metadata="`+tc.metadataURL+`"`, resp.Header.Get("WWW-Authenticate"))
+			resp, _ = call(t, "POST", base+"/data", iss.M2M("worker", "data:read"))
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+			assert.Equal(t, `Bearer realm="api", error="insufficient_scope", error_description="The access token does not grant the scope this resource needs", scope="data:write", resource_metadata="`+tc.metadataURL+`"`,
+				resp.Header.Get("WWW-Authenticate"))
+			resp, _ = call(t, "GET", base+"/data", iss.M2M("worker", "data:read"))
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "a token for the resource")
+			claims := iss.Claims("worker", "worker", "data:read")
+			claims["aud"] = []string{"https://other.example.com"}
+			resp, _ = call(t, "GET", base+"/data", iss.Sign(claims))
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a token for another resource (RFC 8707)")
+		})
+	}
+}
+
+// TestServerAdmin: GET /admin needs data:read and a user who authenticated
+// with acr mfa within the last 300 s (RFC 9470 §3); acr and auth_time come
+// from Hydra's ext as a consent app sets them, or from the top level.
+func TestServerAdmin(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	base, _ := startServer(t, []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience}, nil)
+	now := time.Now()
+	user := func(ext map[string]any, scopes ...string) string {
+		c := iss.Claims("user-42", "web-app", scopes...)
+		ext["email"] = "alice@example.com"
+		c["ext"] = ext
+		return iss.Sign(c)
+	}
+	const acrChallenge = `Bearer realm="api", error="insufficient_user_authentication", error_description="A different authentication level is required", acr_values="mfa", max_age="300"`
+	const ageChallenge = `Bearer realm="api", error="insufficient_user_authentication", error_description="More recent authentication is required", acr_values="mfa", max_age="300"`
+	tests := []struct {
+		name      string
+		token     string
+		status    int
+		challenge string
+	}{
+		{"mfa a minute ago", user(map[string]any{"acr": "mfa", "auth_time": now.Add(-time.Minute).Unix()}, "data:read"), 200, ""},
+		{"no acr", user(map[string]any{"auth_time": now.Add(-time.Minute).Unix()}, "data:read"), 401, acrChallenge},
+		{"mfa 10 minutes ago", user(map[string]any{"acr": "mfa", "auth_time": now.Add(-10 * time.Minute).Unix()}, "data:read"), 401, ageChallenge},
+		{"mfa but no data:read", user(map[string]any{"acr": "mfa", "auth_time": now.Add(-time.Minute).Unix()}), 403, ""},
+		{"an M2M token", iss.M2M("worker", "data:read"), 401, ""},
+		{"no token", "", 401, `Bearer realm="api"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := call(t, "GET", base+"/admin", tt.token)
+			require.Equal(t, tt.status, resp.StatusCode, body)
+			if tt.challenge != "" {
+				assert.Equal(t, tt.challenge, resp.Header.Get("WWW-Authenticate"))
+			}
+			if tt.status == 200 {
+				assert.Contains(t, body, `"subject":"user-42"`)
+			}
+		})
+	}
 }

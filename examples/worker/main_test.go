@@ -23,7 +23,9 @@ func TestWorkerCallsTheAPIWithOneCachedToken(t *testing.T) {
 	iss.AddClient(jwkstest.Client{ID: "nightly-data-sync", Secret: "s3cret", Scopes: []string{"data:read", "data:write"}})
 	guard, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience})
 	require.NoError(t, err)
-	srv := httptest.NewServer(api.NewRouter(guard))
+	router, err := api.NewRouter(guard, nil)
+	require.NoError(t, err)
+	srv := httptest.NewServer(router)
 	defer srv.Close()
 
 	var out bytes.Buffer
@@ -41,7 +43,9 @@ func TestWorkerFailures(t *testing.T) {
 	iss.AddClient(jwkstest.Client{ID: "reader", Secret: "s", Scopes: []string{"data:read"}})
 	guard, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience})
 	require.NoError(t, err)
-	srv := httptest.NewServer(api.NewRouter(guard))
+	router, err := api.NewRouter(guard, nil)
+	require.NoError(t, err)
+	srv := httptest.NewServer(router)
 	defer srv.Close()
 	tests := []struct {
 		name string

@@ -34,6 +34,7 @@ import (
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/middleware/resource"
 	"github.com/olympus/aegis/middleware/prommetrics"
 	"github.com/olympus/aegis/ratelimit"
 	"github.com/olympus/aegis/ratelimit/redisstore"
@@ -46,6 +47,8 @@ const EnvPrefix = "AEGIS_"
 // Options are the shared flags' values.
 type Options struct {
 	Issuer, Audience, JWKSURL, LogLevel string
+	// Resource is the API's resource identifier (RFC 8707, RFC 9728).
+	Resource string
 	MetricsAddr                         string
 
 	Mode                                 string
@@ -79,6 +82,7 @@ const (
 func (o *Options) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.Issuer, "issuer", "", "issuer identifier: the exact iss of accepted tokens (required)")
 	fs.StringVar(&o.Audience, "audience", "", "audience every token must carry in aud; optional, but INSECURE when empty: with no audience check, a token minted for any other API of the issuer is accepted here (a warning is logged at startup)")
+	fs.StringVar(&o.Resource, "resource", "", "the API's resource identifier (RFC 8707), an https URL (http on loopback): every 401 and 403 challenge then names its RFC 9728 metadata (resource_metadata), and it is the audience when -audience is not given")
 	fs.StringVar(&o.JWKSURL, "jwks-url", "", "the issuer's JWK Set URL (default: discovered from the issuer)")
 	fs.BoolVar(&o.AllowInsecureHTTP, "allow-insecure-http", false, "permit http:// issuer, key set, introspection and clients URLs on hosts other than loopback (a container network's http://hydra:4444); tokens and keys then travel unprotected")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug (every decision), info, warn or error")
@@ -143,6 +147,11 @@ func (o *Options) Check() error {
 		}
 	default:
 		return fmt.Errorf("-introspection-cache %q: want local or shared", o.IntrospectionCache)
+	}
+	if o.Resource != "" {
+		if _, err := resource.WellKnownURL(o.Resource); err != nil {
+			return fmt.Errorf("-resource: %w", err)
+		}
 	}
 	if o.DefaultRateLimit < 0 {
 		return errors.New("-default-rate-limit must not be negative")
@@ -222,11 +231,14 @@ func (o Options) Config(log *slog.Logger, shared introspect.SharedCache) (middle
 	if o.AllowInsecureHTTP {
 		log.Warn("-allow-insecure-http: http:// URLs beyond loopback are accepted; tokens and keys travel unprotected")
 	}
+	if o.Audience == "" && o.Resource != "" {
+		o.Audience = o.Resource // RFC 8707: tokens for this resource name it in aud
+	}
 	anyAudience := o.Audience == ""
 	if anyAudience {
 		log.Warn("no -audience given: tokens for any audience are accepted")
 	}
-	cfg := middleware.Config{Logger: log}
+	cfg := middleware.Config{Logger: log, Resource: o.Resource}
 	var jwt core.Validator
 	if o.Mode != ModeIntrospect {
 		v, err := core.NewJWT(core.JWTConfig{Issuer: o.Issuer, Audience: o.Audience, AnyAudience: anyAudience,
