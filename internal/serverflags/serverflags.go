@@ -34,8 +34,8 @@ import (
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/core"
-	"github.com/olympus/aegis/middleware/resource"
 	"github.com/olympus/aegis/middleware/prommetrics"
+	"github.com/olympus/aegis/middleware/resource"
 	"github.com/olympus/aegis/ratelimit"
 	"github.com/olympus/aegis/ratelimit/redisstore"
 )
@@ -48,8 +48,8 @@ const EnvPrefix = "AEGIS_"
 type Options struct {
 	Issuer, Audience, JWKSURL, LogLevel string
 	// Resource is the API's resource identifier (RFC 8707, RFC 9728).
-	Resource string
-	MetricsAddr                         string
+	Resource    string
+	MetricsAddr string
 
 	Mode                                 string
 	IntrospectionURL, IntrospectionAuth  string
