@@ -262,6 +262,38 @@ func TestE2E(t *testing.T) {
 		assert.Equal(t, "data:write", params["scope"])
 	})
 
+	// RFC 9470 §3, §4 on a real Hydra: the consent app puts acr and
+	// auth_time in session.access_token, which Hydra carries in ext.
+	t.Run("2b step-up on GET /admin", func(t *testing.T) {
+		app := h.createClient(t, userClientSpec(h))
+		now := time.Now()
+		for _, tc := range []struct {
+			name    string
+			session map[string]any
+			status  int
+			detail  string
+		}{
+			{"acr mfa, just authenticated", map[string]any{"acr": "mfa", "auth_time": now.Unix()}, http.StatusOK, ""},
+			{"no acr", map[string]any{"auth_time": now.Unix()}, http.StatusUnauthorized, "A different authentication level is required"},
+			{"acr mfa, authenticated 10 minutes earlier", map[string]any{"acr": "mfa", "auth_time": now.Add(-10 * time.Minute).Unix()}, http.StatusUnauthorized, "More recent authentication is required"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				tc.session["email"] = "alice@example.com"
+				tok := h.userToken(t, app, h.uiBase+"/cb", "user-42", []string{"openid", "data:read"}, apiAudience, tc.session)
+				r := srv.call(t, http.MethodGet, "/admin", tok)
+				if tc.status == http.StatusOK {
+					w := requireWhoami(t, r)
+					assert.Equal(t, "user-42", w.Subject)
+					return
+				}
+				params := assertChallenge(t, r, tc.status, "insufficient_user_authentication")
+				assert.Equal(t, tc.detail, params["error_description"])
+				assert.Equal(t, "mfa", params["acr_values"])
+				assert.Equal(t, "300", params["max_age"])
+			})
+		}
+	})
+
 	t.Run("3 insufficient scope", func(t *testing.T) {
 		readOnly := h.clientCredentials(t, m2m, []string{"data:read"}, apiAudience)
 
