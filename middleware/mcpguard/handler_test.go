@@ -69,12 +69,17 @@ func TestToolCallBodies(t *testing.T) {
 		{name: "method key in another case", body: `{"jsonrpc":"2.0","id":1,"Method":"tools/call","method":"tools/list","params":{"name":"delete_notes"}}`},
 		{name: "duplicate name keys", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes","name":"delete_notes"}}`},
 		{name: "name key in another case", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"delete_notes","name":"read_notes"}}`},
-		{name: "trailing data", body: call(1, "delete_notes") + ` {"jsonrpc":"2.0"}`},
+		{name: "trailing data", body: call(1, "delete_notes") + ` {"jsonrpc":"2.0"}`, status: 400},
 		{name: "byte order mark", body: "\xef\xbb\xbf" + call(1, "delete_notes")},
 		{name: "params not an object", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[1]}`},
 		{name: "a response, not a request", body: `{"jsonrpc":"2.0","id":1,"result":{}}`},
-		{name: "malformed JSON goes to the SDK", body: `{"jsonrpc":`, status: 400, contains: "malformed payload"},
-		{name: "empty body goes to the SDK", body: ``, status: 400},
+		// Not exactly one JSON value: refused by the Guard itself, since
+		// the SDK's decoder reads the first value and ignores the rest.
+		{name: "malformed JSON", body: `{"jsonrpc":`, status: 400, contains: "Parse error"},
+		{name: "empty body", body: ``, status: 400},
+		{name: "batch then trailing bytes", body: "[" + call(1, "delete_notes") + "] x", status: 400},
+		{name: "batch then a stray bracket", body: "[" + call(1, "delete_notes") + "]]", status: 400},
+		{name: "two values", body: call(1, "read_notes") + call(2, "delete_notes"), status: 400},
 		{name: "deeply nested", body: strings.Repeat("[", 1500) + strings.Repeat("]", 1500), status: 400},
 		{name: "too large to check", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_notes","arguments":{"pad":"` + strings.Repeat("x", 5000) + `"}}}`, status: 413},
 	}

@@ -3,6 +3,7 @@ package mcpguard
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -279,6 +280,16 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 		}
 		_ = r.Body.Close()
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		// Fail closed: a body that is not exactly one JSON value (trailing
+		// bytes after a batch, say, which the SDK's decoder ignores) could
+		// hold a call the check below would not see.
+		if !json.Valid(body) {
+			g.logger.DebugContext(r.Context(), "aegis: mcp request body is not one JSON value", slog.String("path", r.URL.Path))
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}`)
+			return
+		}
 		if calls := toolCalls(body); len(calls) > 0 {
 			p, ok := core.PrincipalFrom(r.Context())
 			if !ok { // unreachable behind Authenticate; fail closed
