@@ -95,11 +95,11 @@ func Aegis(iss *jwkstest.Issuer, cache *core.CacheConfig) (http.Handler, error) 
 	return guard.Protect(Handler(), scopes.All("data:read")), nil
 }
 
-// JWTAuth is github.com/go-chi/jwtauth/v5 with the issuer's RSA public key
-// (RS256 only), iss and aud checked by jwx's validator, Verifier then
-// Authenticator.
+// JWTAuth is github.com/go-chi/jwtauth/v5 with the issuer's current public
+// key and its algorithm only (RS256 by default), iss and aud checked by
+// jwx's validator, Verifier then Authenticator.
 func JWTAuth(iss *jwkstest.Issuer) http.Handler {
-	ja := jwtauth.New("RS256", nil, publicKey(iss),
+	ja := jwtauth.New(iss.CurrentKey().Algorithm, nil, publicKey(iss),
 		jwt.WithIssuer(iss.URL),
 		jwt.WithAudience(iss.Audience),
 		jwt.WithAcceptableSkew(Leeway),
@@ -108,13 +108,14 @@ func JWTAuth(iss *jwkstest.Issuer) http.Handler {
 }
 
 // GoJWTMiddleware is github.com/auth0/go-jwt-middleware/v2 with its
-// validator package: RS256, iss and aud checked, a key func returning the
-// issuer's public key (no network).
+// validator package: the algorithm of the issuer's current key (RS256 by
+// default), iss and aud checked, a key func returning the issuer's public
+// key (no network).
 func GoJWTMiddleware(iss *jwkstest.Issuer) (http.Handler, error) {
 	pub := publicKey(iss)
 	v, err := validator.New(
 		func(context.Context) (any, error) { return pub, nil },
-		validator.RS256,
+		validator.SignatureAlgorithm(iss.CurrentKey().Algorithm),
 		iss.URL,
 		[]string{iss.Audience},
 		validator.WithAllowedClockSkew(Leeway),
