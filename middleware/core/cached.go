@@ -129,9 +129,9 @@ func (c *cached) get(token string) *Principal {
 		c.entries.Delete(token)
 		return nil
 	}
-	p := *e
+	p := allocPrincipal(*e)
 	p.cached = true
-	return &p
+	return p
 }
 
 // put caches a copy of p until the earlier of its validity and the TTL.
@@ -148,5 +148,6 @@ func (c *cached) put(token string, p *Principal) {
 		return
 	}
 	e := *p
+	e.slot = nil // the entry is never put in a context; nor does it keep a request's
 	c.entries.Set(token, &e, expires)
 }
