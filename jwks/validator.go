@@ -164,6 +164,8 @@ type Token struct {
 	members [12]strictjson.Member
 	// headerMembers is room for the header's (alg, kid, typ).
 	headerMembers [4]strictjson.Member
+	// audience is room for aud: one value, as Hydra sends, or two.
+	audience [2]string
 }
 
 // Issuer is the iss the token claims, unverified.
@@ -220,7 +222,7 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 		return nil, refuse(ErrMalformed, "payload is not canonical base64url")
 	}
 	t.sig, t.header = sig, h
-	if err := parseClaims(&t.claims, t.members[:0], payload); err != nil {
+	if err := parseClaims(&t.claims, t.members[:0], t.audience[:0], payload); err != nil {
 		return nil, err
 	}
 	t.claims.KeyID, t.claims.Algorithm, t.claims.Type = h.kid, h.alg, h.typ

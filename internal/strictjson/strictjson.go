@@ -6,6 +6,7 @@
 package strictjson
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -218,11 +219,47 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// Bytes for plainWord: one in every byte, the high bit of every byte.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainWord reports whether all eight bytes of w are plain (see plain),
+// eight at a time: none is below 0x20, at or above 0x80, '"' or '\'. Each
+// test is exact about whether some byte hits it (a borrow only crosses
+// into higher bytes from a byte that hit), so a word is never wrongly
+// taken as plain.
+func plainWord(w uint64) bool {
+	q, b := w^('"'*ones), w^('\\'*ones)
+	bad := (w-0x20*ones)&^w | w | (q-ones)&^q | (b-ones)&^b
+	return bad&highs == 0
+}
+
+// plainPrefix returns how many leading bytes of d are plain, skipping
+// whole plain words first.
+func plainPrefix(d []byte) int {
+	i := 0
+	for ; i+8 <= len(d); i += 8 {
+		if !plainWord(binary.LittleEndian.Uint64(d[i:])) {
+			break
+		}
+	}
+	for i < len(d) && plain[d[i]] {
+		i++
+	}
+	return i
+}
+
 func (p *parser) str() (raw []byte, escaped bool, err error) {
 	d := p.data
 	i := p.pos + 1
 	start := i
 	for i < len(d) {
+		i += plainPrefix(d[i:])
+		if i >= len(d) {
+			break
+		}
 		c := d[i]
 		if plain[c] {
 			i++
@@ -479,17 +516,15 @@ func decodeString(raw []byte, view bool) (string, error) {
 		return "", ErrType
 	}
 	inner := raw[1 : len(raw)-1]
-	for _, c := range inner {
-		if !plain[c] {
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return "", ErrSyntax
-			}
-			if !utf8.Valid(inner) {
-				return "", ErrSyntax
-			}
-			return s, nil
+	if plainPrefix(inner) != len(inner) {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", ErrSyntax
 		}
+		if !utf8.Valid(inner) {
+			return "", ErrSyntax
+		}
+		return s, nil
 	}
 	if view && len(inner) > 0 {
 		return unsafe.String(&inner[0], len(inner)), nil
@@ -509,15 +544,25 @@ func StringOrArrayView(raw []byte) ([]string, error) {
 	return stringOrArray(raw, true)
 }
 
+// AppendStringOrArrayView is StringOrArrayView appending the strings to
+// dst, so that a caller can decode into memory it already holds.
+func AppendStringOrArrayView(dst []string, raw []byte) ([]string, error) {
+	return appendStringOrArray(dst, raw, true)
+}
+
 func stringOrArray(raw []byte, view bool) ([]string, error) {
+	return appendStringOrArray(nil, raw, view)
+}
+
+func appendStringOrArray(dst []string, raw []byte, view bool) ([]string, error) {
 	if len(raw) > 0 && raw[0] == '"' {
 		s, err := decodeString(raw, view)
 		if err != nil {
 			return nil, err
 		}
-		return []string{s}, nil
+		return append(dst, s), nil
 	}
-	return stringArray(raw, view)
+	return appendStringArray(dst, raw, view)
 }
 
 // ErrRange: a NumericDate that is not finite or falls outside the years
@@ -584,6 +629,15 @@ func Strings(raw []byte) ([]string, error) {
 }
 
 func stringArray(raw []byte, view bool) ([]string, error) {
+	return appendStringArray(make([]string, 0, 8), raw, view)
+}
+
+// appendStringArray appends the strings of the JSON array raw to out; the
+// result is never nil.
+func appendStringArray(out []string, raw []byte, view bool) ([]string, error) {
+	if out == nil {
+		out = []string{}
+	}
 	p := parser{data: raw, maxDepth: 2}
 	p.skipSpace()
 	if p.pos >= len(p.data) || p.data[p.pos] != '[' {
@@ -591,7 +645,6 @@ func stringArray(raw []byte, view bool) ([]string, error) {
 	}
 	p.pos++
 	p.skipSpace()
-	out := make([]string, 0, 8)
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
 	} else {
