@@ -77,3 +77,38 @@ func TestPlainPrefix(t *testing.T) {
 		assert.Equal(t, tt.want, plainPrefix([]byte(tt.in)), "%q", tt.in)
 	}
 }
+
+// TestKnownNameDuplicates: the top level's duplicate check keeps known
+// names as bits; a known name spelled with escapes is the same name, and
+// unknown names are still compared with every earlier one.
+func TestKnownNameDuplicates(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		dup  bool
+	}{
+		{"all known, distinct", `{"iss":1,"sub":2,"aud":3,"exp":4,"nbf":5,"iat":6,"jti":7,"client_id":8,"scp":9,"ext":{}}`, false},
+		{"known twice", `{"iss":1,"sub":2,"iss":3}`, true},
+		{"known, escaped", `{"iss":1,"\u0069ss":2}`, true},
+		{"escaped first", `{"\u0069ss":1,"iss":2}`, true},
+		{"unknown twice", `{"iss":1,"tenant":2,"sub":3,"tenant":4}`, true},
+		{"unknown, escaped", `{"tenant":1,"t\u0065nant":2}`, true},
+		{"unknown like known", `{"iss":1,"iss ":2,"Iss":3}`, false},
+		{"every known name once", `{"alg":0,"kid":0,"typ":0,"iss":0,"sub":0,"aud":0,"exp":0,"nbf":0,"iat":0,"jti":0,"client_id":0,"scope":0,"scp":0,"ext":0,"email":0,"active":0,"keys":0}`, false},
+		{"past 16 members", `{"alg":0,"kid":0,"typ":0,"iss":0,"sub":0,"aud":0,"exp":0,"nbf":0,"iat":0,"jti":0,"client_id":0,"scope":0,"scp":0,"ext":0,"email":0,"active":0,"keys":0,"x":0,"alg":1}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Object([]byte(tt.doc), MaxClaimsDepth)
+			if tt.dup {
+				assert.ErrorIs(t, err, ErrDuplicate)
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+	for i, n := range knownNames {
+		assert.Equal(t, i, knownIndex(n), n)
+	}
+	assert.Less(t, len(knownNames), 32, "the bits fit a uint32")
+}

@@ -309,66 +309,73 @@ func isHex4(b []byte) bool {
 	return true
 }
 
-// knownName returns the names JWT headers, claims and introspection
-// answers use without allocating a string for each (the compiler compares
-// string(raw) without converting it).
-func knownName(raw []byte) (string, bool) {
-	switch string(raw) {
+// knownNames are the names JWT headers, claims and introspection answers
+// use: name returns them without allocating a string for each, with their
+// index, which the duplicate check of a top-level object keeps as a bit.
+var knownNames = [...]string{"alg", "kid", "typ", "iss", "sub", "aud", "exp", "nbf", "iat", "jti",
+	"client_id", "scope", "scp", "ext", "email", "active", "keys"}
+
+// knownIndex returns the index of name in knownNames, or -1 (the compiler
+// compares string(raw) without converting it).
+func knownIndex(name string) int {
+	switch name {
 	case "alg":
-		return "alg", true
+		return 0
 	case "kid":
-		return "kid", true
+		return 1
 	case "typ":
-		return "typ", true
+		return 2
 	case "iss":
-		return "iss", true
+		return 3
 	case "sub":
-		return "sub", true
+		return 4
 	case "aud":
-		return "aud", true
+		return 5
 	case "exp":
-		return "exp", true
+		return 6
 	case "nbf":
-		return "nbf", true
+		return 7
 	case "iat":
-		return "iat", true
+		return 8
 	case "jti":
-		return "jti", true
+		return 9
 	case "client_id":
-		return "client_id", true
+		return 10
 	case "scope":
-		return "scope", true
+		return 11
 	case "scp":
-		return "scp", true
+		return 12
 	case "ext":
-		return "ext", true
+		return 13
 	case "email":
-		return "email", true
+		return 14
 	case "active":
-		return "active", true
+		return 15
 	case "keys":
-		return "keys", true
+		return 16
 	}
-	return "", false
+	return -1
 }
 
-func (p *parser) name() (string, error) {
+// name reads a member name: its decoded string and its index in
+// knownNames (-1 for any other name, however it was spelled).
+func (p *parser) name() (string, int, error) {
 	start := p.pos
 	raw, escaped, err := p.str()
 	if err != nil {
-		return "", err
+		return "", -1, err
 	}
 	if !escaped {
-		if known, ok := knownName(raw); ok {
-			return known, nil
+		if i := knownIndex(string(raw)); i >= 0 {
+			return knownNames[i], i, nil
 		}
-		return string(raw), nil
+		return string(raw), -1, nil
 	}
 	var s string
 	if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
-		return "", ErrSyntax
+		return "", -1, ErrSyntax
 	}
-	return s, nil
+	return s, knownIndex(s), nil
 }
 
 func (p *parser) object(depth int, top *[]Member) error {
@@ -387,6 +394,7 @@ func (p *parser) object(depth int, top *[]Member) error {
 		names = small[:0]
 	}
 	var seen map[string]struct{}
+	var seenKnown uint32 // the known names among the top-level members
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
@@ -397,7 +405,7 @@ func (p *parser) object(depth int, top *[]Member) error {
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 			return ErrSyntax
 		}
-		name, err := p.name()
+		name, known, err := p.name()
 		if err != nil {
 			return err
 		}
@@ -409,9 +417,17 @@ func (p *parser) object(depth int, top *[]Member) error {
 				seen[name] = struct{}{}
 			} else if top != nil {
 				members := (*top)[first:]
-				for i := range members {
-					if members[i].Name == name {
+				if known >= 0 {
+					// A known name can only repeat itself.
+					if seenKnown&(1<<known) != 0 {
 						return ErrDuplicate
+					}
+					seenKnown |= 1 << known
+				} else {
+					for i := range members {
+						if members[i].Name == name {
+							return ErrDuplicate
+						}
 					}
 				}
 				if len(members) >= 16 {

@@ -78,19 +78,23 @@ func cachedOf(v Validator, token string) *Principal {
 	return nil
 }
 
+// Validate and validateParsed read the clock once: a miss's entry is
+// bounded by the TTL from the lookup's time, microseconds earlier.
 func (c *cached) Validate(ctx context.Context, token string) (*Principal, error) {
-	if p := c.get(token); p != nil {
+	now := c.now()
+	if p := c.getAt(token, now); p != nil {
 		return p, nil
 	}
 	p, err := validateRaw(ctx, c.next, token)
 	if err == nil {
-		c.put(token, p)
+		c.putAt(token, p, now)
 	}
 	return p, err
 }
 
 func (c *cached) validateParsed(ctx context.Context, t *jwks.Token, token string) (*Principal, error) {
-	if p := c.get(token); p != nil {
+	now := c.now()
+	if p := c.getAt(token, now); p != nil {
 		return p, nil
 	}
 	var p *Principal
@@ -101,7 +105,7 @@ func (c *cached) validateParsed(ctx context.Context, t *jwks.Token, token string
 		p, err = validateRaw(ctx, c.next, token)
 	}
 	if err == nil {
-		c.put(token, p)
+		c.putAt(token, p, now)
 	}
 	return p, err
 }
@@ -120,7 +124,14 @@ func (c *cached) get(token string) *Principal {
 	if token == "" {
 		return nil
 	}
-	now := c.now()
+	return c.getAt(token, c.now())
+}
+
+// getAt is get at the time now.
+func (c *cached) getAt(token string, now time.Time) *Principal {
+	if token == "" {
+		return nil
+	}
 	e, ok := c.entries.Get(token, now)
 	if !ok {
 		return nil
@@ -134,12 +145,12 @@ func (c *cached) get(token string) *Principal {
 	return p
 }
 
-// put caches a copy of p until the earlier of its validity and the TTL.
-func (c *cached) put(token string, p *Principal) {
+// putAt caches a copy of p until the earlier of its validity and the TTL
+// from now.
+func (c *cached) putAt(token string, p *Principal, now time.Time) {
 	if p == nil || p.key == nil || p.validUntil.IsZero() {
 		return
 	}
-	now := c.now()
 	expires := p.validUntil
 	if limit := now.Add(c.ttl); limit.Before(expires) {
 		expires = limit
