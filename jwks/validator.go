@@ -159,11 +159,10 @@ type Token struct {
 	sig          []byte
 	header       header
 	claims       Claims
-	// members is room for the claims' members: a token from Hydra has
-	// about ten, so one allocation holds the Token and them.
+	// members is room for the claims' members (and first the header's):
+	// a token from Hydra has about ten, so one allocation holds the Token
+	// and them.
 	members [12]strictjson.Member
-	// headerMembers is room for the header's (alg, kid, typ).
-	headerMembers [4]strictjson.Member
 	// audience is room for aud: one value, as Hydra sends, or two.
 	audience [2]string
 }
@@ -203,7 +202,9 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 		return nil, refuse(ErrNotJWT, "header is not canonical base64url")
 	}
 	t := &Token{signingInput: token[:last]}
-	h, err := parseHeader(t.headerMembers[:0], headerJSON)
+	// The header's members pass through the claims' room: alg, kid and
+	// typ are views into buf, and the claims' members replace them.
+	h, err := parseHeader(t.members[:0], headerJSON)
 	if err != nil {
 		return nil, err
 	}

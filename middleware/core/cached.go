@@ -136,7 +136,7 @@ func (c *cached) getAt(token string, now time.Time) *Principal {
 	if !ok {
 		return nil
 	}
-	if !e.key.Holds(e.verifiedBy, now) {
+	if !e.jwt.keys.Holds(e.claims.(*jwks.Claims).Key, now) {
 		c.entries.Delete(token)
 		return nil
 	}
@@ -148,10 +148,13 @@ func (c *cached) getAt(token string, now time.Time) *Principal {
 // putAt caches a copy of p until the earlier of its validity and the TTL
 // from now.
 func (c *cached) putAt(token string, p *Principal, now time.Time) {
-	if p == nil || p.key == nil || p.validUntil.IsZero() {
+	if p == nil || p.jwt == nil || p.jwt.keys == nil || p.Expiry.IsZero() {
 		return
 	}
-	expires := p.validUntil
+	if _, ok := p.claims.(*jwks.Claims); !ok {
+		return
+	}
+	expires := p.Expiry.Add(p.jwt.leeway) // when the validator would refuse it
 	if limit := now.Add(c.ttl); limit.Before(expires) {
 		expires = limit
 	}

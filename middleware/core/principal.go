@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/scopes"
 )
 
@@ -65,14 +64,13 @@ type Principal struct {
 	// checker is the Checker that admitted the Principal; nil for one made
 	// by NewPrincipal.
 	checker *Checker
-	// key tells Cached whether the key that verified a JWT is still the
-	// issuer's; nil for other Principals, which Cached does not keep.
-	key keyPresence
-	// verifiedBy is the key that verified the JWT.
-	verifiedBy jwks.Key
-	// validUntil is when the validator would refuse the token as expired
-	// (exp plus its leeway); Cached serves it no longer.
-	validUntil time.Time
+	// jwt is the validator that verified a JWT, whose key set tells
+	// Cached whether the key that verified it (in claims) is still the
+	// issuer's, and whose leeway after Expiry is when it would refuse the
+	// token as expired; nil for other Principals, which Cached does not
+	// keep. (Derived rather than copied: every request's Principal is a
+	// copy, and smaller is cheaper.)
+	jwt *JWT
 	// cached marks a Principal served by Cached.
 	cached bool
 	// slot is the context node allocated with the Principal (see
@@ -94,7 +92,7 @@ func (f claimFunc) Raw(name string) (json.RawMessage, bool) { return f(name) }
 // NewPrincipal builds a Principal for custom validators and tests; claims
 // looks up any claim by name and may be nil.
 func NewPrincipal(p Principal, claims func(name string) (json.RawMessage, bool)) *Principal {
-	p.checker, p.key, p.verifiedBy, p.cached, p.validUntil = nil, nil, jwks.Key{}, false, time.Time{}
+	p.checker, p.jwt, p.cached = nil, nil, false
 	p.claims, p.slot = nil, nil
 	if claims != nil {
 		p.claims = claimFunc(claims)

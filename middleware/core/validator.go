@@ -251,7 +251,7 @@ func (j *JWT) validateParsed(ctx context.Context, t *jwks.Token, _ string) (*Pri
 	p.Subject, p.ClientID = c.Subject, c.ClientID
 	p.Issuer, p.Audience, p.Expiry, p.TokenID = c.Issuer, c.Audience, c.Expiry, c.TokenID
 	own(p)
-	p.verifiedBy, p.key, p.validUntil = c.Key, j.keys, c.Expiry.Add(j.leeway)
+	p.jwt = j
 	return p, nil
 }
 
