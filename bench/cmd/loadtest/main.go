@@ -349,7 +349,7 @@ type summary struct {
 	limit      float64              // median per-round limit
 	ofCeiling  map[string]float64   // stack → median of its req/s ÷ the round's ceiling
 	ofLimit    map[string]float64   // stack → median of that ÷ the round's limit
-	perRound   map[string][]float64 // stack → per-round share of the ceiling
+	perRound   map[string][]float64 // stack → per-round share of the limit
 	rounds     int
 }
 
@@ -401,7 +401,7 @@ func (mr *mixRun) summarize(cores int) summary {
 			ofC = append(ofC, x)
 			ofL = append(ofL, x/limitOf[r])
 		}
-		s.perRound[t.name] = ofC
+		s.perRound[t.name] = ofL
 		s.ofCeiling[t.name] = bench.Median(ofC)
 		s.ofLimit[t.name] = bench.Median(ofL)
 	}
@@ -414,7 +414,7 @@ func limitTable(ss []summary, order []int) string {
 	var b strings.Builder
 	b.WriteString("Physical limit of each mix: limit = c / (c + f·v), c = cores ÷ the no-auth ceiling's req/s, " +
 		"f = share of never-seen tokens, v = stdlib verify time (internal/floor) with every core busy, measured each round; " +
-		"figures are medians over the rounds of ratios taken within a round.\n\n")
+		"figures are medians over the rounds of ratios taken within a round (in brackets: the lowest and highest round).\n\n")
 	b.WriteString("| mix | alg | f | ceiling req/s | c | v | limit |")
 	for _, i := range order {
 		if stackNames[i] != "no-auth" {
@@ -433,12 +433,35 @@ func limitTable(ss []summary, order []int) string {
 			num("%.0f", s.ceilingRPS), micros(s.c), micros(s.v), num("%.2f", s.limit))
 		for _, i := range order {
 			if n := stackNames[i]; n != "no-auth" {
-				fmt.Fprintf(&b, " %s | %s |", num("%.2f", s.ofCeiling[n]), num("%.2f", s.ofLimit[n]))
+				fmt.Fprintf(&b, " %s | %s%s |", num("%.2f", s.ofCeiling[n]), num("%.2f", s.ofLimit[n]), spread(s.perRound[n]))
 			}
 		}
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// spread is " (min–max)" of the per-round figures, when there are two or
+// more, so that a reader sees how far the rounds agree.
+func spread(xs []float64) string {
+	var lo, hi float64
+	n := 0
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			continue
+		}
+		if n == 0 || x < lo {
+			lo = x
+		}
+		if n == 0 || x > hi {
+			hi = x
+		}
+		n++
+	}
+	if n < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (%.2f–%.2f)", lo, hi)
 }
 
 // num formats x, or n/a when it is NaN or not positive.

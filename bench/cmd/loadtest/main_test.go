@@ -113,7 +113,22 @@ func TestSummarize(t *testing.T) {
 
 	table := limitTable([]summary{s}, []int{0, 1, 3})
 	assert.Contains(t, table, "| mix | alg | f | ceiling req/s | c | v | limit | aegis / ceiling | aegis / limit | jwtauth / ceiling | jwtauth / limit |")
-	assert.Contains(t, table, "| mixed | RS256 | 0.50 | 20000 | 100.0 µs | 100.0 µs | 0.67 | 0.60 | 0.90 | 0.20 | 0.30 |")
+	assert.Contains(t, table, "| mixed | RS256 | 0.50 | 20000 | 100.0 µs | 100.0 µs | 0.67 | 0.60 | 0.90 (0.90–1.05) | 0.20 | 0.30 (0.30–0.30) |")
+}
+
+func TestSpread(t *testing.T) {
+	tests := []struct {
+		xs   []float64
+		want string
+	}{
+		{nil, ""},
+		{[]float64{0.9}, ""},
+		{[]float64{0.9, 1.1, 0.95}, " (0.90–1.10)"},
+		{[]float64{math.NaN(), 0.9, math.Inf(1), 0.8}, " (0.80–0.90)"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, spread(tt.xs), "%v", tt.xs)
+	}
 }
 
 // TestSummarizeWithoutCeiling: without the no-auth stack no ratio can be
