@@ -4,9 +4,11 @@ go 1.26.0
 
 require (
 	github.com/auth0/go-jwt-middleware/v2 v2.3.1
+	github.com/go-chi/chi/v5 v5.2.3
 	github.com/go-chi/jwtauth/v5 v5.3.3
 	github.com/lestrrat-go/jwx/v2 v2.1.7
 	github.com/olympus/aegis v0.0.0
+	github.com/stretchr/testify v1.12.1
 )
 
 require (
@@ -19,6 +21,7 @@ require (
 	github.com/lestrrat-go/option v1.0.1 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/titanous/rocacheck v0.0.0-20171023193734-afe73141d399 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.53.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect

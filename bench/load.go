@@ -137,7 +137,10 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	if len(cfg.Hot) == 0 && cfg.Reuse > 0 || len(cfg.Fresh) == 0 && cfg.Reuse < 1 {
 		return LoadResult{}, errors.New("load: no tokens for the mix")
 	}
-	hot, fresh := bearers(cfg.Hot), bearers(cfg.Fresh)
+	// The hot tokens' header values are built once; a fresh token's when
+	// it is sent (a pool sized for a whole run would otherwise be copied
+	// on every run).
+	hot := bearers(cfg.Hot)
 
 	tr := &http.Transport{
 		Proxy:               nil, // loopback only, never through a proxy
@@ -175,12 +178,12 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 					auth = hot[rng.IntN(len(hot))]
 				} else {
 					i := nextFresh.Add(1) - 1
-					if i >= int64(len(fresh)) {
+					if i >= int64(len(cfg.Fresh)) {
 						mine.FreshReused++
 					} else {
 						mine.Fresh++
 					}
-					auth = fresh[i%int64(len(fresh))]
+					auth = []string{"Bearer " + cfg.Fresh[i%int64(len(cfg.Fresh))]}
 				}
 				t0 := time.Now()
 				status, err := get(ctx, client, cfg.URL, auth)

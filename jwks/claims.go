@@ -3,6 +3,7 @@ package jwks
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/olympus/aegis/internal/strictjson"
@@ -57,9 +58,10 @@ func (c *Claims) Names() []string {
 	return names
 }
 
-// parseClaims reads payload into c, its members appended to room. The
-// strings of c share payload's memory, which must never change afterwards.
-func parseClaims(c *Claims, room []strictjson.Member, payload []byte) error {
+// parseClaims reads payload into c, its members appended to room and its
+// audience to audRoom. The strings of c share payload's memory, which must
+// never change afterwards.
+func parseClaims(c *Claims, room []strictjson.Member, audRoom []string, payload []byte) error {
 	members, err := strictjson.AppendObject(room, payload, strictjson.MaxClaimsDepth)
 	if err != nil {
 		return refuse(ErrMalformed, "claims are not a strict JSON object")
@@ -77,7 +79,8 @@ func parseClaims(c *Claims, room []strictjson.Member, payload []byte) error {
 		case "jti":
 			c.TokenID, err = strictjson.StringView(m.Value)
 		case "aud":
-			c.Audience, err = strictjson.StringOrArrayView(m.Value)
+			c.Audience, err = strictjson.AppendStringOrArrayView(audRoom, m.Value)
+			c.Audience = slices.Clip(c.Audience) // an append copies
 		case "nonce", "at_hash", "c_hash":
 			c.idTokenClaim = m.Name
 		case "exp", "nbf", "iat":

@@ -165,11 +165,12 @@ type Token struct {
 	sig          []byte
 	header       header
 	claims       Claims
-	// members is room for the claims' members: a token from Hydra has
-	// about ten, so one allocation holds the Token and them.
+	// members is room for the claims' members (and first the header's):
+	// a token from Hydra has about ten, so one allocation holds the Token
+	// and them.
 	members [12]strictjson.Member
-	// headerMembers is room for the header's (alg, kid, typ).
-	headerMembers [4]strictjson.Member
+	// audience is room for aud: one value, as Hydra sends, or two.
+	audience [2]string
 }
 
 // Issuer is the iss the token claims, unverified.
@@ -207,7 +208,9 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 		return nil, refuse(ErrNotJWT, "header is not canonical base64url")
 	}
 	t := &Token{signingInput: token[:last]}
-	h, err := parseHeader(t.headerMembers[:0], headerJSON)
+	// The header's members pass through the claims' room: alg, kid and
+	// typ are views into buf, and the claims' members replace them.
+	h, err := parseHeader(t.members[:0], headerJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +229,7 @@ func ParseToken(token string, maxLength int) (*Token, error) {
 		return nil, refuse(ErrMalformed, "payload is not canonical base64url")
 	}
 	t.sig, t.header = sig, h
-	if err := parseClaims(&t.claims, t.members[:0], payload); err != nil {
+	if err := parseClaims(&t.claims, t.members[:0], t.audience[:0], payload); err != nil {
 		return nil, err
 	}
 	t.claims.KeyID, t.claims.Algorithm, t.claims.Type = h.kid, h.alg, h.typ

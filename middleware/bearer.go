@@ -51,7 +51,10 @@ func (g *Guard) extract(w http.ResponseWriter, r *http.Request) (string, *aegis.
 	var token string
 	found := 0
 
-	headers := r.Header.Values("Authorization")
+	// The canonical key directly: Values would canonicalize it on every
+	// request, and finds nothing more (it canonicalizes only the key
+	// looked up, and the server stores keys canonicalized).
+	headers := r.Header["Authorization"]
 	if len(headers) > 1 {
 		return "", errTwoHeaders
 	}

@@ -93,17 +93,20 @@ func FromClaim(raw json.RawMessage) (Set, error) {
 		}
 		return Parse(str)
 	case '[':
-		arr, err := strictjson.Strings(trimmed)
+		// The strings are views into raw until owned: room holds them
+		// (on the stack for up to 8), validated and deduplicated in place,
+		// then one buffer takes them all.
+		var room [8]string
+		arr, err := strictjson.AppendStringOrArrayView(room[:0], trimmed)
 		if err != nil {
 			return Set{}, fmt.Errorf("scopes: invalid scope claim: want an array of strings: %w", err)
 		}
-		// arr is this function's own: validated and deduplicated in place.
 		for _, v := range arr {
 			if err := validate(v); err != nil {
 				return Set{}, err
 			}
 		}
-		return Set{s: dedup(arr)}, nil
+		return Set{s: owned(dedup(arr))}, nil
 	}
 	if !json.Valid(raw) {
 		return Set{}, fmt.Errorf("scopes: invalid scope claim: invalid JSON")
@@ -224,6 +227,29 @@ func normalize(scopes []string) ([]string, error) {
 }
 
 // dedup removes duplicates from in, in place, keeping the first occurrence.
+// owned returns a new slice of copies of ss, the copies sharing one
+// buffer of their own; nil for none.
+func owned(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	n := 0
+	for _, v := range ss {
+		n += len(v)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, v := range ss {
+		b.WriteString(v)
+	}
+	buf := b.String()
+	out := make([]string, len(ss))
+	for i, v := range ss {
+		out[i], buf = buf[:len(v)], buf[len(v):]
+	}
+	return out
+}
+
 func dedup(in []string) []string {
 	if len(in) == 0 {
 		return nil

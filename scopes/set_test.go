@@ -339,3 +339,37 @@ func TestFromClaimOwnsItsStrings(t *testing.T) {
 		})
 	}
 }
+
+// TestFromClaimArrayOwnsItsStrings: an array claim's scopes are read as
+// views and then copied into one buffer of the Set's own, whatever their
+// number, duplicates and escapes; up to 8 scopes cost two allocations.
+func TestFromClaimArrayOwnsItsStrings(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  string
+		want []string
+	}{
+		{"two", `["data:read","data:write"]`, []string{"data:read", "data:write"}},
+		{"duplicates", `["a","b","a"]`, []string{"a", "b"}},
+		{"escaped", `["data\u003aread"]`, []string{"data:read"}},
+		{"more than the room", `["a","b","c","d","e","f","g","h","i","j"]`, []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}},
+		{"empty", `[]`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := []byte(tt.raw)
+			s, err := FromClaim(raw)
+			require.NoError(t, err)
+			for i := range raw {
+				raw[i] = 'X'
+			}
+			assert.Equal(t, tt.want, s.Strings())
+			allocs := testing.AllocsPerRun(100, func() { _, _ = FromClaim([]byte(tt.raw)) })
+			if len(tt.want) > 0 && len(tt.want) <= 8 && !strings.Contains(tt.raw, `\`) {
+				// The byte copy of the test, the slice and one buffer
+				// (an escaped string is decoded by encoding/json).
+				assert.LessOrEqual(t, allocs, 3.0)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@
 package strictjson
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -218,11 +219,47 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// Bytes for plainWord: one in every byte, the high bit of every byte.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainWord reports whether all eight bytes of w are plain (see plain),
+// eight at a time: none is below 0x20, at or above 0x80, '"' or '\'. Each
+// test is exact about whether some byte hits it (a borrow only crosses
+// into higher bytes from a byte that hit), so a word is never wrongly
+// taken as plain.
+func plainWord(w uint64) bool {
+	q, b := w^('"'*ones), w^('\\'*ones)
+	bad := (w-0x20*ones)&^w | w | (q-ones)&^q | (b-ones)&^b
+	return bad&highs == 0
+}
+
+// plainPrefix returns how many leading bytes of d are plain, skipping
+// whole plain words first.
+func plainPrefix(d []byte) int {
+	i := 0
+	for ; i+8 <= len(d); i += 8 {
+		if !plainWord(binary.LittleEndian.Uint64(d[i:])) {
+			break
+		}
+	}
+	for i < len(d) && plain[d[i]] {
+		i++
+	}
+	return i
+}
+
 func (p *parser) str() (raw []byte, escaped bool, err error) {
 	d := p.data
 	i := p.pos + 1
 	start := i
 	for i < len(d) {
+		i += plainPrefix(d[i:])
+		if i >= len(d) {
+			break
+		}
 		c := d[i]
 		if plain[c] {
 			i++
@@ -272,66 +309,73 @@ func isHex4(b []byte) bool {
 	return true
 }
 
-// knownName returns the names JWT headers, claims and introspection
-// answers use without allocating a string for each (the compiler compares
-// string(raw) without converting it).
-func knownName(raw []byte) (string, bool) {
-	switch string(raw) {
+// knownNames are the names JWT headers, claims and introspection answers
+// use: name returns them without allocating a string for each, with their
+// index, which the duplicate check of a top-level object keeps as a bit.
+var knownNames = [...]string{"alg", "kid", "typ", "iss", "sub", "aud", "exp", "nbf", "iat", "jti",
+	"client_id", "scope", "scp", "ext", "email", "active", "keys"}
+
+// knownIndex returns the index of name in knownNames, or -1 (the compiler
+// compares string(raw) without converting it).
+func knownIndex(name string) int {
+	switch name {
 	case "alg":
-		return "alg", true
+		return 0
 	case "kid":
-		return "kid", true
+		return 1
 	case "typ":
-		return "typ", true
+		return 2
 	case "iss":
-		return "iss", true
+		return 3
 	case "sub":
-		return "sub", true
+		return 4
 	case "aud":
-		return "aud", true
+		return 5
 	case "exp":
-		return "exp", true
+		return 6
 	case "nbf":
-		return "nbf", true
+		return 7
 	case "iat":
-		return "iat", true
+		return 8
 	case "jti":
-		return "jti", true
+		return 9
 	case "client_id":
-		return "client_id", true
+		return 10
 	case "scope":
-		return "scope", true
+		return 11
 	case "scp":
-		return "scp", true
+		return 12
 	case "ext":
-		return "ext", true
+		return 13
 	case "email":
-		return "email", true
+		return 14
 	case "active":
-		return "active", true
+		return 15
 	case "keys":
-		return "keys", true
+		return 16
 	}
-	return "", false
+	return -1
 }
 
-func (p *parser) name() (string, error) {
+// name reads a member name: its decoded string and its index in
+// knownNames (-1 for any other name, however it was spelled).
+func (p *parser) name() (string, int, error) {
 	start := p.pos
 	raw, escaped, err := p.str()
 	if err != nil {
-		return "", err
+		return "", -1, err
 	}
 	if !escaped {
-		if known, ok := knownName(raw); ok {
-			return known, nil
+		if i := knownIndex(string(raw)); i >= 0 {
+			return knownNames[i], i, nil
 		}
-		return string(raw), nil
+		return string(raw), -1, nil
 	}
 	var s string
 	if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
-		return "", ErrSyntax
+		return "", -1, ErrSyntax
 	}
-	return s, nil
+	return s, knownIndex(s), nil
 }
 
 func (p *parser) object(depth int, top *[]Member) error {
@@ -350,6 +394,7 @@ func (p *parser) object(depth int, top *[]Member) error {
 		names = small[:0]
 	}
 	var seen map[string]struct{}
+	var seenKnown uint32 // the known names among the top-level members
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
@@ -360,7 +405,7 @@ func (p *parser) object(depth int, top *[]Member) error {
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 			return ErrSyntax
 		}
-		name, err := p.name()
+		name, known, err := p.name()
 		if err != nil {
 			return err
 		}
@@ -372,9 +417,17 @@ func (p *parser) object(depth int, top *[]Member) error {
 				seen[name] = struct{}{}
 			} else if top != nil {
 				members := (*top)[first:]
-				for i := range members {
-					if members[i].Name == name {
+				if known >= 0 {
+					// A known name can only repeat itself.
+					if seenKnown&(1<<known) != 0 {
 						return ErrDuplicate
+					}
+					seenKnown |= 1 << known
+				} else {
+					for i := range members {
+						if members[i].Name == name {
+							return ErrDuplicate
+						}
 					}
 				}
 				if len(members) >= 16 {
@@ -479,17 +532,15 @@ func decodeString(raw []byte, view bool) (string, error) {
 		return "", ErrType
 	}
 	inner := raw[1 : len(raw)-1]
-	for _, c := range inner {
-		if !plain[c] {
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return "", ErrSyntax
-			}
-			if !utf8.Valid(inner) {
-				return "", ErrSyntax
-			}
-			return s, nil
+	if plainPrefix(inner) != len(inner) {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", ErrSyntax
 		}
+		if !utf8.Valid(inner) {
+			return "", ErrSyntax
+		}
+		return s, nil
 	}
 	if view && len(inner) > 0 {
 		return unsafe.String(&inner[0], len(inner)), nil
@@ -509,15 +560,25 @@ func StringOrArrayView(raw []byte) ([]string, error) {
 	return stringOrArray(raw, true)
 }
 
+// AppendStringOrArrayView is StringOrArrayView appending the strings to
+// dst, so that a caller can decode into memory it already holds.
+func AppendStringOrArrayView(dst []string, raw []byte) ([]string, error) {
+	return appendStringOrArray(dst, raw, true)
+}
+
 func stringOrArray(raw []byte, view bool) ([]string, error) {
+	return appendStringOrArray(nil, raw, view)
+}
+
+func appendStringOrArray(dst []string, raw []byte, view bool) ([]string, error) {
 	if len(raw) > 0 && raw[0] == '"' {
 		s, err := decodeString(raw, view)
 		if err != nil {
 			return nil, err
 		}
-		return []string{s}, nil
+		return append(dst, s), nil
 	}
-	return stringArray(raw, view)
+	return appendStringArray(dst, raw, view)
 }
 
 // ErrRange: a NumericDate that is not finite or falls outside the years
@@ -584,6 +645,15 @@ func Strings(raw []byte) ([]string, error) {
 }
 
 func stringArray(raw []byte, view bool) ([]string, error) {
+	return appendStringArray(make([]string, 0, 8), raw, view)
+}
+
+// appendStringArray appends the strings of the JSON array raw to out; the
+// result is never nil.
+func appendStringArray(out []string, raw []byte, view bool) ([]string, error) {
+	if out == nil {
+		out = []string{}
+	}
 	p := parser{data: raw, maxDepth: 2}
 	p.skipSpace()
 	if p.pos >= len(p.data) || p.data[p.pos] != '[' {
@@ -591,7 +661,6 @@ func stringArray(raw []byte, view bool) ([]string, error) {
 	}
 	p.pos++
 	p.skipSpace()
-	out := make([]string, 0, 8)
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
 	} else {

@@ -78,19 +78,23 @@ func cachedOf(v Validator, token string) *Principal {
 	return nil
 }
 
+// Validate and validateParsed read the clock once: a miss's entry is
+// bounded by the TTL from the lookup's time, microseconds earlier.
 func (c *cached) Validate(ctx context.Context, token string) (*Principal, error) {
-	if p := c.get(token); p != nil {
+	now := c.now()
+	if p := c.getAt(token, now); p != nil {
 		return p, nil
 	}
 	p, err := validateRaw(ctx, c.next, token)
 	if err == nil {
-		c.put(token, p)
+		c.putAt(token, p, now)
 	}
 	return p, err
 }
 
 func (c *cached) validateParsed(ctx context.Context, t *jwks.Token, token string) (*Principal, error) {
-	if p := c.get(token); p != nil {
+	now := c.now()
+	if p := c.getAt(token, now); p != nil {
 		return p, nil
 	}
 	var p *Principal
@@ -101,7 +105,7 @@ func (c *cached) validateParsed(ctx context.Context, t *jwks.Token, token string
 		p, err = validateRaw(ctx, c.next, token)
 	}
 	if err == nil {
-		c.put(token, p)
+		c.putAt(token, p, now)
 	}
 	return p, err
 }
@@ -120,27 +124,37 @@ func (c *cached) get(token string) *Principal {
 	if token == "" {
 		return nil
 	}
-	now := c.now()
+	return c.getAt(token, c.now())
+}
+
+// getAt is get at the time now.
+func (c *cached) getAt(token string, now time.Time) *Principal {
+	if token == "" {
+		return nil
+	}
 	e, ok := c.entries.Get(token, now)
 	if !ok {
 		return nil
 	}
-	if !e.key.Holds(e.verifiedBy, now) {
+	if !e.jwt.keys.Holds(e.claims.(*jwks.Claims).Key, now) {
 		c.entries.Delete(token)
 		return nil
 	}
-	p := *e
+	p := allocPrincipal(*e)
 	p.cached = true
-	return &p
+	return p
 }
 
-// put caches a copy of p until the earlier of its validity and the TTL.
-func (c *cached) put(token string, p *Principal) {
-	if p == nil || p.key == nil || p.validUntil.IsZero() {
+// putAt caches a copy of p until the earlier of its validity and the TTL
+// from now.
+func (c *cached) putAt(token string, p *Principal, now time.Time) {
+	if p == nil || p.jwt == nil || p.jwt.keys == nil || p.Expiry.IsZero() {
 		return
 	}
-	now := c.now()
-	expires := p.validUntil
+	if _, ok := p.claims.(*jwks.Claims); !ok {
+		return
+	}
+	expires := p.Expiry.Add(p.jwt.leeway) // when the validator would refuse it
 	if limit := now.Add(c.ttl); limit.Before(expires) {
 		expires = limit
 	}
@@ -148,5 +162,6 @@ func (c *cached) put(token string, p *Principal) {
 		return
 	}
 	e := *p
+	e.slot = nil // the entry is never put in a context; nor does it keep a request's
 	c.entries.Set(token, &e, expires)
 }

@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
-	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/scopes"
 )
 
@@ -64,16 +64,18 @@ type Principal struct {
 	// checker is the Checker that admitted the Principal; nil for one made
 	// by NewPrincipal.
 	checker *Checker
-	// key tells Cached whether the key that verified a JWT is still the
-	// issuer's; nil for other Principals, which Cached does not keep.
-	key keyPresence
-	// verifiedBy is the key that verified the JWT.
-	verifiedBy jwks.Key
-	// validUntil is when the validator would refuse the token as expired
-	// (exp plus its leeway); Cached serves it no longer.
-	validUntil time.Time
+	// jwt is the validator that verified a JWT, whose key set tells
+	// Cached whether the key that verified it (in claims) is still the
+	// issuer's, and whose leeway after Expiry is when it would refuse the
+	// token as expired; nil for other Principals, which Cached does not
+	// keep. (Derived rather than copied: every request's Principal is a
+	// copy, and smaller is cheaper.)
+	jwt *JWT
 	// cached marks a Principal served by Cached.
 	cached bool
+	// slot is the context node allocated with the Principal (see
+	// principalContext); nil for a Principal allocated alone.
+	slot *principalContext
 }
 
 // claimLookup finds a claim's JSON value by name: *jwks.Claims and
@@ -90,8 +92,8 @@ func (f claimFunc) Raw(name string) (json.RawMessage, bool) { return f(name) }
 // NewPrincipal builds a Principal for custom validators and tests; claims
 // looks up any claim by name and may be nil.
 func NewPrincipal(p Principal, claims func(name string) (json.RawMessage, bool)) *Principal {
-	p.checker, p.key, p.verifiedBy, p.cached, p.validUntil = nil, nil, jwks.Key{}, false, time.Time{}
-	p.claims = nil
+	p.checker, p.jwt, p.cached = nil, nil, false
+	p.claims, p.slot = nil, nil
 	if claims != nil {
 		p.claims = claimFunc(claims)
 	}
@@ -158,7 +160,49 @@ type principalKey struct{}
 // tests of handlers that read PrincipalFrom. A transport's own checks do
 // not trust such a Principal: they authenticate the request themselves.
 func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	if p != nil {
+		// A Principal this package allocated comes with the context node
+		// that carries it: the first WithPrincipal of that very Principal
+		// (not of a copy) takes it, without allocating.
+		if pc := p.slot; pc != nil && &pc.p == p && pc.taken.CompareAndSwap(false, true) {
+			pc.Context = ctx
+			return pc
+		}
+	}
 	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// principalContext is a Principal allocated together with the context
+// node that will carry it: a transport puts the Principal of every
+// admitted request in the request's context, and one allocation then
+// serves both. Until WithPrincipal takes it, it is not a context.
+type principalContext struct {
+	context.Context // the parent, set by the WithPrincipal that takes it
+	p               Principal
+	taken           atomic.Bool
+}
+
+// allocPrincipal returns a copy of p allocated with its context node.
+func allocPrincipal(p Principal) *Principal {
+	pc := &principalContext{p: p}
+	pc.p.slot = pc
+	return &pc.p
+}
+
+// Value is the Principal for its key, and the parent's value for any other.
+func (c *principalContext) Value(key any) any {
+	if _, ok := key.(principalKey); ok {
+		return &c.p
+	}
+	return c.Context.Value(key)
+}
+
+// String names the node as context.WithValue's do.
+func (c *principalContext) String() string {
+	if s, ok := c.Context.(fmt.Stringer); ok {
+		return s.String() + ".WithValue(core.principalKey, *core.Principal)"
+	}
+	return "context.WithValue(core.principalKey, *core.Principal)"
 }
 
 // PrincipalFrom returns the Principal a transport put in ctx.

@@ -256,7 +256,7 @@ func (j *JWT) validateParsed(ctx context.Context, t *jwks.Token, _ string) (*Pri
 	p.Subject, p.ClientID = c.Subject, c.ClientID
 	p.Issuer, p.Audience, p.Expiry, p.TokenID = c.Issuer, c.Audience, c.Expiry, c.TokenID
 	own(p)
-	p.verifiedBy, p.key, p.validUntil = c.Key, j.keys, c.Expiry.Add(j.leeway)
+	p.jwt = j
 	return p, nil
 }
 
@@ -707,7 +707,7 @@ func newPrincipal(claims claimLookup, m Method) (*Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Principal{Scopes: granted, Email: email, Method: m, claims: claims}, nil
+	return allocPrincipal(Principal{Scopes: granted, Email: email, Method: m, claims: claims}), nil
 }
 
 // grantedScopes unites the scope (string) and scp (array or string) claims.
