@@ -100,9 +100,10 @@ func okResponse(answer http.Header, sent map[string]string) *authv3.CheckRespons
 	}
 	// Every x-auth-* header the client sent goes, but those just set to
 	// a value: whichever order Envoy applies the two lists in, the
-	// upstream sees only this answer's identity.
+	// upstream sees only this answer's identity. x_auth_* spellings go
+	// too: CGI-style upstreams read X_Auth_Email as X-Auth-Email.
 	for k := range sent {
-		if strings.HasPrefix(k, "x-auth-") && !set[k] {
+		if (strings.HasPrefix(k, "x-auth-") || strings.HasPrefix(k, "x_auth_") || strings.HasPrefix(k, "x-auth_") || strings.HasPrefix(k, "x_auth-")) && !set[k] {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, k)
 		}
 	}

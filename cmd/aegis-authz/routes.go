@@ -61,19 +61,22 @@ type Rule struct {
 }
 
 // Matches says whether the rule applies to a request's method and path.
+// An exact rule also covers its path with one trailing slash, and a rule
+// for GET covers HEAD: many servers route those to the same handler, and
+// a stricter rule must not be sidestepped into a laxer one.
 func (r *Rule) Matches(method, p string) bool {
 	if r.Prefix {
 		if !strings.HasPrefix(p, r.Path) {
 			return false
 		}
-	} else if p != r.Path {
+	} else if p != r.Path && p != r.Path+"/" {
 		return false
 	}
 	if r.Methods == nil {
 		return true
 	}
 	for _, m := range r.Methods {
-		if m == method {
+		if m == method || m == "GET" && method == "HEAD" {
 			return true
 		}
 	}
@@ -261,6 +264,11 @@ func cleanPath(p string) (string, error) {
 	for i := 0; i < len(p); i++ {
 		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
 			return "", errors.New("the path holds a control character or a backslash")
+		}
+		if p[i] == ';' {
+			// Path parameters ("/data;x"): servers that strip them would
+			// serve a path no rule was matched on.
+			return "", errors.New(`the path holds a ";" parameter`)
 		}
 	}
 	if p == "/" {

@@ -96,7 +96,7 @@ func TestLoadRoutes(t *testing.T) {
 
 func TestRuleMatches(t *testing.T) {
 	rules, err := ParseRoutes([]byte(`{"routes": [
-	  {"methods": ["GET", "HEAD"], "path": "/data"},
+	  {"methods": ["GET"], "path": "/data"},
 	  {"path": "/reports/*"},
 	  {"path": "/dir/"},
 	  {"path": "/*"}
@@ -112,7 +112,11 @@ func TestRuleMatches(t *testing.T) {
 		{0, "HEAD", "/data", true},
 		{0, "POST", "/data", false},
 		{0, "get", "/data", false},
-		{0, "GET", "/data/", false},
+		// An exact rule covers its trailing-slash twin, and GET covers
+		// HEAD (review finding: "/data/" and HEAD slipped past a scoped
+		// rule into a laxer fallback while the upstream served /data).
+		{0, "GET", "/data/", true},
+		{0, "HEAD", "/data/", true},
 		{0, "GET", "/data/x", false},
 		{0, "GET", "/dat", false},
 		{1, "DELETE", "/reports/", true},

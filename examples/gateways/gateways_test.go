@@ -229,8 +229,10 @@ func TestGateways(t *testing.T) {
 				{name: "rate limit: 429 with Retry-After", method: "GET", path: "/data", token: greedy, status: 429, retryAfter: true},
 				{name: "introspection down: 503 with Retry-After", method: "GET", path: "/data", token: "opaque-token-" + name, status: 503, retryAfter: true},
 				{name: "spoofed identity headers never reach the upstream", method: "GET", path: "/data", token: m2m, status: 200,
-					headers:  map[string]string{"X-Auth-Email": "ceo@example.com", "X-Auth-Subject": "admin", "X-Auth-Kind": "user", "X-Auth-Scopes": "admin", "X-Auth-Client-Id": "root"},
-					upstream: map[string]string{"X-Auth-Subject": "worker", "X-Auth-Client-Id": "worker", "X-Auth-Kind": "m2m", "X-Auth-Scopes": "data:read", "X-Auth-Email": ""}},
+					headers: map[string]string{"X-Auth-Email": "ceo@example.com", "X-Auth-Subject": "admin", "X-Auth-Kind": "user", "X-Auth-Scopes": "admin", "X-Auth-Client-Id": "root",
+						"X_Auth_Email": "ceo@example.com"},
+					upstream: map[string]string{"X-Auth-Subject": "worker", "X-Auth-Client-Id": "worker", "X-Auth-Kind": "m2m", "X-Auth-Scopes": "data:read", "X-Auth-Email": "", "X_Auth_Email": ""}},
+				{name: "unclean path: 400 as aegis-authz sent it", method: "GET", path: "/public/;x", token: m2m, status: 400, challenge: `error="invalid_request"`},
 				{name: "public route: no token, no identity", method: "GET", path: "/public/logo.png", headers: map[string]string{"X-Auth-Email": "ceo@example.com"}, status: 200,
 					upstream: map[string]string{"X-Auth-Subject": "", "X-Auth-Client-Id": "", "X-Auth-Kind": "", "X-Auth-Scopes": "", "X-Auth-Email": ""}},
 				{name: "unmatched route: 403", method: "GET", path: "/admin", token: m2m, status: 403},
@@ -283,5 +285,17 @@ func run(t *testing.T, addr string, sc scenario) {
 		}
 		assert.Equal(t, want, got.Get(k), k)
 		assert.LessOrEqual(t, len(got.Values(k)), 1, "%s sent once", k)
+	}
+}
+
+// TestREADMEShowsTheseFiles: the README's "In front of other services"
+// shows the configurations CI runs, verbatim.
+func TestREADMEShowsTheseFiles(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	for _, tc := range []struct{ file, fence string }{{"nginx.conf", "```nginx\n"}, {"Caddyfile", "```caddyfile\n"}} {
+		body, err := os.ReadFile(tc.file)
+		require.NoError(t, err)
+		assert.Contains(t, string(readme), tc.fence+string(body)+"```", "README shows %s as it is", tc.file)
 	}
 }
