@@ -387,6 +387,10 @@ func (c *Client) rememberActive(key cacheKey, res *Result, now time.Time, ttl ti
 	}
 	if c.dropGen.Load() == gen {
 		c.remember(entry{key: key, res: res, fresh: fresh, graceUntil: grace})
+		if c.dropGen.Load() != gen {
+			// A drop ran between the check and the store.
+			c.cache.remove(key)
+		}
 	}
 	return fresh
 }
@@ -399,6 +403,9 @@ func (c *Client) refusedFor(key cacheKey, err error, now time.Time, ttl time.Dur
 	c.cache.remove(key)
 	if c.dropGen.Load() == gen {
 		c.remember(entry{key: key, err: err, fresh: now.Add(ttl)})
+		if c.dropGen.Load() != gen {
+			c.denied.remove(key)
+		}
 	}
 }
 

@@ -44,16 +44,26 @@ const (
 	// 1,000 kids a flood of 100 a second names in a cooldown.
 	kidFilterBits = 1 << 18
 	kidProbes     = 3
+	// kidFilterFull is how many kids a filter takes before its answers
+	// stop being trusted to say "already looked for" (a false-positive
+	// rate near 1 %): beyond it, looked answers false, so that a flood
+	// cannot make every new kid look already checked. Priority fetches
+	// stay capped at one a second.
+	kidFilterFull = 20000
 )
 
-// kidFilter is a Bloom filter of kid hashes.
-type kidFilter [kidFilterBits / 64]uint64
+// kidFilter is a Bloom filter of kid hashes and how many were added.
+type kidFilter struct {
+	bits [kidFilterBits / 64]uint64
+	n    int
+}
 
 func (f *kidFilter) add(h uint64) {
 	for i := range kidProbes {
 		b := kidProbe(h, i)
-		f[b/64] |= 1 << (b % 64)
+		f.bits[b/64] |= 1 << (b % 64)
 	}
+	f.n++
 }
 
 func (f *kidFilter) has(h uint64) bool {
@@ -62,7 +72,7 @@ func (f *kidFilter) has(h uint64) bool {
 	}
 	for i := range kidProbes {
 		b := kidProbe(h, i)
-		if f[b/64]&(1<<(b%64)) == 0 {
+		if f.bits[b/64]&(1<<(b%64)) == 0 {
 			return false
 		}
 	}
@@ -70,9 +80,10 @@ func (f *kidFilter) has(h uint64) bool {
 }
 
 func (f *kidFilter) merge(g *kidFilter) {
-	for i := range f {
-		f[i] |= g[i]
+	for i := range f.bits {
+		f.bits[i] |= g.bits[i]
 	}
+	f.n += g.n
 }
 
 // kidProbe is the i-th bit of h, by double hashing.
@@ -107,7 +118,9 @@ func (s *kidSightings) named(h uint64) bool { return s.seen.has(h) || s.pending.
 
 // looked reports whether the last successful fetch began after the kid was
 // named, so that it would have found the kid had it been published.
-func (s *kidSightings) looked(h uint64) bool { return s.checked.has(h) }
+func (s *kidSightings) looked(h uint64) bool {
+	return s.checked != nil && s.checked.n <= kidFilterFull && s.checked.has(h)
+}
 
 // fetchBegins is called as a fetch begins: the kids named so far are the
 // ones it looks for.
@@ -142,7 +155,7 @@ func (s *kidSightings) putBack() {
 func (s *kidSightings) alloc() *kidFilter {
 	if f := s.spare; f != nil {
 		s.spare = nil
-		clear(f[:])
+		*f = kidFilter{}
 		return f
 	}
 	return new(kidFilter)

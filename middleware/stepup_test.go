@@ -62,6 +62,7 @@ func TestStepUp_RFC9470(t *testing.T) {
 		{"acr of the wrong type", user(map[string]any{"acr": 2, "auth_time": fresh}), 401, m2mChallenge},
 		{"authenticated 10 minutes ago", user(map[string]any{"acr": "mfa", "auth_time": stale}), 401, ageChallenge},
 		{"no auth_time", user(map[string]any{"acr": "mfa"}), 401, ageChallenge},
+		{"auth_time an hour in the future", user(map[string]any{"acr": "mfa", "auth_time": now.Add(time.Hour).Unix()}), 401, ageChallenge},
 		{"an M2M token, even claiming mfa", func() map[string]any {
 			c := iss.Claims("worker", "worker", "data:read")
 			c["acr"], c["auth_time"] = "mfa", fresh

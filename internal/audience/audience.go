@@ -31,12 +31,18 @@ func Contains(auds []string, want string, canonical bool) bool {
 // Canonical returns an absolute URL with its scheme and host in lower case
 // and one trailing slash of its path removed ("HTTPS://API.example.com/"
 // and "https://api.example.com" are the same resource). Anything else is
-// returned unchanged, as are URLs with user info, a query or a fragment:
-// those are compared exactly.
+// returned unchanged, as are URLs with user info, a query, a fragment or a
+// host with non-ASCII letters (Unicode case folding maps look-alikes such
+// as "İ" to "i"): those are compared exactly.
 func Canonical(s string) string {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		return s
+	}
+	for i := 0; i < len(u.Host); i++ {
+		if u.Host[i] >= 0x80 {
+			return s // an internationalized host: compared exactly
+		}
 	}
 	path := u.EscapedPath()
 	path = strings.TrimSuffix(path, "/")

@@ -32,6 +32,8 @@ func TestContains(t *testing.T) {
 		{"user info", []string{"https://u@api.example.com/v1"}, false, false},
 		{"two trailing slashes", []string{want + "//"}, false, false},
 		{"not a URL", []string{"api"}, false, false},
+		{"a look-alike host (dotted capital I)", []string{"https://apİ.example.com/v1"}, false, false},
+		{"a look-alike host (Kelvin sign)", []string{"https://\u212aapi.example.com/v1"}, false, false},
 		{"empty", nil, false, false},
 	}
 	for _, tt := range tests {

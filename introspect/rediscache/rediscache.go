@@ -208,8 +208,13 @@ type dropMessage struct {
 // Drop implements introspect.SharedCache. It moves the drop generation
 // first, so that no answer looked up before the drop is stored after it,
 // then deletes the answers named and publishes the drop to every watcher.
+//
+// Deleting may take many commands (a busy client's answers, or all of
+// them), so it gets dropTimeoutFactor times the Timeout; the drop is
+// published even when deleting failed, so that every replica forgets its
+// own copies, and the error is returned.
 func (c *Cache) Drop(ctx context.Context, d introspect.SharedDrop) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, dropTimeoutFactor*c.timeout)
 	defer cancel()
 	if err := c.client.Incr(ctx, c.genKey()).Err(); err != nil {
 		return fmt.Errorf("rediscache: drop: %w", err)
@@ -218,18 +223,22 @@ func (c *Cache) Drop(ctx context.Context, d introspect.SharedDrop) error {
 	if d.TokenSHA256 != ([32]byte{}) {
 		msg.Token = hex.EncodeToString(d.TokenSHA256[:])
 	}
-	if err := c.forget(ctx, msg); err != nil {
-		return fmt.Errorf("rediscache: drop: %w", err)
-	}
+	forgetErr := c.forget(ctx, msg)
 	payload, err := json.Marshal(msg)
-	if err != nil {
-		return fmt.Errorf("rediscache: drop: %w", err)
+	if err == nil {
+		// A context of its own: the deletions may have used up ctx.
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+		err = c.client.Publish(pctx, c.channel(), payload).Err()
+		pcancel()
 	}
-	if err := c.client.Publish(ctx, c.channel(), payload).Err(); err != nil {
+	if err := errors.Join(forgetErr, err); err != nil {
 		return fmt.Errorf("rediscache: drop: %w", err)
 	}
 	return nil
 }
+
+// dropTimeoutFactor is how many Timeouts a Drop may take.
+const dropTimeoutFactor = 50
 
 // forget deletes the answers a drop names.
 func (c *Cache) forget(ctx context.Context, msg dropMessage) error {

@@ -69,7 +69,9 @@ func stepUpRefusal(p *Principal, s StepUp, now time.Time) *aegis.Refusal {
 	if len(s.ACRValues) > 0 && !slices.Contains(s.ACRValues, acr) {
 		return refuse("acr", nil)
 	}
-	if s.MaxAge > 0 && (authTime.IsZero() || now.Sub(authTime) > s.MaxAge) {
+	if s.MaxAge > 0 && (authTime.IsZero() || now.Sub(authTime) > s.MaxAge || authTime.After(now.Add(aegis.DefaultLeeway))) {
+		// An auth_time in the future (beyond clock skew) would meet any
+		// MaxAge forever.
 		return refuse("max_age", nil)
 	}
 	return nil
