@@ -191,7 +191,6 @@ func (c *Checker) bind(ctx context.Context, cred Credential, p *Principal) *aegi
 		return refusalOf(err)
 	}
 	p.binding |= boundDPoP
-	p.proofKey = cnf.jkt
 	return nil
 }
 
@@ -208,10 +207,13 @@ func (c *Checker) rebind(cred Credential, p, next *Principal) *aegis.Refusal {
 		if cnf.x5t != "" && !certificateMatches(cred, cnf.x5t) {
 			return aegis.Refuse(aegis.ReasonCertificateMismatch, errCertificate)
 		}
-		if cnf.jkt != "" && (!p.DPoPBound() || cnf.jkt != p.proofKey) {
-			return mismatch("The access token is DPoP-bound: present it with the DPoP scheme and a proof", "the issuer binds the token to a key the request did not prove")
+		if cnf.jkt != "" {
+			proved, _ := confirmationOf(p) // the key p's proof was checked against
+			if !p.DPoPBound() || cnf.jkt != proved.jkt {
+				return mismatch("The access token is DPoP-bound: present it with the DPoP scheme and a proof", "the issuer binds the token to a key the request did not prove")
+			}
 		}
-		next.binding, next.proofKey = p.binding, p.proofKey
+		next.binding = p.binding
 	}
 	switch c.DPoPPolicy(cred.DPoP) {
 	case dpop.Allow:

@@ -74,9 +74,8 @@ type Principal struct {
 	validUntil time.Time
 	// cached marks a Principal served by Cached.
 	cached bool
-	// binding and proofKey record what the request proved (binding.go).
-	binding  uint8
-	proofKey string
+	// binding records what the request proved (binding.go).
+	binding uint8
 }
 
 // claimLookup finds a claim's JSON value by name: *jwks.Claims and
