@@ -76,8 +76,9 @@ func (g *Guard) WithDPoP(p dpop.Policy) *Guard {
 	return &c
 }
 
-// dpopHeader is the header that carries the proof.
-const dpopHeader = "DPoP"
+// dpopHeader is the header that carries the proof, by its canonical key
+// (textproto spells "DPoP" so), read without canonicalizing per request.
+const dpopHeader = "Dpop"
 
 var errTwoProofs = func() *aegis.Refusal {
 	r := aegis.Refuse(aegis.ReasonInvalidDPoPProof, dpop.ErrMissing)
@@ -93,10 +94,10 @@ func (g *Guard) credential(r *http.Request) (core.Credential, *aegis.Refusal) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		cred.PeerCertificate = r.TLS.PeerCertificates[0]
 	}
-	if auth := r.Header.Get("Authorization"); len(auth) > 5 && auth[4] == ' ' && strings.EqualFold(auth[:4], "DPoP") {
+	if hasDPoPScheme(r) {
 		cred.Scheme = core.SchemeDPoP
 	}
-	proofs := r.Header.Values(dpopHeader)
+	proofs := r.Header[dpopHeader]
 	switch len(proofs) {
 	case 0:
 		return cred, nil
@@ -237,7 +238,13 @@ func newChallenges(realm, metadataURL string, v *dpop.Verifier) challenges {
 	return c
 }
 
+// hasDPoPScheme reports whether r's one Authorization header uses the DPoP
+// scheme.
 func hasDPoPScheme(r *http.Request) bool {
-	auth := r.Header.Get("Authorization")
+	v := r.Header["Authorization"]
+	if len(v) != 1 {
+		return false
+	}
+	auth := v[0]
 	return len(auth) > 5 && auth[4] == ' ' && strings.EqualFold(auth[:4], "DPoP")
 }
