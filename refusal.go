@@ -66,6 +66,25 @@ const (
 	ReasonTokenInactive Reason = "token_inactive"
 	// ReasonTokenUseRejected: introspection says it is not an access token.
 	ReasonTokenUseRejected Reason = "token_use_rejected"
+	// ReasonInvalidDPoPProof: the DPoP proof (RFC 9449) is missing, not
+	// one, malformed, not signed by its own key, not for this request
+	// (htm, htu), too old or too new (iat), replayed (jti), not for this
+	// token (ath), or its key is not the one the token is bound to
+	// (cnf.jkt).
+	ReasonInvalidDPoPProof Reason = "invalid_dpop_proof"
+	// ReasonUseDPoPNonce: the DPoP proof lacks the server's current nonce
+	// (RFC 9449 §8); retry with the nonce of the DPoP-Nonce header.
+	ReasonUseDPoPNonce Reason = "use_dpop_nonce"
+	// ReasonBindingMismatch: the token is not presented as its binding
+	// demands (RFC 9449 §7): a DPoP-bound token (cnf.jkt) as a Bearer
+	// token, an unbound token under the DPoP scheme, a Bearer token where
+	// only DPoP is accepted, a DPoP proof beside a Bearer token where that
+	// is refused, or a DPoP-bound token where DPoP is off.
+	ReasonBindingMismatch Reason = "binding_mismatch"
+	// ReasonCertificateMismatch: the token is bound to a client
+	// certificate (RFC 8705 cnf x5t#S256) and the request's TLS client
+	// certificate is absent or another.
+	ReasonCertificateMismatch Reason = "certificate_mismatch"
 
 	// ReasonInsufficientScope: the token lacks a scope the resource needs.
 	ReasonInsufficientScope Reason = "insufficient_scope"
@@ -87,6 +106,9 @@ const (
 	ReasonIntrospectionUnconfigured Reason = "introspection_unconfigured"
 	// ReasonRateLimitUnavailable: the rate limiter's store cannot decide.
 	ReasonRateLimitUnavailable Reason = "rate_limit_unavailable"
+	// ReasonReplayStoreUnavailable: the store of DPoP proofs already seen
+	// cannot decide whether a proof is a replay.
+	ReasonReplayStoreUnavailable Reason = "replay_store_unavailable"
 	// ReasonValidationAborted: the request's context ended first.
 	ReasonValidationAborted Reason = "validation_aborted"
 )
@@ -136,9 +158,10 @@ var reasonOrder = []Reason{
 	ReasonAccepted, ReasonTokenMissing, ReasonRequestMalformed, ReasonTokenTooLong, ReasonTokenMalformed,
 	ReasonTokenInvalid, ReasonAlgorithmRejected, ReasonKeyUnknown, ReasonSignatureInvalid, ReasonTypeRejected,
 	ReasonIssuerMismatch, ReasonAudienceMismatch, ReasonTokenExpired, ReasonTokenNotYetValid, ReasonClaimsInvalid,
-	ReasonTokenInactive, ReasonTokenUseRejected, ReasonInsufficientScope, ReasonInsufficientUserAuthentication, ReasonRateLimited,
+	ReasonTokenInactive, ReasonTokenUseRejected, ReasonInvalidDPoPProof, ReasonUseDPoPNonce, ReasonBindingMismatch,
+	ReasonCertificateMismatch, ReasonInsufficientScope, ReasonInsufficientUserAuthentication, ReasonRateLimited,
 	ReasonKeysUnavailable, ReasonIntrospectionUnavailable, ReasonIntrospectionUnconfigured,
-	ReasonRateLimitUnavailable, ReasonValidationAborted,
+	ReasonRateLimitUnavailable, ReasonReplayStoreUnavailable, ReasonValidationAborted,
 }
 
 var reasonInfo = map[Reason]reasonEntry{
@@ -159,6 +182,11 @@ var reasonInfo = map[Reason]reasonEntry{
 	ReasonClaimsInvalid:     {ClassInvalid, "The access token's claims are invalid"},
 	ReasonTokenInactive:     {ClassInvalid, "The access token is not active"},
 	ReasonTokenUseRejected:  {ClassInvalid, "The token is not an access token"},
+	ReasonInvalidDPoPProof:  {ClassInvalid, "The DPoP proof is invalid"},
+	ReasonUseDPoPNonce:      {ClassInvalid, "The DPoP proof must carry the server's nonce"},
+	ReasonBindingMismatch:   {ClassInvalid, "The access token is not presented as its binding requires"},
+	ReasonCertificateMismatch: {ClassInvalid,
+		"The access token is bound to another client certificate"},
 	ReasonInsufficientScope: {ClassForbidden, "The access token does not grant the scope this resource needs"},
 	ReasonInsufficientUserAuthentication: {ClassInvalid,
 		"The user's authentication does not meet this resource's requirements"},
@@ -168,6 +196,7 @@ var reasonInfo = map[Reason]reasonEntry{
 		"The issuer cannot confirm the access token now; try again later"},
 	ReasonIntrospectionUnconfigured: {ClassUnavailable, "Token introspection is not configured for this issuer"},
 	ReasonRateLimitUnavailable:      {ClassUnavailable, "The rate limiter cannot decide now; try again later"},
+	ReasonReplayStoreUnavailable:    {ClassUnavailable, "The DPoP replay check cannot decide now; try again later"},
 	ReasonValidationAborted:         {ClassUnavailable, "Validation did not complete; try again"},
 }
 

@@ -495,6 +495,12 @@ func runAttack(t *testing.T, e *atkEnv, tc attackRow, profile, token, reason str
 	require.Equal(t, tc.status, rec.Code, "%s: status (reason %q)", profile, got)
 	assert.Equal(t, reason, got, "%s: reason", profile)
 	challenge := rec.Header().Get("WWW-Authenticate")
+	for _, c := range rec.Header().Values("WWW-Authenticate") {
+		// Under DPoP, the DPoP challenge carries the error (RFC 9449 §7.1).
+		if d, ok := strings.CutPrefix(c, "DPoP "); ok && strings.Contains(d, `error="`) {
+			challenge = "Bearer " + d
+		}
+	}
 	switch {
 	case rec.Code == http.StatusServiceUnavailable:
 		assert.Empty(t, challenge, "%s: a 503 carries no challenge", profile)
@@ -1258,8 +1264,8 @@ func attackRows(t *testing.T) []attackRow {
 		status: 401, code: "", reason: reasonMissing})
 	add(attackRow{source: "RFC 6750 §2.1", name: "genuine token under the Basic scheme", token: valid, request: withHeader("Basic {t}"),
 		status: 401, code: "", reason: reasonMissing})
-	add(attackRow{source: "RFC 6750 §2.1", name: "genuine token under the DPoP scheme", token: valid, request: withHeader("DPoP {t}"),
-		status: 401, code: "", reason: reasonMissing})
+	add(attackRow{source: "RFC 9449 §7.1 (a token not bound to a key, under the DPoP scheme)", name: "genuine token under the DPoP scheme", token: valid, request: withHeader("DPoP {t}"),
+		status: 401, code: "invalid_token", reason: "binding_mismatch"})
 	add(attackRow{source: "RFC 6750 §2.1", name: "scheme only", token: valid, request: withHeader("Bearer"),
 		status: 400, code: "invalid_request", reason: reasonRequest})
 	for name, h := range map[string]string{

@@ -137,11 +137,12 @@ func (g *Guard) fromForm(r *http.Request, haveToken bool) ([]string, *aegis.Refu
 	return form["access_token"], nil
 }
 
-// fromHeader reads "Bearer <token>"; the scheme is case-insensitive. Other
+// fromHeader reads "Bearer <token>" or "DPoP <token>" (RFC 9449 §7.1; the
+// proof is checked by the Checker); the scheme is case-insensitive. Other
 // schemes are not bearer credentials (isBearer false).
 func (g *Guard) fromHeader(v string) (token string, isBearer bool, e *aegis.Refusal) {
 	scheme, rest, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
+	if !strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "DPoP") {
 		return "", false, nil
 	}
 	rest = strings.Trim(rest, " \t")

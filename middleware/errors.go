@@ -51,7 +51,8 @@ type Error struct {
 // ErrorFor maps a refusal to its HTTP answer:
 //
 //	class invalid       401 invalid_token (400 invalid_request for
-//	                    request_malformed; no code for token_missing)
+//	                    request_malformed; no code for token_missing;
+//	                    invalid_dpop_proof and use_dpop_nonce for DPoP)
 //	class forbidden     403 insufficient_scope
 //	class limited       429
 //	class unavailable   503
@@ -73,6 +74,10 @@ func ErrorFor(r *aegis.Refusal) *Error {
 			e.Status, e.Code = http.StatusBadRequest, CodeInvalidRequest
 		case aegis.ReasonInsufficientUserAuthentication:
 			e.Status, e.Code = http.StatusUnauthorized, CodeInsufficientUserAuthentication
+		case aegis.ReasonInvalidDPoPProof:
+			e.Status, e.Code = http.StatusUnauthorized, CodeInvalidDPoPProof
+		case aegis.ReasonUseDPoPNonce:
+			e.Status, e.Code = http.StatusUnauthorized, CodeUseDPoPNonce
 		default:
 			e.Status, e.Code = http.StatusUnauthorized, CodeInvalidToken
 		}

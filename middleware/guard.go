@@ -12,6 +12,7 @@ import (
 	"github.com/olympus/aegis/internal/issuerhttp"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/middleware/dpop"
 	"github.com/olympus/aegis/middleware/resource"
 	"github.com/olympus/aegis/scopes"
 )
@@ -56,6 +57,15 @@ type Config struct {
 	RateLimit *RateLimitConfig
 	// Bearer configures where tokens are taken from.
 	Bearer BearerConfig
+	// DPoP configures DPoP-bound tokens (RFC 9449): the default policy
+	// (dpop.Allow unless set; WithDPoP sets a route's) and the proof
+	// Verifier. Certificate-bound tokens (RFC 8705) are checked against the
+	// TLS client certificate whenever the Guard's server terminates TLS.
+	DPoP DPoPConfig
+	// ExternalURL says how to learn the URL clients address behind a
+	// reverse proxy, for DPoP proofs' htu; forwarded headers are never
+	// believed unless configured.
+	ExternalURL ExternalURLConfig
 	// Realm is the realm of WWW-Authenticate challenges; default "api".
 	Realm string
 	// Classifier decides each Principal's Kind; default DefaultClassifier.
@@ -88,6 +98,11 @@ type Guard struct {
 	writeError ErrorWriter
 	// metadataURL is Config.Resource's metadata URL, for challenges.
 	metadataURL string
+	// dpopPolicy is the routes' own DPoP policy (WithDPoP); empty means
+	// the Checker's.
+	dpopPolicy dpop.Policy
+	external   ExternalURLConfig
+	challenges challenges
 }
 
 // New checks cfg and returns a Guard. It makes no network request: keys
@@ -140,6 +155,7 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.Bearer.MaxFormBytes < 0 {
 		errs = append(errs, errors.New("Config.Bearer.MaxFormBytes must not be negative"))
 	}
+	errs = append(errs, cfg.ExternalURL.problems()...)
 	if len(errs) > 0 {
 		return nil, errors.Join(append([]error{errConfig}, errs...)...)
 	}
@@ -150,6 +166,7 @@ func New(cfg Config) (*Guard, error) {
 		MaxTokenLength: bearer.MaxLength,
 		Classifier:     cfg.Classifier,
 		RateLimit:      cfg.RateLimit,
+		DPoP:           cfg.DPoP,
 		Observer:       cfg.Observer,
 		Logger:         cfg.Logger,
 		Now:            cfg.Now,
@@ -157,13 +174,15 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, errors.Join(errConfig, err)
 	}
-	g := &Guard{checker: checker, bearer: bearer, realm: cfg.Realm, writeError: cfg.ErrorWriter, metadataURL: metadataURL}
+	g := &Guard{checker: checker, bearer: bearer, realm: cfg.Realm, writeError: cfg.ErrorWriter, metadataURL: metadataURL,
+		external: cfg.ExternalURL}
 	if g.realm == "" {
 		g.realm = "api"
 	}
 	if g.writeError == nil {
 		g.writeError = WriteProblem
 	}
+	g.challenges = newChallenges(g.realm, g.metadataURL, checker.DPoPVerifier())
 	return g, nil
 }
 
@@ -198,7 +217,7 @@ func (g *Guard) Require(reqs ...scopes.Requirement) func(http.Handler) http.Hand
 			// Only a Principal this Guard admitted counts: another Guard
 			// may trust other issuers or audiences.
 			if p, ok := PrincipalFrom(r.Context()); ok && p.AdmittedBy(g.checker) {
-				if ref := g.checker.Authorize(r.Context(), credential(r), p, reqs...); ref != nil {
+				if ref := g.reauthorize(r, p, reqs); ref != nil {
 					g.render(w, r, ref)
 					return
 				}
@@ -274,14 +293,18 @@ func (g *Guard) Protect(h http.Handler, reqs ...scopes.Requirement) http.Handler
 // verdict: the rate-limit headers, then the refusal or next with the
 // Principal in the context.
 func (g *Guard) decide(w http.ResponseWriter, r *http.Request, next http.Handler, check func(core.Credential) core.Verdict) {
-	cred := credential(r)
+	cred, bad := g.credential(r)
 	token, ref := g.extract(w, r)
+	if ref == nil {
+		ref = bad
+	}
 	if ref != nil {
 		g.render(w, r, g.checker.Refuse(r.Context(), cred, ref))
 		return
 	}
 	cred.Token = token
 	v := check(cred)
+	g.setNonce(w, cred, v.Refusal)
 	if v.RateLimit != nil {
 		setRateLimitHeaders(w.Header(), *v.RateLimit)
 	}
@@ -301,9 +324,7 @@ func credential(r *http.Request) core.Credential {
 func (g *Guard) render(w http.ResponseWriter, r *http.Request, ref *aegis.Refusal) {
 	e := ErrorFor(ref)
 	e.ResourceMetadata = g.metadataURL
-	if c := e.Challenge(g.realm); c != "" {
-		w.Header().Set("WWW-Authenticate", c)
-	}
+	g.setChallenges(w, r, e)
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", formatSeconds(e.RetryAfter))
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/middleware/dpop"
 	"github.com/olympus/aegis/middleware/prommetrics"
 	"github.com/olympus/aegis/middleware/resource"
 	"github.com/olympus/aegis/ratelimit"
@@ -63,6 +64,11 @@ type Options struct {
 	ClientsURL, RedisURL, RateLimitFailure string
 	DefaultRateLimit                       int
 	ClientsCacheTTL                        time.Duration
+
+	// DPoP is the DPoP policy (RFC 9449): allow, require or off.
+	DPoP string
+	// DPoPNonce demands server-provided nonces in DPoP proofs.
+	DPoPNonce bool
 }
 
 // The values of -mode.
@@ -99,6 +105,8 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis URL (redis://host:port/db) to share rate limits and introspection answers across replicas (default: in memory)")
 	fs.IntVar(&o.DefaultRateLimit, "default-rate-limit", 0, "requests per minute for clients with no limit of their own (0: unlimited)")
 	fs.StringVar(&o.RateLimitFailure, "rate-limit-failure", "open", "when Redis fails: open (decide in memory) or closed (503)")
+	fs.StringVar(&o.DPoP, "dpop", string(dpop.Allow), "DPoP-bound tokens (RFC 9449): allow (bound tokens need a proof, plain Bearer tokens pass), require (only DPoP) or off (bound tokens refused)")
+	fs.BoolVar(&o.DPoPNonce, "dpop-nonce", false, "demand server nonces in DPoP proofs (RFC 9449 §8): a proof without the current nonce gets 401 use_dpop_nonce and a DPoP-Nonce header; the nonce rotates every 5 minutes (per replica)")
 }
 
 // Parse parses args with fs, whose flags include o's (see Register), then
@@ -171,6 +179,15 @@ func (o *Options) Check() error {
 	if _, ok := failurePolicies[o.RateLimitFailure]; !ok {
 		return fmt.Errorf("-rate-limit-failure %q: want open or closed", o.RateLimitFailure)
 	}
+	if o.DPoP == "" {
+		o.DPoP = string(dpop.Allow)
+	}
+	if _, err := dpop.ParsePolicy(o.DPoP); err != nil {
+		return fmt.Errorf("-dpop %q: want allow, require or off", o.DPoP)
+	}
+	if o.DPoPNonce && o.DPoP == string(dpop.Off) {
+		return errors.New("-dpop-nonce needs -dpop allow or require")
+	}
 	return nil
 }
 
@@ -239,6 +256,14 @@ func (o Options) Config(log *slog.Logger, shared introspect.SharedCache) (middle
 		log.Warn("no -audience given: tokens for any audience are accepted")
 	}
 	cfg := middleware.Config{Logger: log, Resource: o.Resource}
+	cfg.DPoP.Policy = dpop.Policy(o.DPoP)
+	if o.DPoPNonce {
+		v, err := dpop.New(dpop.Config{Nonce: &dpop.NonceConfig{}})
+		if err != nil {
+			return cfg, err
+		}
+		cfg.DPoP.Verifier = v
+	}
 	var jwt core.Validator
 	if o.Mode != ModeIntrospect {
 		v, err := core.NewJWT(core.JWTConfig{Issuer: o.Issuer, Audience: o.Audience, AnyAudience: anyAudience,

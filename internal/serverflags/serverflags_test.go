@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"io"
+	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -73,6 +74,46 @@ func TestLogger(t *testing.T) {
 			require.NoError(t, err)
 			log.Error("hello")
 			assert.Contains(t, buf.String(), "msg=hello")
+		})
+	}
+}
+
+func TestDPoPFlags(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		policy string
+		nonce  bool
+		err    string
+	}{
+		{name: "allow by default", policy: "allow"},
+		{name: "require", args: []string{"-dpop", "require"}, policy: "require"},
+		{name: "off from the environment", env: map[string]string{"AEGIS_DPOP": "off"}, policy: "off"},
+		{name: "nonces", args: []string{"-dpop-nonce"}, policy: "allow", nonce: true},
+		{name: "unknown policy", args: []string{"-dpop", "sometimes"}, err: `-dpop "sometimes": want allow, require or off`},
+		{name: "nonces with DPoP off", args: []string{"-dpop", "off", "-dpop-nonce"}, err: "-dpop-nonce needs"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parse(t, append([]string{"-issuer", "https://i.example", "-audience", "https://api.example"}, tc.args...), tc.env)
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.policy, o.DPoP)
+			assert.Equal(t, tc.nonce, o.DPoPNonce)
+			cfg, err := o.Config(slog.New(slog.DiscardHandler), nil)
+			require.NoError(t, err)
+			assert.Equal(t, tc.policy, string(cfg.DPoP.Policy))
+			if tc.nonce {
+				require.NotNil(t, cfg.DPoP.Verifier)
+				assert.NotEmpty(t, cfg.DPoP.Verifier.Nonce())
+			} else {
+				assert.Nil(t, cfg.DPoP.Verifier)
+			}
 		})
 	}
 }

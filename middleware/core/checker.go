@@ -32,6 +32,10 @@ type Config struct {
 	// RateLimit charges every admitted request to its client; nil means
 	// no limits.
 	RateLimit *RateLimitConfig
+	// DPoP configures DPoP-bound tokens (RFC 9449); the zero value is
+	// dpop.Allow with an in-memory replay store. Certificate-bound tokens
+	// (RFC 8705) are always checked against Credential.PeerCertificate.
+	DPoP DPoPConfig
 	// Observer receives verdicts and dependency events (metrics, traces);
 	// nil observes nothing. Combine several with Observers.
 	Observer Observer
@@ -65,6 +69,7 @@ type Checker struct {
 	now        func() time.Time
 	warns      *logthrottle.Limiter
 	mismatches *logthrottle.Limiter
+	binding    binding
 }
 
 // Verdict is the outcome of a check: a Principal or a Refusal, and the
@@ -95,6 +100,10 @@ func New(cfg Config) (*Checker, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	bind, err := newBinding(cfg.DPoP, cfg.Now)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -109,6 +118,7 @@ func New(cfg Config) (*Checker, error) {
 		now:        cfg.Now,
 		warns:      &logthrottle.Limiter{Interval: warnInterval},
 		mismatches: &logthrottle.Limiter{Interval: mismatchInterval},
+		binding:    bind,
 	}
 	_, c.builtIn = cfg.Validator.(builtIn)
 	if c.maxLength == 0 {
@@ -164,6 +174,10 @@ func (c *Checker) Check(ctx context.Context, cred Credential, reqs ...scopes.Req
 		c.record(ctx, cred, refusedDecision(r, nil), r)
 		return Verdict{Refusal: r}
 	}
+	if r := c.bind(ctx, cred, p); r != nil {
+		c.record(ctx, cred, refusedDecision(r, p), r)
+		return Verdict{Refusal: r}
+	}
 	v := c.charge(ctx, cred, p)
 	if v.Refusal == nil {
 		v.Refusal = c.scopesRefusal(p, reqs)
@@ -196,11 +210,16 @@ func (c *Checker) Refuse(ctx context.Context, cred Credential, r *aegis.Refusal)
 
 // Validate validates a token and classifies its Principal, without scopes
 // or rate limits: for transports that check those themselves. The verdict
-// is recorded.
+// is recorded. A sender-constrained token (cnf) is refused: nothing here
+// proves possession of its key or certificate.
 func (c *Checker) Validate(ctx context.Context, token string) (*Principal, error) {
 	p, r := c.validate(ctx, token)
 	if r != nil {
 		c.record(ctx, Credential{}, refusedDecision(r, nil), r)
+		return nil, r
+	}
+	if r := c.bind(ctx, Credential{Token: token}, p); r != nil {
+		c.record(ctx, Credential{}, refusedDecision(r, p), r)
 		return nil, r
 	}
 	c.record(ctx, Credential{}, acceptedDecision(p), nil)
@@ -239,7 +258,15 @@ func (c *Checker) Confirm(ctx context.Context, cred Credential, prev *Principal)
 	p.Kind = c.classify(p)
 	p.checker = c
 	if prev.AdmittedBy(c) {
+		if r := c.rebind(cred, prev, p); r != nil {
+			c.record(ctx, cred, refusedDecision(r, p), r)
+			return Verdict{Refusal: r}
+		}
 		return Verdict{Principal: p}
+	}
+	if r := c.bind(ctx, cred, p); r != nil {
+		c.record(ctx, cred, refusedDecision(r, p), r)
+		return Verdict{Refusal: r}
 	}
 	v := c.charge(ctx, cred, p)
 	if v.Refusal != nil {

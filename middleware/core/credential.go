@@ -3,6 +3,8 @@ package core
 import (
 	"crypto/x509"
 	"net/url"
+
+	"github.com/olympus/aegis/middleware/dpop"
 )
 
 // Credential is what a transport presents for a decision: the access token
@@ -22,4 +24,10 @@ type Credential struct {
 	Proof string
 	// PeerCertificate is the client's TLS certificate, if any (RFC 8705).
 	PeerCertificate *x509.Certificate
+	// Scheme is the scheme Token came under: SchemeBearer (or empty) or
+	// SchemeDPoP.
+	Scheme Scheme
+	// DPoP is the route's DPoP policy; dpop.PolicyDefault means the
+	// Checker's (Config.DPoP.Policy).
+	DPoP dpop.Policy
 }

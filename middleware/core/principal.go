@@ -76,6 +76,8 @@ type Principal struct {
 	// slot is the context node allocated with the Principal (see
 	// principalContext); nil for a Principal allocated alone.
 	slot *principalContext
+	// binding records what the request proved (binding.go).
+	binding uint8
 }
 
 // claimLookup finds a claim's JSON value by name: *jwks.Claims and

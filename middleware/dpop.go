@@ -1,0 +1,250 @@
+package middleware
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/middleware/dpop"
+	"github.com/olympus/aegis/scopes"
+)
+
+// DPoPConfig configures DPoP-bound tokens (RFC 9449); see core.DPoPConfig.
+// The zero value is dpop.Allow: a token bound to a key (cnf.jkt) needs
+// "Authorization: DPoP <token>" and one DPoP header with a proof of that
+// key; tokens bound to nothing pass as Bearer tokens.
+type DPoPConfig = core.DPoPConfig
+
+// RFC 9449 §7.1 and §8 error codes, in the DPoP challenge.
+const (
+	CodeInvalidDPoPProof = "invalid_dpop_proof"
+	CodeUseDPoPNonce     = "use_dpop_nonce"
+)
+
+// ExternalURLConfig says how to learn the URL a client addressed (a DPoP
+// proof's htu) behind a reverse proxy. By default the request itself says
+// it: https when the Guard's server terminates TLS, else http, and the Host
+// header. Forwarded headers are read only from TrustedProxies; a header a
+// client sent itself is never believed.
+type ExternalURLConfig struct {
+	// TrustedProxies are the peers (the address of r.RemoteAddr) whose
+	// forwarded headers are believed.
+	TrustedProxies []netip.Prefix
+	// ProtoHeader names the header that carries the scheme the client
+	// used, such as "X-Forwarded-Proto"; HostHeader the host (and port) it
+	// addressed, such as "X-Forwarded-Host". Of a list, the last value is
+	// read: the one the nearest proxy, the trusted one, set. Configure that
+	// proxy to overwrite the header rather than append to it.
+	ProtoHeader, HostHeader string
+}
+
+func (c ExternalURLConfig) problems() []error {
+	var errs []error
+	headers := c.ProtoHeader != "" || c.HostHeader != ""
+	if headers && len(c.TrustedProxies) == 0 {
+		errs = append(errs, errors.New("Config.ExternalURL names forwarded headers but no TrustedProxies: they would never be read"))
+	}
+	if !headers && len(c.TrustedProxies) > 0 {
+		errs = append(errs, errors.New("Config.ExternalURL.TrustedProxies is set without ProtoHeader or HostHeader"))
+	}
+	for _, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("Config.ExternalURL.TrustedProxies holds an invalid prefix %v", p))
+		}
+	}
+	return errs
+}
+
+// WithDPoP returns a Guard for routes with their own DPoP policy: it shares
+// g's Checker (its validator, caches, replay store, rate limits) and
+// differs only in policy. It panics at route setup for a policy that is
+// not dpop.Allow, dpop.Require or dpop.Off.
+//
+//	r.With(guard.WithDPoP(dpop.Require).Require(scopes.All("payments:write"))).Post("/payments", pay)
+func (g *Guard) WithDPoP(p dpop.Policy) *Guard {
+	if _, err := dpop.ParsePolicy(string(p)); err != nil {
+		panic("aegis: WithDPoP: " + err.Error())
+	}
+	c := *g
+	c.dpopPolicy = p
+	return &c
+}
+
+// dpopHeader is the header that carries the proof, by its canonical key
+// (textproto spells "DPoP" so), read without canonicalizing per request.
+const dpopHeader = "Dpop"
+
+var errTwoProofs = func() *aegis.Refusal {
+	r := aegis.Refuse(aegis.ReasonInvalidDPoPProof, dpop.ErrMissing)
+	r.Description = "The request has more than one DPoP header"
+	return r
+}()
+
+// credential is the binding evidence of r, without its token: its scheme,
+// its DPoP proof, its TLS client certificate and, for DPoP, its external
+// URL. More than one DPoP header is a refusal.
+func (g *Guard) credential(r *http.Request) (core.Credential, *aegis.Refusal) {
+	cred := core.Credential{Method: r.Method, URL: r.URL, DPoP: g.dpopPolicy}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		cred.PeerCertificate = r.TLS.PeerCertificates[0]
+	}
+	if hasDPoPScheme(r) {
+		cred.Scheme = core.SchemeDPoP
+	}
+	proofs := r.Header[dpopHeader]
+	switch len(proofs) {
+	case 0:
+		return cred, nil
+	case 1:
+		cred.Proof = proofs[0]
+	default:
+		return cred, errTwoProofs
+	}
+	if cred.Scheme == core.SchemeDPoP {
+		cred.URL = g.externalURL(r)
+	}
+	return cred, nil
+}
+
+// externalURL is the absolute URL the client addressed (query dropped).
+func (g *Guard) externalURL(r *http.Request) *url.URL {
+	u := &url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath}
+	if r.TLS != nil {
+		u.Scheme = "https"
+	}
+	if !g.trustsPeer(r) {
+		return u
+	}
+	if h := g.external.ProtoHeader; h != "" {
+		if v := lastValue(r.Header.Values(h)); v != "" {
+			u.Scheme = strings.ToLower(v)
+		}
+	}
+	if h := g.external.HostHeader; h != "" {
+		if v := lastValue(r.Header.Values(h)); v != "" {
+			u.Host = v
+		}
+	}
+	return u
+}
+
+func (g *Guard) trustsPeer(r *http.Request) bool {
+	if len(g.external.TrustedProxies) == 0 {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range g.external.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// lastValue is the last element of a header's comma-separated values.
+func lastValue(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	v := values[len(values)-1]
+	if i := strings.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	return strings.TrimSpace(v)
+}
+
+// reauthorize checks a Principal the Guard's Checker admitted earlier in
+// the request against this route's DPoP policy and requirements.
+func (g *Guard) reauthorize(r *http.Request, p *Principal, reqs []scopes.Requirement) *aegis.Refusal {
+	cred := credential(r)
+	cred.DPoP = g.dpopPolicy
+	if ref := g.checker.AuthorizeBinding(r.Context(), cred, p); ref != nil {
+		return ref
+	}
+	return g.checker.Authorize(r.Context(), cred, p, reqs...)
+}
+
+// setNonce sends the server's current DPoP nonce to requests that use DPoP
+// or were refused for want of one.
+func (g *Guard) setNonce(w http.ResponseWriter, cred core.Credential, ref *aegis.Refusal) {
+	if cred.Scheme != core.SchemeDPoP && (ref == nil || ref.Reason != aegis.ReasonUseDPoPNonce) {
+		return
+	}
+	if n := g.checker.DPoPVerifier().Nonce(); n != "" {
+		w.Header().Set("DPoP-Nonce", n)
+	}
+}
+
+// setChallenges sets the WWW-Authenticate challenges of e: the Bearer
+// challenge, the DPoP challenge, or both when the route accepts both
+// schemes (RFC 9449 §7.1). The error code goes in the challenge of the
+// scheme the request used (DPoP for a proof's own errors); the other is
+// bare.
+func (g *Guard) setChallenges(w http.ResponseWriter, r *http.Request, e *Error) {
+	bearer := e.Challenge(g.realm)
+	if bearer == "" {
+		return
+	}
+	policy := g.checker.DPoPPolicy(g.dpopPolicy)
+	if policy == dpop.Off {
+		w.Header().Set("WWW-Authenticate", bearer)
+		return
+	}
+	dpopHas := e.Code == CodeInvalidDPoPProof || e.Code == CodeUseDPoPNonce || hasDPoPScheme(r)
+	var dpopChallenge string
+	if dpopHas || policy == dpop.Require {
+		dpopChallenge = "DPoP" + bearer[len("Bearer"):] + g.challenges.algs
+	} else {
+		dpopChallenge = g.challenges.bareDPoP
+	}
+	h := w.Header()
+	switch {
+	case policy != dpop.Allow:
+		h["Www-Authenticate"] = []string{dpopChallenge}
+	case dpopHas:
+		h["Www-Authenticate"] = []string{g.challenges.bareBearer, dpopChallenge}
+	default:
+		h["Www-Authenticate"] = []string{bearer, dpopChallenge}
+	}
+}
+
+// challenges are the parts of a Guard's challenges that never change.
+type challenges struct {
+	// algs is the DPoP challenge's algs parameter, with its separator.
+	algs string
+	// bareBearer and bareDPoP are the challenges without an error.
+	bareBearer, bareDPoP string
+}
+
+func newChallenges(realm, metadataURL string, v *dpop.Verifier) challenges {
+	var c challenges
+	c.algs = `, algs="` + quotable(strings.Join(v.Algorithms(), " ")) + `"`
+	c.bareBearer = (&Error{Status: http.StatusUnauthorized, ResourceMetadata: metadataURL}).Challenge(realm)
+	c.bareDPoP = "DPoP" + c.bareBearer[len("Bearer"):] + c.algs
+	return c
+}
+
+// hasDPoPScheme reports whether r's one Authorization header uses the DPoP
+// scheme.
+func hasDPoPScheme(r *http.Request) bool {
+	v := r.Header["Authorization"]
+	if len(v) != 1 {
+		return false
+	}
+	auth := v[0]
+	return len(auth) > 5 && auth[4] == ' ' && strings.EqualFold(auth[:4], "DPoP")
+}
