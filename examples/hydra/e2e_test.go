@@ -168,7 +168,11 @@ func assertChallenge(t *testing.T, r response, status int, wantErr string) map[s
 	assertMediaType(t, r, "application/problem+json")
 	assert.True(t, json.Valid(r.body), "body is not JSON: %s", r.body)
 	values := r.header.Values("WWW-Authenticate")
-	require.Len(t, values, 1, "one WWW-Authenticate header")
+	// The Bearer challenge first; the server also accepts DPoP (-dpop
+	// allow, the default), so a bare DPoP challenge follows it (RFC 9449
+	// §7.1).
+	require.Len(t, values, 2, "a Bearer and a DPoP challenge")
+	assert.True(t, strings.HasPrefix(values[1], "DPoP "), "%s", values[1])
 	scheme, params, err := parseChallenge(values[0])
 	require.NoError(t, err)
 	assert.Equal(t, "bearer", strings.ToLower(scheme), "%s", values[0])
