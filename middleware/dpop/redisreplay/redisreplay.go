@@ -8,6 +8,7 @@ package redisreplay
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -92,4 +93,36 @@ func (s *Store) Seen(ctx context.Context, key string, expires time.Time) (bool, 
 		return false, fmt.Errorf("redisreplay: %w", err)
 	}
 	return !set, nil
+}
+
+// nonceSecretKey names the nonce secret after the prefix. Replay keys are
+// 43-character hashes, so it cannot collide with one.
+const nonceSecretKey = "nonce-secret"
+
+// NonceSecretSize is the size of the secret NonceSecret makes.
+const NonceSecretSize = 32
+
+// NonceSecret returns the secret that derives DPoP nonces
+// (dpop.NonceConfig.Secret), the same for every replica that uses this
+// Redis and prefix, so that a nonce one replica hands out is accepted by
+// the others: the first caller stores a random secret of NonceSecretSize
+// bytes (SET NX, without expiry), every caller reads the one stored. Anyone
+// who can read the Redis can then predict the nonces, which only vouch for
+// a proof's freshness, never for its key. ctx bounds the two round trips;
+// Timeout does not apply.
+func (s *Store) NonceSecret(ctx context.Context) ([]byte, error) {
+	key := s.prefix + nonceSecretKey
+	secret := make([]byte, NonceSecretSize)
+	_, _ = rand.Read(secret)
+	if err := s.client.SetNX(ctx, key, secret, 0).Err(); err != nil {
+		return nil, fmt.Errorf("redisreplay: storing the nonce secret: %w", err)
+	}
+	stored, err := s.client.Get(ctx, key).Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("redisreplay: reading the nonce secret: %w", err)
+	}
+	if len(stored) < NonceSecretSize {
+		return nil, fmt.Errorf("redisreplay: the nonce secret in Redis (%s) has %d bytes, fewer than %d", key, len(stored), NonceSecretSize)
+	}
+	return stored, nil
 }

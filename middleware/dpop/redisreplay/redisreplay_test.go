@@ -116,3 +116,54 @@ func TestTwoGuardsShareRedis(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "Redis down: no decision")
 	assert.NotEmpty(t, rec.Header().Get("Retry-After"))
 }
+
+// TestNonceSecret: replicas on one Redis and prefix get one secret, the
+// first one stored; another prefix gets its own; a short value or a Redis
+// that cannot answer is an error.
+func TestNonceSecret(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	first, err := newStore(t, srv.Client(withTimeout)).NonceSecret(ctx)
+	require.NoError(t, err)
+	require.Len(t, first, redisreplay.NonceSecretSize)
+	other, err := redisreplay.New(redisreplay.Config{Client: srv.Client(withTimeout), Prefix: "other:"})
+	require.NoError(t, err)
+	require.NoError(t, srv.Client().Set(ctx, "short:nonce-secret", "tiny", 0).Err())
+	short, err := redisreplay.New(redisreplay.Config{Client: srv.Client(withTimeout), Prefix: "short:"})
+	require.NoError(t, err)
+
+	tests := []struct {
+		name  string
+		store *redisreplay.Store
+		same  bool   // the first replica's secret
+		err   string // when it fails
+	}{
+		{name: "another replica, same prefix", store: newStore(t, srv.Client(withTimeout)), same: true},
+		{name: "another prefix", store: other},
+		{name: "a value too short", store: short, err: "fewer than 32"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.store.NonceSecret(ctx)
+			if tt.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Len(t, got, redisreplay.NonceSecretSize)
+			if tt.same {
+				assert.Equal(t, first, got)
+			} else {
+				assert.NotEqual(t, first, got)
+			}
+		})
+	}
+	ttl, err := srv.Client().TTL(ctx, redisreplay.DefaultPrefix+"nonce-secret").Result()
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(-1), ttl, "the secret never expires")
+
+	srv.Stop()
+	_, err = newStore(t, srv.Client(withTimeout)).NonceSecret(ctx)
+	assert.Error(t, err, "Redis down")
+}
