@@ -27,6 +27,7 @@ require (
 	github.com/lestrrat-go/option v1.0.1 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/olympus/aegis/introspect/rediscache v0.0.0 // indirect
+	github.com/olympus/aegis/middleware/dpop/redisreplay v0.0.0 // indirect
 	github.com/olympus/aegis/ratelimit/redisstore v0.0.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
@@ -46,6 +47,7 @@ replace (
 	github.com/olympus/aegis/internal/redistest => ../internal/redistest
 	github.com/olympus/aegis/internal/serverflags => ../internal/serverflags
 	github.com/olympus/aegis/introspect/rediscache => ../introspect/rediscache
+	github.com/olympus/aegis/middleware/dpop/redisreplay => ../middleware/dpop/redisreplay
 	github.com/olympus/aegis/middleware/prommetrics => ../middleware/prommetrics
 	github.com/olympus/aegis/ratelimit/redisstore => ../ratelimit/redisstore
 )

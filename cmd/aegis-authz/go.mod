@@ -27,6 +27,7 @@ require (
 	github.com/lestrrat-go/option v1.0.1 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/olympus/aegis/introspect/rediscache v0.0.0 // indirect
+	github.com/olympus/aegis/middleware/dpop/redisreplay v0.0.0 // indirect
 	github.com/olympus/aegis/middleware/prommetrics v0.0.0 // indirect
 	github.com/olympus/aegis/ratelimit/redisstore v0.0.0 // indirect
 	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
@@ -51,6 +52,7 @@ replace (
 	github.com/olympus/aegis/internal/redistest => ../../internal/redistest
 	github.com/olympus/aegis/internal/serverflags => ../../internal/serverflags
 	github.com/olympus/aegis/introspect/rediscache => ../../introspect/rediscache
+	github.com/olympus/aegis/middleware/dpop/redisreplay => ../../middleware/dpop/redisreplay
 	github.com/olympus/aegis/middleware/prommetrics => ../../middleware/prommetrics
 	github.com/olympus/aegis/ratelimit/redisstore => ../../ratelimit/redisstore
 )

@@ -3,11 +3,14 @@ package main
 import (
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/redistest"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 )
@@ -62,4 +65,67 @@ func TestServerDPoP(t *testing.T) {
 		assert.Contains(t, resp.Header.Values("WWW-Authenticate")[1], `error="use_dpop_nonce"`)
 		assert.Equal(t, http.StatusOK, callDPoP(t, base+"/data", bound, key, nonce).StatusCode)
 	})
+}
+
+// TestServerReplicasShareDPoP: two instances given one -redis-url are
+// replicas behind one load balancer: a proof used at one is refused at the
+// other (the replay store is in Redis) and, with -dpop-nonce, a nonce one
+// hands out is accepted by the other (the secret is kept in Redis).
+func TestServerReplicasShareDPoP(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	key := jwkstest.NewKey(jwks.ES256)
+	bound := iss.DPoPBound("worker", key, "data:read")
+	redisURL := "redis://" + redistest.Start(t).Addr() + "/0"
+	args := []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience, "-redis-url", redisURL}
+	// send sends the proof, made for url, to base instead: both replicas
+	// stand for one external URL, the proof's htu.
+	send := func(t *testing.T, base, url, proof string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+"/data", nil)
+		require.NoError(t, err)
+		req.Host = strings.TrimPrefix(url, "http://")
+		req.Header.Set("Authorization", "DPoP "+bound)
+		req.Header.Set("DPoP", proof)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	const external = "http://api.test"
+	proof := func(nonce string) string {
+		return key.DPoPProof(jwkstest.DPoPProof{Method: http.MethodGet, URL: external + "/data", AccessToken: bound, Nonce: nonce})
+	}
+
+	tests := []struct {
+		name  string
+		flags []string
+	}{
+		{name: "replays", flags: nil},
+		{name: "replays with nonces", flags: []string{"-dpop-nonce"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, _ := startServer(t, append(slices.Clone(args), tt.flags...), nil)
+			b, _ := startServer(t, append(slices.Clone(args), tt.flags...), nil)
+			nonce := ""
+			if slices.Contains(tt.flags, "-dpop-nonce") {
+				resp := send(t, a, external, proof(""))
+				require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+				nonce = resp.Header.Get("DPoP-Nonce")
+				require.NotEmpty(t, nonce, "A hands out a nonce")
+			}
+			p := proof(nonce)
+			assert.Equal(t, http.StatusOK, send(t, b, external, p).StatusCode, "first use, at B (with A's nonce, if any)")
+			resp := send(t, a, external, p)
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the same proof at A")
+			assert.Contains(t, strings.Join(resp.Header.Values("WWW-Authenticate"), "\n"), `error="invalid_dpop_proof"`)
+			resp = send(t, b, external, p)
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the same proof again at B")
+			assert.Equal(t, http.StatusOK, send(t, a, external, proof(nonce)).StatusCode, "a fresh proof at A")
+			if nonce != "" {
+				assert.Equal(t, nonce, resp.Header.Get("DPoP-Nonce"), "both replicas hand out the same nonce")
+			}
+		})
+	}
 }

@@ -164,6 +164,8 @@ func TestServerFlagErrors(t *testing.T) {
 		{name: "insecure clients URL", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-clients-url", "http://hydra:4445"}, want: "-clients-url"},
 		{name: "zero clients cache TTL", args: []string{"-issuer", "https://i.example", "-clients-cache-ttl", "0s"}, want: "-clients-cache-ttl"},
 		{name: "bad metrics address", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-metrics-addr", "nonsense"}, want: "-metrics-addr"},
+		{name: "nonces shared through a Redis that does not answer", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0",
+			"-redis-url", "redis://127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)) + "/0", "-dpop-nonce"}, want: "-dpop-nonce with -redis-url"},
 		{name: "basic auth without a client ID", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-mode", "introspect", "-introspection-auth", "basic"}, want: "ClientID"},
 	}
 	for _, tc := range tests {

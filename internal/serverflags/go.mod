@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/olympus/aegis v0.0.0
 	github.com/olympus/aegis/introspect/rediscache v0.0.0
+	github.com/olympus/aegis/middleware/dpop/redisreplay v0.0.0
 	github.com/olympus/aegis/middleware/prommetrics v0.0.0
 	github.com/olympus/aegis/ratelimit/redisstore v0.0.0
 	github.com/prometheus/client_golang v1.25.0
@@ -41,6 +42,7 @@ replace (
 	github.com/olympus/aegis => ../..
 	github.com/olympus/aegis/internal/redistest => ../redistest
 	github.com/olympus/aegis/introspect/rediscache => ../../introspect/rediscache
+	github.com/olympus/aegis/middleware/dpop/redisreplay => ../../middleware/dpop/redisreplay
 	github.com/olympus/aegis/middleware/prommetrics => ../../middleware/prommetrics
 	github.com/olympus/aegis/ratelimit/redisstore => ../../ratelimit/redisstore
 )

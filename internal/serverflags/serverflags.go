@@ -5,7 +5,8 @@
 // -log-level and -allow-insecure-http, each also read from its AEGIS_*
 // variable, and what they build: the Guard's middleware.Config, with its
 // Redis client, shared introspection cache, rate limits and Prometheus
-// metrics server.
+// metrics server. With -redis-url, the replicas also share their DPoP
+// replay store and, with -dpop-nonce, their nonce secret.
 //
 // It is a module of its own so that go-redis and Prometheus stay out of
 // the root module.
@@ -35,6 +36,7 @@ import (
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/middleware/dpop"
+	"github.com/olympus/aegis/middleware/dpop/redisreplay"
 	"github.com/olympus/aegis/middleware/prommetrics"
 	"github.com/olympus/aegis/middleware/resource"
 	"github.com/olympus/aegis/ratelimit"
@@ -102,11 +104,11 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.IntrospectionCache, "introspection-cache", "", "where introspection answers are cached: local (each replica its own) or shared (through -redis-url, so replicas introspect a token once between them); default shared with -redis-url, else local")
 	fs.StringVar(&o.ClientsURL, "clients-url", "", "Hydra admin base URL: each client's limit is its metadata.rate_limit_per_minute")
 	fs.DurationVar(&o.ClientsCacheTTL, "clients-cache-ttl", ratelimit.DefaultHydraTTL, "how long a client's limit is cached")
-	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis URL (redis://host:port/db) to share rate limits and introspection answers across replicas (default: in memory)")
+	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis URL (redis://host:port/db) to share rate limits, introspection answers, used DPoP proofs and the DPoP nonce secret across replicas (default: in memory)")
 	fs.IntVar(&o.DefaultRateLimit, "default-rate-limit", 0, "requests per minute for clients with no limit of their own (0: unlimited)")
 	fs.StringVar(&o.RateLimitFailure, "rate-limit-failure", "open", "when Redis fails: open (decide in memory) or closed (503)")
 	fs.StringVar(&o.DPoP, "dpop", string(dpop.Allow), "DPoP-bound tokens (RFC 9449): allow (bound tokens need a proof, plain Bearer tokens pass), require (only DPoP) or off (bound tokens refused)")
-	fs.BoolVar(&o.DPoPNonce, "dpop-nonce", false, "demand server nonces in DPoP proofs (RFC 9449 §8): a proof without the current nonce gets 401 use_dpop_nonce and a DPoP-Nonce header; the nonce rotates every 5 minutes (per replica)")
+	fs.BoolVar(&o.DPoPNonce, "dpop-nonce", false, "demand server nonces in DPoP proofs (RFC 9449 §8): a proof without the current nonce gets 401 use_dpop_nonce and a DPoP-Nonce header; the nonce rotates every 5 minutes; replicas accept each other's nonces only with -redis-url (the secret they derive from is kept there), else each replica's nonces are its own")
 }
 
 // Parse parses args with fs, whose flags include o's (see Register), then
@@ -357,6 +359,11 @@ func (s *Stack) build(o Options) error {
 	if err != nil {
 		return err
 	}
+	if rdb != nil && cfg.DPoP.Policy != dpop.Off {
+		if cfg.DPoP.Verifier, err = o.sharedDPoP(rdb); err != nil {
+			return err
+		}
+	}
 	if cfg.RateLimit, err = o.RateLimit(s.log, rdb); err != nil {
 		return err
 	}
@@ -373,6 +380,35 @@ func (s *Stack) build(o Options) error {
 	}
 	s.Config = cfg
 	return nil
+}
+
+// nonceSecretTimeout bounds reading (or first storing) the DPoP nonce
+// secret in Redis at startup.
+const nonceSecretTimeout = 5 * time.Second
+
+// sharedDPoP is the DPoP Verifier of replicas that share rdb. Its replay
+// store is in Redis, so a proof used at one replica is refused at every
+// other (when Redis cannot answer, proofs get 503, never an unchecked
+// admission). With -dpop-nonce, its nonce secret is the one stored in
+// Redis (redisreplay.Store.NonceSecret), so replicas accept each other's
+// nonces; when Redis cannot give it at startup, startup fails rather than
+// run with nonces the other replicas refuse.
+func (o Options) sharedDPoP(rdb *redis.Client) (*dpop.Verifier, error) {
+	store, err := redisreplay.New(redisreplay.Config{Client: rdb})
+	if err != nil {
+		return nil, err
+	}
+	cfg := dpop.Config{Replay: store}
+	if o.DPoPNonce {
+		ctx, cancel := context.WithTimeout(context.Background(), nonceSecretTimeout)
+		defer cancel()
+		secret, err := store.NonceSecret(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("-dpop-nonce with -redis-url: %w", err)
+		}
+		cfg.Nonce = &dpop.NonceConfig{Secret: secret}
+	}
+	return dpop.New(cfg)
 }
 
 // ServeMetrics starts serving /metrics on -metrics-addr, when given, and
