@@ -45,6 +45,7 @@ var suite struct {
 	tmp       string
 	hydra     *hydraProc
 	hydraErr  error
+	hydraBin  string // the binary suite.hydra runs, for tests that start another
 	serverBin string
 	serverErr error
 	workerBin string
@@ -318,7 +319,19 @@ func setupHydra(tmp string) (*hydraProc, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s: %w", envHydraBin, err)
 	}
+	suite.hydraBin = bin
+	h, err := startHydra(tmp, bin, "hydra")
+	if h != nil {
+		h.building = built
+	}
+	return h, err
+}
 
+// startHydra starts a Hydra of its own (in-memory, on free loopback
+// ports), logging to tmp/name.log, with extra environment variables (which
+// win), and waits until both of its ports are ready. The caller stops its
+// proc.
+func startHydra(tmp, bin, name string, extraEnv ...string) (*hydraProc, error) {
 	var ports [3]int
 	for i := range ports {
 		p, err := freePort()
@@ -328,11 +341,10 @@ func setupHydra(tmp string) (*hydraProc, error) {
 		ports[i] = p
 	}
 	h := &hydraProc{
-		public:   fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		admin:    fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
-		uiBase:   fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
-		hc:       &http.Client{Timeout: httpTimeout},
-		building: built,
+		public: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		admin:  fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+		uiBase: fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
+		hc:     &http.Client{Timeout: httpTimeout},
 	}
 	ttl := os.Getenv(envTTL)
 	if ttl == "" {
@@ -351,7 +363,8 @@ func setupHydra(tmp string) (*hydraProc, error) {
 		"STRATEGIES_ACCESS_TOKEN=jwt",
 		"TTL_ACCESS_TOKEN="+ttl,
 	)
-	p, err := startProc("hydra", filepath.Join(tmp, "hydra.log"), env, bin, "serve", "all", "--dev", "--sqa-opt-out")
+	env = append(env, extraEnv...)
+	p, err := startProc(name, filepath.Join(tmp, name+".log"), env, bin, "serve", "all", "--dev", "--sqa-opt-out")
 	if err != nil {
 		return nil, err
 	}
