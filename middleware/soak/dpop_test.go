@@ -26,6 +26,11 @@ const (
 	dpopSoakReplayWorkers = 2   // send proofs that already passed
 	dpopSoakRaceWorkers   = 2   // send one new proof twice at once
 	dpopSoakUsed          = 256 // proofs that passed, waiting to be replayed
+	// dpopSoakStoreEntries bounds the replay store far above the proofs a
+	// soak accepts in one window (60 s), so that no entry is evicted: the
+	// soak checks replay detection, not eviction (the store is not
+	// preallocated).
+	dpopSoakStoreEntries = 1 << 23
 )
 
 // dpopSoakOutcome is what one request came back with.
@@ -46,7 +51,7 @@ const (
 func TestSoakDPoPReplays(t *testing.T) {
 	d := soakDuration(t)
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{Algorithm: jwks.ES256})
-	store, err := dpop.NewMemoryStore(dpop.MemoryStoreConfig{})
+	store, err := dpop.NewMemoryStore(dpop.MemoryStoreConfig{MaxEntries: dpopSoakStoreEntries})
 	require.NoError(t, err)
 	verifier, err := dpop.New(dpop.Config{Replay: store})
 	require.NoError(t, err)
@@ -192,4 +197,5 @@ func TestSoakDPoPReplays(t *testing.T) {
 	assert.Positive(t, freshPassed.Load(), "fresh proofs passed")
 	assert.Positive(t, replaysRefused.Load(), "replays were sent and refused")
 	assert.Positive(t, racesOne.Load(), "concurrent pairs were sent")
+	assert.Less(t, store.Len(), dpopSoakStoreEntries/8, "the replay store stayed far from its bound (no eviction)")
 }
