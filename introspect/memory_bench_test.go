@@ -6,25 +6,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/introspect"
 	"github.com/olympus/aegis/jwks/jwkstest"
 )
-
-// liveHeap is the heap's live bytes after a full collection (two, so that
-// sync.Pool's victim caches are gone too).
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // hydraUserClaims are the claims Ory Hydra's introspection describes for
 // person i's opaque token: UUID subject, client and jti, the usual OpenID
@@ -87,7 +77,7 @@ func BenchmarkIntrospectCacheBytesPerEntry(b *testing.B) {
 				client, err := introspect.New(introspect.Config{Endpoint: issuer.IntrospectionURL(), Issuer: issuer.URL,
 					Audience: issuer.Audience, HTTPClient: issuer.Client(), Now: now})
 				require.NoError(b, err)
-				before := liveHeap()
+				before := testutil.LiveHeap()
 				for _, token := range tc.tokens {
 					res, err := client.Introspect(ctx, token)
 					if tc.refused == nil && (err != nil || res == nil) {
@@ -97,7 +87,7 @@ func BenchmarkIntrospectCacheBytesPerEntry(b *testing.B) {
 						b.Fatal("not refused as expected:", err)
 					}
 				}
-				after := liveHeap()
+				after := testutil.LiveHeap()
 				perEntry = float64(int64(after)-int64(before)) / n
 				b.StopTimer()
 				require.Equal(b, n, introspect.CachedEntries(client), "every answer is held")

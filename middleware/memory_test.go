@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
@@ -57,16 +58,6 @@ func (m *userMinter) mint(i int) string {
 		`"scp":["openid","offline_access","profile","email","data:read","data:write"],"sub":"3f2a9c1e-7b4d-4e8a-9c61-%012x"}`,
 		m.aud, m.exp, i, i, m.iat, m.iss, i, m.iat, i)
 	return jwkstest.SignRaw(m.key, m.header, claims)
-}
-
-// liveHeap is the heap's live bytes after a full collection (two, so that
-// sync.Pool's victim caches are gone too).
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // traffic is distinct tokens sent through a Guard, with the live heap read
@@ -130,7 +121,7 @@ func (tr *traffic) run(tb testing.TB, base uint64, at ...int) []checkpoint {
 	out := make([]checkpoint, 0, len(at))
 	for _, n := range at {
 		require.NoError(tb, tr.sendUpTo(n))
-		out = append(out, checkpoint{sent: n, heap: int64(liveHeap()) - int64(base)})
+		out = append(out, checkpoint{sent: n, heap: int64(testutil.LiveHeap()) - int64(base)})
 	}
 	return out
 }
@@ -162,7 +153,7 @@ func TestHeapBoundedByCacheNotTraffic(t *testing.T) {
 			g := mustGuard(t, setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Logger: quiet(), Now: fixedClock},
 				Keys: set, VerifiedCache: cacheSetup{MaxEntries: tc.maxEntries}})
 			tr := &traffic{g: g, m: newUserMinter(iss, k, t0)}
-			base := liveHeap()
+			base := testutil.LiveHeap()
 			n := tc.maxEntries
 			points := tr.run(t, base, n, 2*n, 5*n, 10*n)
 			for _, p := range points {
@@ -203,7 +194,7 @@ func BenchmarkGuardMillionUsers(b *testing.B) {
 		tr := &traffic{g: g, m: newUserMinter(iss, iss.CurrentKey(), t0)}
 		// Discover the issuer and fetch its keys before the baseline.
 		require.NoError(b, tr.sendUpTo(1))
-		base := liveHeap()
+		base := testutil.LiveHeap()
 		points := tr.run(b, base, core.DefaultCacheMaxEntries, 100_000, 250_000, 500_000, 1_000_000)
 		for _, p := range points {
 			b.ReportMetric(float64(p.heap)/(1<<20), fmt.Sprintf("MiB-%04dk", p.sent/1000))

@@ -1,16 +1,27 @@
-// Package testutil holds what Aegis's tests share: a settable clock and a
-// buffer that concurrent loggers may write to.
+// Package testutil holds what Aegis's tests share: a settable clock, a
+// buffer that concurrent loggers may write to, and the live heap.
 package testutil
 
 import (
 	"bytes"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
+
+// LiveHeap is the heap's live bytes after a full collection (two, so that
+// sync.Pool's victim caches are gone too).
+func LiveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
 
 // Clock is a clock that moves only when told to. It is safe for
 // concurrent use.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/olympus/aegis/internal/testutil"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware/core"
@@ -112,16 +113,6 @@ func (m *memIssuer) userTokens(tb testing.TB, alg string, n int) []string {
 	return pool
 }
 
-// liveHeap is the heap's live bytes after a full collection (two, so that
-// sync.Pool's victim caches are gone too).
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // BenchmarkVerifiedCacheBytesPerEntry fills a verified-token cache of the
 // default size (core.DefaultCacheMaxEntries) with as many distinct user
 // tokens, each validated with a copy of its own as a request carries, and
@@ -138,13 +129,13 @@ func BenchmarkVerifiedCacheBytesPerEntry(b *testing.B) {
 			var perEntry float64
 			for b.Loop() {
 				v := core.Cached(m.jwt, core.CacheConfig{MaxEntries: n, Now: fixedClock})
-				before := liveHeap()
+				before := testutil.LiveHeap()
 				for _, tok := range tokens {
 					if _, err := v.Validate(ctx, strings.Clone(tok)); err != nil {
 						b.Fatal(err)
 					}
 				}
-				after := liveHeap()
+				after := testutil.LiveHeap()
 				perEntry = float64(int64(after)-int64(before)) / n
 				b.StopTimer()
 				for _, tok := range tokens[:100] {
