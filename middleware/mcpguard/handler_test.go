@@ -44,8 +44,9 @@ func (s *stack) post(t *testing.T, token, body string) (int, http.Header, string
 // runs, and no answer is a 500: the Guard reads each body as the SDK does
 // (duplicate keys, keys differing in case, escapes, trailing data), refuses
 // a forbidden call with the MCP 2025-11-25 runtime scope challenge (RFC 6750
-// §3.1 insufficient_scope, RFC 9728 §5.1 resource_metadata), and hands
-// anything else to the SDK, which answers it.
+// §3.1 insufficient_scope, RFC 9728 §5.1 resource_metadata), refuses a
+// body that is not exactly one JSON value, and hands anything else to the
+// SDK, which answers it.
 func TestToolCallBodies(t *testing.T) {
 	s := newStack(t, true, func(c *mcpguard.Config) { c.MaxBodyBytes = 4096 })
 	token := s.iss.M2M("agent", "notes:read")

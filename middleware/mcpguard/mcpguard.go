@@ -255,7 +255,10 @@ func (g *Guard) MetadataHandler() http.Handler { return g.metaHandler }
 //     (MCP 2025-11-25, Authorization, Runtime Insufficient Scope Errors),
 //     before the SDK sees it; its body is a JSON-RPC error response to the
 //     call (CodeInsufficientScope). The refusal is a recorded decision.
-//   - Bodies that are not JSON-RPC go to the SDK, which answers them; a
+//   - A body that is not exactly one JSON value gets 400 (a JSON-RPC
+//     parse error): the SDK's decoder would read its first value and
+//     ignore the rest, which the check above would not have seen. Other
+//     bodies that are not JSON-RPC go to the SDK, which answers them; a
 //     body over Config.MaxBodyBytes gets 413, since it cannot be checked.
 //   - The admitted request carries the Principal (core.PrincipalFrom) and
 //     the SDK's auth.TokenInfo, which the SDK hands to tool handlers as
