@@ -1,8 +1,10 @@
 package middleware
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -10,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/internal/clientcert"
 	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/middleware/dpop"
 	"github.com/olympus/aegis/scopes"
@@ -27,14 +30,17 @@ const (
 	CodeUseDPoPNonce     = "use_dpop_nonce"
 )
 
-// ExternalURLConfig says how to learn the URL a client addressed (a DPoP
-// proof's htu) behind a reverse proxy. By default the request itself says
-// it: https when the Guard's server terminates TLS, else http, and the Host
-// header. Forwarded headers are read only from TrustedProxies; a header a
-// client sent itself is never believed.
-type ExternalURLConfig struct {
+// ProxyConfig says what a trusted reverse proxy in front of the Guard
+// tells it about the client's request: the URL the client addressed (a
+// DPoP proof's htu) and the TLS client certificate it presented (RFC 8705
+// certificate-bound tokens), when the proxy terminates TLS. By default the
+// request itself says it: https when the Guard's server terminates TLS,
+// else http, the Host header, and the TLS peer certificate. Headers are
+// read only from TrustedProxies; a header a client sent itself is never
+// believed.
+type ProxyConfig struct {
 	// TrustedProxies are the peers (the address of r.RemoteAddr) whose
-	// forwarded headers are believed.
+	// headers are believed.
 	TrustedProxies []netip.Prefix
 	// ProtoHeader names the header that carries the scheme the client
 	// used, such as "X-Forwarded-Proto"; HostHeader the host (and port) it
@@ -42,21 +48,52 @@ type ExternalURLConfig struct {
 	// read: the one the nearest proxy, the trusted one, set. Configure that
 	// proxy to overwrite the header rather than append to it.
 	ProtoHeader, HostHeader string
+	// ClientCertHeader names the header that carries the client's TLS
+	// certificate, such as "X-SSL-Client-Cert" (nginx:
+	// proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert) or
+	// "X-Forwarded-Client-Cert" (Envoy). From a trusted proxy, this header
+	// alone says which certificate the client presented (none, without
+	// it): the proxy's own TLS certificate is never taken for the
+	// client's. A value that cannot be read counts as no certificate.
+	ClientCertHeader string
+	// ClientCertFormat is how ClientCertHeader carries the certificate;
+	// default ClientCertEscapedPEM.
+	ClientCertFormat ClientCertFormat
 }
 
-func (c ExternalURLConfig) problems() []error {
+// ClientCertFormat is how a proxy's header carries a client certificate.
+type ClientCertFormat string
+
+// The formats of ProxyConfig.ClientCertHeader.
+const (
+	// ClientCertEscapedPEM is a URL-escaped PEM certificate, as nginx's
+	// $ssl_client_escaped_cert.
+	ClientCertEscapedPEM ClientCertFormat = ClientCertFormat(clientcert.EscapedPEM)
+	// ClientCertBase64DER is the DER certificate in standard base64, as
+	// Caddy's {http.request.tls.client.certificate_der_base64}.
+	ClientCertBase64DER ClientCertFormat = ClientCertFormat(clientcert.Base64DER)
+	// ClientCertXFCC is Envoy's x-forwarded-client-cert: the Cert of its
+	// last element, the nearest proxy's (forward_client_cert_details
+	// SANITIZE_SET with set_current_client_cert_details cert: true).
+	ClientCertXFCC ClientCertFormat = ClientCertFormat(clientcert.XFCC)
+)
+
+func (c ProxyConfig) problems() []error {
 	var errs []error
-	headers := c.ProtoHeader != "" || c.HostHeader != ""
+	headers := c.ProtoHeader != "" || c.HostHeader != "" || c.ClientCertHeader != ""
 	if headers && len(c.TrustedProxies) == 0 {
-		errs = append(errs, errors.New("Config.ExternalURL names forwarded headers but no TrustedProxies: they would never be read"))
+		errs = append(errs, errors.New("Config.Proxy names headers but no TrustedProxies: they would never be read"))
 	}
 	if !headers && len(c.TrustedProxies) > 0 {
-		errs = append(errs, errors.New("Config.ExternalURL.TrustedProxies is set without ProtoHeader or HostHeader"))
+		errs = append(errs, errors.New("Config.Proxy.TrustedProxies is set without ProtoHeader, HostHeader or ClientCertHeader"))
 	}
 	for _, p := range c.TrustedProxies {
 		if !p.IsValid() {
-			errs = append(errs, fmt.Errorf("Config.ExternalURL.TrustedProxies holds an invalid prefix %v", p))
+			errs = append(errs, fmt.Errorf("Config.Proxy.TrustedProxies holds an invalid prefix %v", p))
 		}
+	}
+	if _, err := clientcert.ParseFormat(string(c.ClientCertFormat)); err != nil {
+		errs = append(errs, fmt.Errorf("Config.Proxy.ClientCertFormat: %w", err))
 	}
 	return errs
 }
@@ -90,10 +127,7 @@ var errTwoProofs = func() *aegis.Refusal {
 // its DPoP proof, its TLS client certificate and, for DPoP, its external
 // URL. More than one DPoP header is a refusal.
 func (g *Guard) credential(r *http.Request) (core.Credential, *aegis.Refusal) {
-	cred := core.Credential{Method: r.Method, URL: r.URL, DPoP: g.dpopPolicy}
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		cred.PeerCertificate = r.TLS.PeerCertificates[0]
-	}
+	cred := core.Credential{Method: r.Method, URL: r.URL, DPoP: g.dpopPolicy, PeerCertificate: g.clientCertificate(r)}
 	if hasDPoPScheme(r) {
 		cred.Scheme = core.SchemeDPoP
 	}
@@ -112,6 +146,28 @@ func (g *Guard) credential(r *http.Request) (core.Credential, *aegis.Refusal) {
 	return cred, nil
 }
 
+// clientCertificate is the TLS certificate r's client presented: the one
+// a trusted proxy names in its header, when one is configured, else the
+// TLS peer's.
+func (g *Guard) clientCertificate(r *http.Request) *x509.Certificate {
+	if h := g.proxy.ClientCertHeader; h != "" && g.trustsPeer(r) {
+		v := r.Header.Values(h)
+		if len(v) != 1 {
+			return nil
+		}
+		c, err := clientcert.Parse(clientcert.Format(g.proxy.ClientCertFormat), v[0])
+		if err != nil {
+			g.logger.DebugContext(r.Context(), "aegis: client certificate header unreadable", slog.String("header", h), slog.String("error", err.Error()))
+			return nil
+		}
+		return c
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return r.TLS.PeerCertificates[0]
+	}
+	return nil
+}
+
 // externalURL is the absolute URL the client addressed (query dropped).
 func (g *Guard) externalURL(r *http.Request) *url.URL {
 	u := &url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath}
@@ -121,12 +177,12 @@ func (g *Guard) externalURL(r *http.Request) *url.URL {
 	if !g.trustsPeer(r) {
 		return u
 	}
-	if h := g.external.ProtoHeader; h != "" {
+	if h := g.proxy.ProtoHeader; h != "" {
 		if v := lastValue(r.Header.Values(h)); v != "" {
 			u.Scheme = strings.ToLower(v)
 		}
 	}
-	if h := g.external.HostHeader; h != "" {
+	if h := g.proxy.HostHeader; h != "" {
 		if v := lastValue(r.Header.Values(h)); v != "" {
 			u.Host = v
 		}
@@ -135,7 +191,7 @@ func (g *Guard) externalURL(r *http.Request) *url.URL {
 }
 
 func (g *Guard) trustsPeer(r *http.Request) bool {
-	if len(g.external.TrustedProxies) == 0 {
+	if len(g.proxy.TrustedProxies) == 0 {
 		return false
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -147,7 +203,7 @@ func (g *Guard) trustsPeer(r *http.Request) bool {
 		return false
 	}
 	addr = addr.Unmap()
-	for _, p := range g.external.TrustedProxies {
+	for _, p := range g.proxy.TrustedProxies {
 		if p.Contains(addr) {
 			return true
 		}

@@ -7,12 +7,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -238,7 +241,7 @@ func TestGuardDPoPNonce(t *testing.T) {
 func TestGuardDPoPBehindAProxy(t *testing.T) {
 	e := newDPoPEnv(t)
 	proxied := e.guard(t, func(c *middleware.Config) {
-		c.ExternalURL = middleware.ExternalURLConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+		c.Proxy = middleware.ProxyConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
 			ProtoHeader: "X-Forwarded-Proto", HostHeader: "X-Forwarded-Host"}
 	})
 	direct := e.guard(t, nil)
@@ -270,18 +273,20 @@ func TestGuardDPoPBehindAProxy(t *testing.T) {
 	}
 }
 
-func TestExternalURLConfigErrors(t *testing.T) {
+func TestProxyConfigErrors(t *testing.T) {
 	e := newDPoPEnv(t)
-	for name, c := range map[string]middleware.ExternalURLConfig{
-		"headers without proxies": {ProtoHeader: "X-Forwarded-Proto"},
-		"proxies without headers": {TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
-		"invalid prefix":          {TrustedProxies: []netip.Prefix{{}}, HostHeader: "X-Forwarded-Host"},
+	for name, c := range map[string]middleware.ProxyConfig{
+		"headers without proxies":            {ProtoHeader: "X-Forwarded-Proto"},
+		"certificate header without proxies": {ClientCertHeader: "X-SSL-Client-Cert"},
+		"unknown certificate format":         {TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, ClientCertHeader: "X", ClientCertFormat: "pem"},
+		"proxies without headers":            {TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+		"invalid prefix":                     {TrustedProxies: []netip.Prefix{{}}, HostHeader: "X-Forwarded-Host"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			g, err := middleware.New(middleware.Config{Issuer: e.iss.URL, Audience: e.iss.Audience, ExternalURL: c})
+			g, err := middleware.New(middleware.Config{Issuer: e.iss.URL, Audience: e.iss.Audience, Proxy: c})
 			assert.Nil(t, g)
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), "Config.ExternalURL")
+			assert.Contains(t, err.Error(), "Config.Proxy")
 		})
 	}
 }
@@ -349,6 +354,69 @@ func TestGuardCertificateBoundTokens(t *testing.T) {
 			}
 			assert.Contains(t, res.Header.Get("WWW-Authenticate"), `error="invalid_token"`)
 			assert.True(t, strings.Contains(string(body), `"error":"invalid_token"`))
+		})
+	}
+}
+
+// TestGuardCertificateFromAProxy reads the client certificate from the
+// header a trusted proxy sets (RFC 8705 behind nginx or Envoy), in each
+// format, and never from anyone else.
+func TestGuardCertificateFromAProxy(t *testing.T) {
+	e := newDPoPEnv(t)
+	mine, theirs := clientCertificate(t), clientCertificate(t)
+	bound := e.iss.MTLSBound("svc", mine.Leaf)
+	escaped := func(c tls.Certificate) string {
+		p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Leaf.Raw})
+		return strings.ReplaceAll(url.QueryEscape(string(p)), "+", "%20")
+	}
+	proxied := func(header string, format middleware.ClientCertFormat) *middleware.Guard {
+		return e.guard(t, func(c *middleware.Config) {
+			c.Proxy = middleware.ProxyConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+				ClientCertHeader: header, ClientCertFormat: format}
+		})
+	}
+	nginx := proxied("X-SSL-Client-Cert", "")
+	caddy := proxied("X-Client-Cert-DER", middleware.ClientCertBase64DER)
+	envoy := proxied("X-Forwarded-Client-Cert", middleware.ClientCertXFCC)
+	tests := []struct {
+		name   string
+		guard  *middleware.Guard
+		peer   string
+		header map[string][]string
+		tls    *tls.Certificate
+		status int
+	}{
+		{"nginx: the token's certificate", nginx, "192.0.2.1:1", map[string][]string{"X-SSL-Client-Cert": {escaped(mine)}}, nil, 200},
+		{"nginx: another certificate", nginx, "192.0.2.1:1", map[string][]string{"X-SSL-Client-Cert": {escaped(theirs)}}, nil, 401},
+		{"nginx: no header", nginx, "192.0.2.1:1", nil, nil, 401},
+		{"nginx: unreadable header", nginx, "192.0.2.1:1", map[string][]string{"X-SSL-Client-Cert": {"%ZZ"}}, nil, 401},
+		{"nginx: two headers", nginx, "192.0.2.1:1", map[string][]string{"X-SSL-Client-Cert": {escaped(mine), escaped(mine)}}, nil, 401},
+		{"nginx: the header from an untrusted peer", nginx, "198.51.100.1:1", map[string][]string{"X-SSL-Client-Cert": {escaped(mine)}}, nil, 401},
+		{"nginx: the proxy's own TLS certificate is not the client's", nginx, "192.0.2.1:1", nil, &mine, 401},
+		{"untrusted peer: its own TLS certificate", nginx, "198.51.100.1:1", nil, &mine, 200},
+		{"caddy: base64 DER", caddy, "192.0.2.1:1", map[string][]string{"X-Client-Cert-DER": {base64.StdEncoding.EncodeToString(mine.Leaf.Raw)}}, nil, 200},
+		{"envoy: XFCC", envoy, "192.0.2.1:1", map[string][]string{"X-Forwarded-Client-Cert": {`Hash=x;Cert="` + escaped(mine) + `";Subject="CN=svc"`}}, nil, 200},
+		{"envoy: XFCC naming another certificate last", envoy, "192.0.2.1:1", map[string][]string{"X-Forwarded-Client-Cert": {`Cert="` + escaped(mine) + `",Cert="` + escaped(theirs) + `"`}}, nil, 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/data", nil)
+			r.RemoteAddr = tt.peer
+			r.Header.Set("Authorization", "Bearer "+bound)
+			for k, vs := range tt.header {
+				for _, v := range vs {
+					r.Header.Add(k, v)
+				}
+			}
+			if tt.tls != nil {
+				r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tt.tls.Leaf}}
+			}
+			rec := httptest.NewRecorder()
+			tt.guard.Protect(okDPoP).ServeHTTP(rec, r)
+			assert.Equal(t, tt.status, rec.Code)
+			if tt.status == 401 {
+				assert.Contains(t, rec.Header().Get("WWW-Authenticate"), `error="invalid_token"`)
+			}
 		})
 	}
 }

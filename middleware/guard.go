@@ -62,10 +62,11 @@ type Config struct {
 	// Verifier. Certificate-bound tokens (RFC 8705) are checked against the
 	// TLS client certificate whenever the Guard's server terminates TLS.
 	DPoP DPoPConfig
-	// ExternalURL says how to learn the URL clients address behind a
-	// reverse proxy, for DPoP proofs' htu; forwarded headers are never
-	// believed unless configured.
-	ExternalURL ExternalURLConfig
+	// Proxy says what a trusted reverse proxy tells the Guard: the URL
+	// clients address (DPoP proofs' htu) and the client certificate
+	// (certificate-bound tokens) when the proxy terminates TLS. Its
+	// headers are never believed unless configured.
+	Proxy ProxyConfig
 	// Realm is the realm of WWW-Authenticate challenges; default "api".
 	Realm string
 	// Classifier decides each Principal's Kind; default DefaultClassifier.
@@ -101,8 +102,9 @@ type Guard struct {
 	// dpopPolicy is the routes' own DPoP policy (WithDPoP); empty means
 	// the Checker's.
 	dpopPolicy dpop.Policy
-	external   ExternalURLConfig
+	proxy      ProxyConfig
 	challenges challenges
+	logger     *slog.Logger
 }
 
 // New checks cfg and returns a Guard. It makes no network request: keys
@@ -155,7 +157,7 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.Bearer.MaxFormBytes < 0 {
 		errs = append(errs, errors.New("Config.Bearer.MaxFormBytes must not be negative"))
 	}
-	errs = append(errs, cfg.ExternalURL.problems()...)
+	errs = append(errs, cfg.Proxy.problems()...)
 	if len(errs) > 0 {
 		return nil, errors.Join(append([]error{errConfig}, errs...)...)
 	}
@@ -175,7 +177,10 @@ func New(cfg Config) (*Guard, error) {
 		return nil, errors.Join(errConfig, err)
 	}
 	g := &Guard{checker: checker, bearer: bearer, realm: cfg.Realm, writeError: cfg.ErrorWriter, metadataURL: metadataURL,
-		external: cfg.ExternalURL}
+		proxy: cfg.Proxy, logger: cfg.Logger}
+	if g.logger == nil {
+		g.logger = slog.Default()
+	}
 	if g.realm == "" {
 		g.realm = "api"
 	}

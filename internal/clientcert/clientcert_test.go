@@ -1,0 +1,110 @@
+package clientcert
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"math/big"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func newCert(t *testing.T, cn string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Unix(0, 0), NotAfter: time.Unix(1<<32, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	c, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return c
+}
+
+func pemOf(c *x509.Certificate) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}
+
+// escape percent-encodes as nginx's $ssl_client_escaped_cert does: every
+// byte but unreserved characters.
+func escape(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	leaf, other := newCert(t, "leaf"), newCert(t, "other")
+	esc := escape(pemOf(leaf))
+	tests := []struct {
+		name    string
+		format  Format
+		value   string
+		want    *x509.Certificate
+		wantErr string
+	}{
+		{"escaped PEM", EscapedPEM, esc, leaf, ""},
+		{"escaped PEM, default format", "", esc, leaf, ""},
+		{"unescaped PEM lines are not a header value", EscapedPEM, "%ZZ", nil, "not URL-escaped"},
+		{"escaped PEM of a key", EscapedPEM, escape("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), nil, "no PEM certificate"},
+		{"two certificates", EscapedPEM, escape(pemOf(leaf) + pemOf(other)), nil, "more than one"},
+		{"PEM of garbage", EscapedPEM, escape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("junk")}))), nil, "no valid X.509"},
+		{"empty", EscapedPEM, "", nil, "no PEM certificate"},
+		{"base64 DER", Base64DER, base64.StdEncoding.EncodeToString(leaf.Raw), leaf, ""},
+		{"base64url DER", Base64DER, base64.RawURLEncoding.EncodeToString(leaf.Raw), nil, "not base64"},
+		{"XFCC, one element", XFCC, `Hash=abc;Cert="` + esc + `";Subject="CN=leaf"`, leaf, ""},
+		{"XFCC, unquoted cert", XFCC, `By=spiffe://a;Cert=` + esc, leaf, ""},
+		{"XFCC, last element wins", XFCC, `Cert="` + escape(pemOf(other)) + `",By=x;Cert="` + esc + `"`, leaf, ""},
+		{"XFCC, quoted commas and escapes", XFCC, `Subject="CN=a,O=\"b;c\"" ;Cert="` + esc + `"`, leaf, ""},
+		{"XFCC, last element without Cert", XFCC, `Cert="` + esc + `",Hash=abc`, nil, "no Cert"},
+		{"XFCC, two Cert pairs", XFCC, `Cert="` + esc + `";cert="` + esc + `"`, nil, "two Cert"},
+		{"XFCC, unclosed quote", XFCC, `Cert="` + esc, nil, "unclosed quote"},
+		{"XFCC, no =", XFCC, `Cert`, nil, "without ="},
+		{"XFCC, junk after quote", XFCC, `Cert="` + esc + `"x`, nil, "junk"},
+		{"XFCC, empty key", XFCC, `=x`, nil, "invalid key"},
+		{"too long", EscapedPEM, strings.Repeat("A", MaxLength+1), nil, "too long"},
+		{"unknown format", Format("der"), esc, nil, "unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Parse(tt.format, tt.value)
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				assert.Nil(t, got)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want.Raw, got.Raw)
+		})
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]Format{"": EscapedPEM, "escaped-pem": EscapedPEM, "base64-der": Base64DER, "xfcc": XFCC} {
+		got, err := ParseFormat(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	_, err := ParseFormat("pem")
+	assert.ErrorContains(t, err, `"pem"`)
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(`Cert="%2D%2D";Hash=1`)
+	f.Add(`a=b,c="d\"e";f=g`)
+	f.Fuzz(func(t *testing.T, v string) {
+		for _, format := range []Format{EscapedPEM, Base64DER, XFCC} {
+			c, err := Parse(format, v)
+			assert.True(t, (c == nil) != (err == nil))
+		}
+	})
+}
