@@ -31,12 +31,15 @@ const (
 	ES384 = "ES384"
 	ES512 = "ES512"
 	EdDSA = "EdDSA"
+	// Ed25519 is EdDSA on Ed25519 under its fully-specified name
+	// (RFC 9864), which replaces EdDSA.
+	Ed25519 = "Ed25519"
 )
 
 // DefaultAlgorithms is the allowlist used when none is configured: every
 // algorithm above.
 func DefaultAlgorithms() []string {
-	return []string{RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA}
+	return []string{RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519}
 }
 
 const (
@@ -85,7 +88,7 @@ func algorithmFits(alg string, pub crypto.PublicKey) bool {
 			return pub.Curve == elliptic.P521()
 		}
 	case ed25519.PublicKey:
-		return alg == EdDSA
+		return alg == EdDSA || alg == Ed25519
 	}
 	return false
 }

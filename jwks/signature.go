@@ -39,16 +39,17 @@ const (
 )
 
 var signatureAlgorithms = map[string]SignatureVerifier{
-	RS256: {alg: RS256, kind: sigPKCS1, hash: crypto.SHA256},
-	RS384: {alg: RS384, kind: sigPKCS1, hash: crypto.SHA384},
-	RS512: {alg: RS512, kind: sigPKCS1, hash: crypto.SHA512},
-	PS256: {alg: PS256, kind: sigPSS, hash: crypto.SHA256},
-	PS384: {alg: PS384, kind: sigPSS, hash: crypto.SHA384},
-	PS512: {alg: PS512, kind: sigPSS, hash: crypto.SHA512},
-	ES256: {alg: ES256, kind: sigECDSA, hash: crypto.SHA256},
-	ES384: {alg: ES384, kind: sigECDSA, hash: crypto.SHA384},
-	ES512: {alg: ES512, kind: sigECDSA, hash: crypto.SHA512},
-	EdDSA: {alg: EdDSA, kind: sigEdDSA},
+	RS256:   {alg: RS256, kind: sigPKCS1, hash: crypto.SHA256},
+	RS384:   {alg: RS384, kind: sigPKCS1, hash: crypto.SHA384},
+	RS512:   {alg: RS512, kind: sigPKCS1, hash: crypto.SHA512},
+	PS256:   {alg: PS256, kind: sigPSS, hash: crypto.SHA256},
+	PS384:   {alg: PS384, kind: sigPSS, hash: crypto.SHA384},
+	PS512:   {alg: PS512, kind: sigPSS, hash: crypto.SHA512},
+	ES256:   {alg: ES256, kind: sigECDSA, hash: crypto.SHA256},
+	ES384:   {alg: ES384, kind: sigECDSA, hash: crypto.SHA384},
+	ES512:   {alg: ES512, kind: sigECDSA, hash: crypto.SHA512},
+	EdDSA:   {alg: EdDSA, kind: sigEdDSA},
+	Ed25519: {alg: Ed25519, kind: sigEdDSA},
 }
 
 // pssOptions demand a salt as long as the hash, as RFC 7518 §3.5 does.
@@ -72,7 +73,7 @@ func (v *SignatureVerifier) Algorithm() string { return v.alg }
 // key with the verifier's algorithm, as RFC 7518 §3 defines it for JWS:
 // RSASSA-PKCS1-v1_5 for RS*, RSASSA-PSS with MGF1 of the same hash and a
 // salt exactly as long as the hash for PS*, ECDSA with the raw fixed-size
-// r||s encoding for ES*, Ed25519 for EdDSA.
+// r||s encoding for ES*, Ed25519 for EdDSA and Ed25519.
 // For a token, signingInput is its header and payload as sent, joined by a
 // period, and signature is the decoded third part.
 //

@@ -30,7 +30,7 @@ func TestNewSignatureVerifierAllowsOnlyAsymmetricAlgorithms(t *testing.T) {
 		require.NoError(t, err, alg)
 		assert.Equal(t, alg, v.Algorithm())
 	}
-	for _, alg := range []string{"", "none", "None", "HS256", "HS384", "HS512", "rs256", "ES256K", "Ed25519", "Ed448", "RSA1_5", "ES521", "RS256 "} {
+	for _, alg := range []string{"", "none", "None", "HS256", "HS384", "HS512", "rs256", "ES256K", "ed25519", "Ed448", "RSA1_5", "ES521", "RS256 "} {
 		v, err := jwks.NewSignatureVerifier(alg)
 		assert.ErrorIs(t, err, jwks.ErrAlgorithm, "%q", alg)
 		assert.Nil(t, v, "%q", alg)
@@ -64,7 +64,7 @@ func derSignature(t *testing.T, raw []byte) []byte {
 
 func TestSignatureVerifierVerify(t *testing.T) {
 	rsaKey := jwkstest.NewKey("RS256")
-	keys := map[string]*jwkstest.Key{"EdDSA": jwkstest.NewKey("EdDSA")}
+	keys := map[string]*jwkstest.Key{"EdDSA": jwkstest.NewKey("EdDSA"), "Ed25519": jwkstest.NewKey("Ed25519")}
 	for _, alg := range []string{"ES256", "ES384", "ES512"} {
 		keys[alg] = jwkstest.NewKey(alg)
 	}

@@ -91,7 +91,7 @@ func TestGuardDPoP(t *testing.T) {
 	const target = "https://api.test/data"
 	bound := e.iss.DPoPBound("svc", e.key, "data:read")
 	plain := e.iss.M2M("svc", "data:read")
-	algs := `algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"`
+	algs := `algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519"`
 	allow := e.guard(t, nil)
 	require := e.guard(t, func(c *middleware.Config) { c.DPoP.Policy = dpop.Require })
 	off := e.guard(t, func(c *middleware.Config) { c.DPoP.Policy = dpop.Off })

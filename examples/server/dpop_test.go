@@ -1,11 +1,20 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -53,7 +62,7 @@ func TestServerDPoP(t *testing.T) {
 		assert.Equal(t, http.StatusOK, callDPoP(t, base+"/data", bound, key, "").StatusCode)
 		resp, _ := call(t, "GET", base+"/data", plain)
 		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-		assert.Equal(t, []string{`DPoP realm="api", error="invalid_token", error_description="Only DPoP-bound access tokens are accepted here", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"`},
+		assert.Equal(t, []string{`DPoP realm="api", error="invalid_token", error_description="Only DPoP-bound access tokens are accepted here", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519"`},
 			resp.Header.Values("WWW-Authenticate"))
 	})
 	t.Run("nonce", func(t *testing.T) {
@@ -128,4 +137,78 @@ func TestServerReplicasShareDPoP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServerBehindAProxy runs the server behind a proxy it trusts by
+// -trusted-proxies: the external URL of DPoP proofs and the client
+// certificate of certificate-bound tokens come from the proxy's headers,
+// and only from it.
+func TestServerBehindAProxy(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	key := jwkstest.NewKey(jwks.ES256)
+	cert := selfSigned(t)
+	bound := iss.DPoPBound("worker", key, "data:read")
+	certBound := iss.MTLSBound("worker", cert, "data:read")
+	escaped := strings.ReplaceAll(url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))), "+", "%20")
+	proxyFlags := []string{"-forwarded-proto-header", "X-Forwarded-Proto", "-forwarded-host-header", "X-Forwarded-Host", "-client-cert-header", "X-SSL-Client-Cert"}
+	base := []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience}
+	trusted, _ := startServer(t, append(append(base, "-trusted-proxies", "127.0.0.1/32,::1"), proxyFlags...), nil)
+	untrusted, _ := startServer(t, append(append(base, "-trusted-proxies", "192.0.2.0/24"), proxyFlags...), nil)
+	const external = "https://api.example.com/data"
+	tests := []struct {
+		name   string
+		server string
+		token  string
+		proof  bool
+		header map[string]string
+		status int
+	}{
+		{"DPoP: the proxy's external URL", trusted, bound, true, map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com"}, 200},
+		{"DPoP: without the proxy's headers", trusted, bound, true, nil, 401},
+		{"DPoP: headers from an untrusted peer", untrusted, bound, true, map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com"}, 401},
+		{"mTLS: the proxy's certificate header", trusted, certBound, false, map[string]string{"X-SSL-Client-Cert": escaped}, 200},
+		{"mTLS: no certificate", trusted, certBound, false, nil, 401},
+		{"mTLS: the header from an untrusted peer", untrusted, certBound, false, map[string]string{"X-SSL-Client-Cert": escaped}, 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, tt.server+"/data", nil)
+			require.NoError(t, err)
+			scheme := "Bearer "
+			if tt.proof {
+				scheme = "DPoP "
+				req.Header.Set("DPoP", key.DPoPProof(jwkstest.DPoPProof{Method: "GET", URL: external, AccessToken: tt.token}))
+			}
+			req.Header.Set("Authorization", scheme+tt.token)
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, tt.status, resp.StatusCode)
+			switch {
+			case tt.status != 401:
+			case tt.proof: // the proof's htu is not the URL the server sees
+				assert.Contains(t, resp.Header.Values("WWW-Authenticate")[1], `error="invalid_dpop_proof"`)
+			default:
+				assert.Contains(t, resp.Header.Values("WWW-Authenticate")[0], `error="invalid_token"`)
+			}
+		})
+	}
+}
+
+// selfSigned makes a client certificate.
+func selfSigned(t *testing.T) *x509.Certificate {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "worker"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	require.NoError(t, err)
+	c, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return c
 }

@@ -30,6 +30,12 @@
 // Routes: GET /healthz (public), GET /data (data:read), POST /data
 // (data:write), GET /whoami (any valid token), GET /admin (data:read, and a
 // user who authenticated with acr mfa within the last 300 s: RFC 9470).
+// Behind a reverse proxy: -trusted-proxies names the proxies whose
+// headers are believed; -forwarded-proto-header and -forwarded-host-header
+// the headers that give the URL the client addressed (DPoP proofs' htu);
+// -client-cert-header and -client-cert-format the header that carries the
+// client's TLS certificate when the proxy terminates TLS (RFC 8705).
+//
 // With -resource URL (RFC 8707), the audience defaults to it, every 401 and
 // 403 challenge carries resource_metadata, and GET
 // /.well-known/oauth-protected-resource (with the resource's path
@@ -45,8 +51,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,6 +62,7 @@ import (
 	"github.com/olympus/aegis/internal/serverflags"
 	"github.com/olympus/aegis/internal/serverflags/flagenv"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/dpop"
 	"github.com/olympus/aegis/middleware/resource"
 )
 
@@ -71,7 +80,54 @@ func main() {
 // shares with cmd/aegis-authz.
 type options struct {
 	addr string
+	proxy
 	serverflags.Options
+}
+
+// proxy are the flags of the reverse proxy in front of the server, if any.
+type proxy struct {
+	trustedProxies, protoHeader, hostHeader, certHeader, certFormat string
+}
+
+func (p *proxy) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the reverse proxies whose headers (-forwarded-proto-header, -forwarded-host-header, -client-cert-header) are believed; from any other peer they are ignored")
+	fs.StringVar(&p.protoHeader, "forwarded-proto-header", "", "header a trusted proxy sets to the scheme the client used (X-Forwarded-Proto): the scheme of DPoP proofs' htu")
+	fs.StringVar(&p.hostHeader, "forwarded-host-header", "", "header a trusted proxy sets to the host the client addressed (X-Forwarded-Host): the host of DPoP proofs' htu")
+	fs.StringVar(&p.certHeader, "client-cert-header", "", "header a trusted proxy that terminates TLS sets to the client's certificate, for certificate-bound tokens (RFC 8705): nginx's $ssl_client_escaped_cert, say, as X-SSL-Client-Cert")
+	fs.StringVar(&p.certFormat, "client-cert-format", string(middleware.ClientCertEscapedPEM), "how -client-cert-header carries the certificate: escaped-pem (nginx $ssl_client_escaped_cert), base64-der (Caddy {http.request.tls.client.certificate_der_base64}) or xfcc (Envoy x-forwarded-client-cert)")
+}
+
+// config is the Guard's Proxy configuration.
+func (p proxy) config() (middleware.ProxyConfig, error) {
+	c := middleware.ProxyConfig{ProtoHeader: p.protoHeader, HostHeader: p.hostHeader,
+		ClientCertHeader: p.certHeader, ClientCertFormat: middleware.ClientCertFormat(p.certFormat)}
+	for _, s := range strings.Split(p.trustedProxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(s)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return c, fmt.Errorf("-trusted-proxies: %q is neither an address nor a CIDR prefix", s)
+			}
+			prefix = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
+	}
+	headers := c.ProtoHeader != "" || c.HostHeader != "" || c.ClientCertHeader != ""
+	switch {
+	case headers && len(c.TrustedProxies) == 0:
+		return c, errors.New("-forwarded-proto-header, -forwarded-host-header and -client-cert-header need -trusted-proxies")
+	case !headers && len(c.TrustedProxies) > 0:
+		return c, errors.New("-trusted-proxies needs -forwarded-proto-header, -forwarded-host-header or -client-cert-header")
+	}
+	switch c.ClientCertFormat {
+	case middleware.ClientCertEscapedPEM, middleware.ClientCertBase64DER, middleware.ClientCertXFCC:
+	default:
+		return c, fmt.Errorf("-client-cert-format %q: want escaped-pem, base64-der or xfcc", p.certFormat)
+	}
+	return c, nil
 }
 
 // parseFlags reads flags, then AEGIS_* variables for the flags not given.
@@ -80,10 +136,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	o.proxy.register(fs)
 	o.Register(fs)
 	flagenv.SetUsage(fs, serverflags.EnvPrefix, "an example API (GET /healthz, GET and POST /data, GET /whoami, GET /admin; with -resource, its RFC 9728 metadata) guarded by Aegis",
 		"server -issuer http://127.0.0.1:4444 -audience https://api.test -mode hybrid -introspection-url http://127.0.0.1:4445/admin/oauth2/introspect -introspection-auth none -clients-url http://127.0.0.1:4445")
-	err := o.Parse(fs, args, getenv)
+	if err := o.Parse(fs, args, getenv); err != nil {
+		return o, err
+	}
+	_, err := o.proxy.config()
 	return o, err
 }
 
@@ -102,6 +162,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer stack.Close()
+	stack.Config.Proxy, _ = o.proxy.config() // checked by parseFlags
 	guard, err := middleware.New(stack.Config)
 	if err != nil {
 		return err
@@ -117,7 +178,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	var meta *resource.Metadata
 	if o.Resource != "" {
 		meta = &resource.Metadata{Resource: o.Resource, AuthorizationServers: []string{o.Issuer},
-			ScopesSupported: api.Scopes, BearerMethodsSupported: []string{"header"}}
+			ScopesSupported: api.Scopes, BearerMethodsSupported: []string{"header"},
+			TLSClientCertificateBoundAccessTokens: o.certHeader != ""}
+		if policy := guard.Checker().DPoPPolicy(""); policy != dpop.Off {
+			meta.DPoPSigningAlgValuesSupported = guard.Checker().DPoPVerifier().Algorithms()
+			meta.DPoPBoundAccessTokensRequired = policy == dpop.Require
+		}
 	}
 	router, err := api.NewRouter(guard, meta)
 	if err != nil {

@@ -166,6 +166,10 @@ func TestServerFlagErrors(t *testing.T) {
 		{name: "bad metrics address", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-metrics-addr", "nonsense"}, want: "-metrics-addr"},
 		{name: "nonces shared through a Redis that does not answer", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0",
 			"-redis-url", "redis://127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)) + "/0", "-dpop-nonce"}, want: "-dpop-nonce with -redis-url"},
+		{name: "proxy headers without trusted proxies", args: []string{"-issuer", "https://i.example", "-client-cert-header", "X-SSL-Client-Cert"}, want: "need -trusted-proxies"},
+		{name: "trusted proxies without headers", args: []string{"-issuer", "https://i.example", "-trusted-proxies", "10.0.0.0/8"}, want: "-trusted-proxies needs"},
+		{name: "bad trusted proxy", args: []string{"-issuer", "https://i.example", "-trusted-proxies", "nginx", "-forwarded-host-header", "X-Forwarded-Host"}, want: `"nginx" is neither`},
+		{name: "unknown certificate format", args: []string{"-issuer", "https://i.example", "-trusted-proxies", "127.0.0.1", "-client-cert-header", "X", "-client-cert-format", "pem"}, want: "-client-cert-format"},
 		{name: "basic auth without a client ID", args: []string{"-issuer", "https://i.example", "-addr", "127.0.0.1:0", "-mode", "introspect", "-introspection-auth", "basic"}, want: "ClientID"},
 	}
 	for _, tc := range tests {
@@ -489,7 +493,7 @@ func TestServerResource(t *testing.T) {
 			resp, body := call(t, "GET", base+tc.path, "")
 			require.Equal(t, http.StatusOK, resp.StatusCode, body)
 			assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
-			assert.JSONEq(t, fmt.Sprintf(`{"resource":%q,"authorization_servers":[%q],"scopes_supported":["data:read","data:write"],"bearer_methods_supported":["header"]}`,
+			assert.JSONEq(t, fmt.Sprintf(`{"resource":%q,"authorization_servers":[%q],"scopes_supported":["data:read","data:write"],"bearer_methods_supported":["header"],"dpop_signing_alg_values_supported":["RS256","RS384","RS512","PS256","PS384","PS512","ES256","ES384","ES512","EdDSA","Ed25519"]}`,
 				tc.resource, iss.URL), body)
 
 			resp, _ = call(t, "GET", base+"/data", "")

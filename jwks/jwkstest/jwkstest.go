@@ -158,7 +158,7 @@ func (i *Issuer) Client() *http.Client { return i.server.Client() }
 func (i *Issuer) JWKSFetches() int64 { return i.fetches.Load() }
 
 // NewKey generates a key for alg (RS256…PS512 with RSA-2048, ES256/384/512
-// on their curves, EdDSA with Ed25519) without publishing it.
+// on their curves, EdDSA and Ed25519 with Ed25519) without publishing it.
 func NewKey(alg string) *Key {
 	var priv crypto.Signer
 	var err error
@@ -171,7 +171,7 @@ func NewKey(alg string) *Key {
 		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	case "ES512":
 		priv, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	case "EdDSA":
+	case "EdDSA", "Ed25519":
 		_, priv, err = ed25519.GenerateKey(rand.Reader)
 	default:
 		panic(fmt.Sprintf("jwkstest: unsupported algorithm %q", alg))
@@ -398,6 +398,9 @@ func (i *Issuer) SignWith(key *Key, header map[string]any, claims map[string]any
 // well-behaved issuer would.
 func SignRaw(key *Key, header, payload []byte) string {
 	input := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	if key.Algorithm == "Ed25519" { // RFC 9864's name, unknown to jwx v2
+		return input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key.Private.(ed25519.PrivateKey), []byte(input)))
+	}
 	signer, err := jws.NewSigner(jwa.SignatureAlgorithm(key.Algorithm))
 	if err != nil {
 		panic(fmt.Sprintf("jwkstest: %v", err))

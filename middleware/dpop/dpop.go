@@ -93,7 +93,7 @@ const (
 type Config struct {
 	// Algorithms is the allowlist of proof algorithms; default
 	// jwks.DefaultAlgorithms() (ES256/384/512, RS256/384/512,
-	// PS256/384/512, EdDSA). Only asymmetric algorithms can be named.
+	// PS256/384/512, EdDSA, Ed25519). Only asymmetric algorithms can be named.
 	Algorithms []string
 	// Window is how far iat may be from now, either way; default
 	// DefaultWindow (60 s).

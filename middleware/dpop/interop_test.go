@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/middleware/dpop"
 )
 
@@ -41,10 +40,11 @@ func needNode(t *testing.T) (node, npm string) {
 
 // TestInteropPanvaDPoP verifies proofs made by panva's dpop package
 // (npm dpop 2.1.2, testdata/node, installed from its lock file into a
-// temporary directory): its ES256, RS256 and PS256 proofs pass, and the
-// RFC 7638 thumbprint it computes is the one Aegis computes. Its Ed25519
-// proofs name the fully-specified alg "Ed25519" (RFC 9864), which Aegis's
-// allowlist (EdDSA) does not hold: they are refused as invalid proofs.
+// temporary directory) for ES256, RS256, PS256 and Ed25519 (the
+// fully-specified EdDSA name of RFC 9864, which is what the package
+// signs with): each passes for its own request, with the RFC 7638
+// thumbprint Aegis computes, and is refused for another method, another
+// URI and another access token.
 func TestInteropPanvaDPoP(t *testing.T) {
 	node, npm := needNode(t)
 	dir := t.TempDir()
@@ -65,39 +65,48 @@ func TestInteropPanvaDPoP(t *testing.T) {
 	}
 
 	const htu, token, nonce = "https://api.test/data", "the-access-token", "n-1"
-	tests := []struct {
-		alg     string
-		header  string // the alg the proof names
-		ok      bool
-		refusal error
-	}{
-		{alg: "ES256", header: "ES256", ok: true},
-		{alg: "RS256", header: "RS256", ok: true},
-		{alg: "PS256", header: "PS256", ok: true},
-		{alg: "Ed25519", header: "Ed25519", refusal: jwks.ErrProof},
-	}
 	u, err := url.Parse(htu)
 	require.NoError(t, err)
-	for _, tt := range tests {
-		t.Run(tt.alg, func(t *testing.T) {
-			cmd := exec.CommandContext(ctx, node, "proof.mjs", tt.alg, htu, "GET", token, nonce)
+	other, err := url.Parse("https://api.test/other")
+	require.NoError(t, err)
+	for _, alg := range []string{"ES256", "RS256", "PS256", "Ed25519"} {
+		t.Run(alg, func(t *testing.T) {
+			cmd := exec.CommandContext(ctx, node, "proof.mjs", alg, htu, "GET", token, nonce)
 			cmd.Dir = dir
 			out, err := cmd.Output()
 			require.NoError(t, err)
 			var got struct{ Proof, JKT, Alg string }
 			require.NoError(t, json.Unmarshal(out, &got))
-			assert.Equal(t, tt.header, got.Alg)
+			assert.Equal(t, alg, got.Alg)
 
-			v, err := dpop.New(dpop.Config{Now: time.Now}) // the proof carries the real time
-			require.NoError(t, err)
-			p, err := v.Verify(ctx, dpop.Request{Proofs: []string{got.Proof}, Method: "GET", URL: u, AccessToken: token, Thumbprint: got.JKT})
-			if !tt.ok {
-				assert.ErrorIs(t, err, tt.refusal)
-				return
+			tests := []struct {
+				name        string
+				method      string
+				url         *url.URL
+				accessToken string
+				want        error // nil: accepted
+			}{
+				{"its own request", "GET", u, token, nil},
+				{"another htm", "POST", u, token, dpop.ErrMethod},
+				{"another htu", "GET", other, token, dpop.ErrURI},
+				{"another ath", "GET", u, "another-token", dpop.ErrTokenHash},
 			}
-			require.NoError(t, err)
-			assert.Equal(t, got.JKT, p.Thumbprint, "panva's RFC 7638 thumbprint is Aegis's")
-			assert.Equal(t, nonce, p.Nonce)
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					v, err := dpop.New(dpop.Config{Now: time.Now}) // the proof carries the real time
+					require.NoError(t, err)
+					p, err := v.Verify(ctx, dpop.Request{Proofs: []string{got.Proof}, Method: tt.method, URL: tt.url,
+						AccessToken: tt.accessToken, Thumbprint: got.JKT})
+					if tt.want != nil {
+						assert.ErrorIs(t, err, tt.want)
+						assert.Nil(t, p)
+						return
+					}
+					require.NoError(t, err)
+					assert.Equal(t, got.JKT, p.Thumbprint, "panva's RFC 7638 thumbprint is Aegis's")
+					assert.Equal(t, nonce, p.Nonce)
+				})
+			}
 		})
 	}
 }
