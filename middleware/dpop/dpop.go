@@ -274,8 +274,8 @@ func invalid(sentinel error, detail string) error {
 // NormalizeURI returns u as htu is compared (RFC 9449 §4.3 check 9, RFC
 // 3986 §6.2.2 and §6.2.3): scheme and host in lower case, the scheme's
 // default port removed, an empty path as "/", percent-encodings of
-// unreserved characters decoded and the others in upper case; no query,
-// no fragment. ok is false unless u is an absolute http or https URL.
+// unreserved characters decoded and the others in upper case, then dot
+// segments removed (RFC 3986 §5.2.4); no query, no fragment. ok is false unless u is an absolute http or https URL.
 func NormalizeURI(u *url.URL) (string, bool) {
 	if u == nil {
 		return "", false
@@ -295,7 +295,34 @@ func NormalizeURI(u *url.URL) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return scheme + "://" + host + path, true
+	return scheme + "://" + host + removeDotSegments(path), true
+}
+
+// removeDotSegments removes the "." and ".." segments of an absolute path
+// (RFC 3986 §5.2.4): "/a/./b/../c" is "/a/c", "/a/.." is "/".
+func removeDotSegments(p string) string {
+	if !strings.Contains(p, "/.") {
+		return p
+	}
+	segments := strings.Split(p[1:], "/")
+	out := make([]string, 0, len(segments))
+	for i, s := range segments {
+		last := i == len(segments)-1
+		switch s {
+		case ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, s)
+			continue
+		}
+		if last { // a path ending in a dot segment ends in "/"
+			out = append(out, "")
+		}
+	}
+	return "/" + strings.Join(out, "/")
 }
 
 func normalizeString(s string) (string, bool) {

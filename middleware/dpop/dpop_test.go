@@ -332,3 +332,41 @@ func TestMemoryStore(t *testing.T) {
 	assert.False(t, seen, "an expired key is forgotten")
 	assert.Equal(t, 1, s.Len())
 }
+
+// TestNormalizeURI checks htu's comparison form (RFC 9449 §4.3 check 9:
+// RFC 3986 §6.2.2 syntax-based and §6.2.3 scheme-based normalization).
+func TestNormalizeURI(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"https://API.Example.COM/data", "https://api.example.com/data", true},
+		{"HTTPS://api.example.com:443/data?x=1#f", "https://api.example.com/data", true},
+		{"http://api.example.com:80", "http://api.example.com/", true},
+		{"http://api.example.com:8080/a", "http://api.example.com:8080/a", true},
+		{"https://[::1]:8443/a", "https://[::1]:8443/a", true},
+		{"https://api.example.com/%7euser/%2fx%2Fy", "https://api.example.com/~user/%2Fx%2Fy", true},
+		{"https://api.example.com/a/./b/../c", "https://api.example.com/a/c", true},
+		{"https://api.example.com/a/b/..", "https://api.example.com/a/", true},
+		{"https://api.example.com/a/.", "https://api.example.com/a/", true},
+		{"https://api.example.com/../../a", "https://api.example.com/a", true},
+		{"https://api.example.com/a/%2E%2E/b", "https://api.example.com/b", true},
+		{"https://api.example.com/a/.b/..c/", "https://api.example.com/a/.b/..c/", true},
+		{"https://api.example.com/a%zz", "", false},
+		{"ftp://api.example.com/a", "", false},
+		{"/data", "", false},
+		{"https:opaque", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			u, err := url.Parse(tt.in)
+			if err != nil {
+				assert.False(t, tt.ok)
+				return
+			}
+			got, ok := dpop.NormalizeURI(u)
+			assert.Equal(t, tt.ok, ok)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
