@@ -276,6 +276,12 @@ func (g *Guard) RequireIntrospection() func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			prev, ok := PrincipalFrom(r.Context())
 			if ok && prev.AdmittedBy(g.checker) && prev.Method == MethodIntrospection {
+				// Introspected already: only this route's DPoP policy,
+				// which may be stricter, is left to check.
+				if ref := g.reauthorize(r, prev, nil); ref != nil {
+					g.render(w, r, ref)
+					return
+				}
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/middleware/dpop"
 	"github.com/olympus/aegis/ratelimit"
 	"github.com/olympus/aegis/scopes"
 )
@@ -325,4 +326,35 @@ func TestRequireIntrospectionChargesOtherGuardsPrincipals(t *testing.T) {
 	require.Len(t, metrics.decisions, 2)
 	assert.Equal(t, core.OutcomeAccepted, metrics.decisions[0].Outcome)
 	assert.Equal(t, aegis.ReasonRateLimited, metrics.decisions[1].Reason)
+}
+
+// TestRequireIntrospectionAppliesItsRoutesDPoPPolicy: a Principal another
+// RequireIntrospection of the Guard admitted is not introspected again,
+// but a stricter DPoP policy of the later route still applies.
+func TestRequireIntrospectionAppliesItsRoutesDPoPPolicy(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{Now: fixedClock})
+	g := mustGuard(t, setup{Config: middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Now: fixedClock, Logger: quiet()},
+		Introspection: introspect.Config{Endpoint: iss.IntrospectionURL(), Cache: introspect.CacheConfig{TTL: -1}}})
+	token := iss.M2M("worker", "data:write")
+	tests := []struct {
+		name   string
+		second *middleware.Guard
+		status int
+	}{
+		{"same policy", g, 200},
+		{"stricter policy: only DPoP", g.WithDPoP(dpop.Require), 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := iss.IntrospectionCalls()
+			h := g.RequireIntrospection()(tt.second.RequireIntrospection()(http.HandlerFunc(ok)))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, get("/", "Bearer "+token))
+			assert.Equal(t, tt.status, rec.Code)
+			assert.Equal(t, before+1, iss.IntrospectionCalls(), "introspected once")
+			if tt.status == 401 {
+				assert.Contains(t, rec.Header().Values("WWW-Authenticate")[0], "Only DPoP-bound access tokens are accepted here")
+			}
+		})
+	}
 }
