@@ -22,6 +22,14 @@
 // finds the same caller in req.Extra.TokenInfo (auth.TokenInfo: Scopes,
 // Expiration, UserID = the token's subject).
 //
+// Sender-constrained tokens are checked by the middleware.Guard that
+// Config.Guard configures: a DPoP-bound token (RFC 9449) comes with
+// "Authorization: DPoP" and a proof for the endpoint's URL on every request
+// (Config.Guard.DPoP sets the policy; Config.Guard.Proxy the external URL
+// behind a proxy), a certificate-bound one (RFC 8705) over TLS with its
+// client certificate. The metadata announces the DPoP algorithms unless
+// the policy is dpop.Off.
+//
 // This package is its own module so that Aegis's root module does not
 // depend on the MCP SDK.
 package mcpguard

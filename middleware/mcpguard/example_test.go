@@ -50,5 +50,5 @@ func Example() {
 	fmt.Println(rec.Body.String())
 	// Output:
 	// 401 Bearer realm="mcp", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
-	// {"resource":"https://mcp.example.com/mcp","authorization_servers":["https://hydra.example.com/"],"scopes_supported":["notes:write"],"bearer_methods_supported":["header"]}
+	// {"resource":"https://mcp.example.com/mcp","authorization_servers":["https://hydra.example.com/"],"scopes_supported":["notes:write"],"bearer_methods_supported":["header"],"dpop_signing_alg_values_supported":["RS256","RS384","RS512","PS256","PS384","PS512","ES256","ES384","ES512","EdDSA","Ed25519"]}
 }

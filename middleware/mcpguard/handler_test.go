@@ -195,7 +195,7 @@ func TestMetadataHandler_RFC9728(t *testing.T) {
 				return
 			}
 			assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
-			assert.JSONEq(t, `{"resource":"`+s.resource+`","authorization_servers":["`+s.iss.URL+`"],"scopes_supported":["notes:read","notes:write"],"bearer_methods_supported":["header"]}`, string(body))
+			assert.JSONEq(t, `{"resource":"`+s.resource+`","authorization_servers":["`+s.iss.URL+`"],"scopes_supported":["notes:read","notes:write"],"bearer_methods_supported":["header"],"dpop_signing_alg_values_supported":["RS256","RS384","RS512","PS256","PS384","PS512","ES256","ES384","ES512","EdDSA","Ed25519"]}`, string(body))
 		})
 	}
 	assert.Equal(t, s.metaURL, s.guard.MetadataURL())

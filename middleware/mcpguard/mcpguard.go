@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/middleware/dpop"
 	"github.com/olympus/aegis/middleware/resource"
 	"github.com/olympus/aegis/scopes"
 )
@@ -53,8 +55,11 @@ type Config struct {
 	// Metadata is the resource's RFC 9728 document. Resource defaults to
 	// Guard.Resource (and must equal it when set), AuthorizationServers to
 	// Guard.Issuer (required when Guard.Issuer is empty), and
-	// BearerMethodsSupported to ["header"]; the scopes of Tools,
-	// DefaultTool and Require are added to ScopesSupported.
+	// BearerMethodsSupported to ["header"], and, unless Guard.DPoP.Policy
+	// is dpop.Off, DPoPSigningAlgValuesSupported to the algorithms DPoP
+	// proofs may use (with DPoPBoundAccessTokensRequired under
+	// dpop.Require); the scopes of Tools, DefaultTool and Require are added
+	// to ScopesSupported.
 	Metadata resource.Metadata
 	// MaxBodyBytes bounds the POST body read to find tool calls; default
 	// DefaultMaxBodyBytes. A larger body cannot be checked and gets 413:
@@ -127,6 +132,11 @@ func New(cfg Config) (*Guard, error) {
 	hg, err := middleware.New(gc)
 	if err != nil {
 		errs = append(errs, err)
+	} else if policy := hg.Checker().DPoPPolicy(dpop.PolicyDefault); policy != dpop.Off {
+		if len(meta.DPoPSigningAlgValuesSupported) == 0 {
+			meta.DPoPSigningAlgValuesSupported = hg.Checker().DPoPVerifier().Algorithms()
+		}
+		meta.DPoPBoundAccessTokensRequired = meta.DPoPBoundAccessTokensRequired || policy == dpop.Require
 	}
 	var metaHandler http.Handler
 	var metaURL, metaPath string
@@ -226,6 +236,7 @@ func (g *Guard) Metadata() resource.Metadata {
 	m.AuthorizationServers = slices.Clone(m.AuthorizationServers)
 	m.ScopesSupported = slices.Clone(m.ScopesSupported)
 	m.BearerMethodsSupported = slices.Clone(m.BearerMethodsSupported)
+	m.DPoPSigningAlgValuesSupported = slices.Clone(m.DPoPSigningAlgValuesSupported)
 	return m
 }
 
@@ -378,7 +389,19 @@ func (g *Guard) tokenInfo(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-	return auth.RequireBearerToken(verify, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(expiry)
+	sdk := auth.RequireBearerToken(verify, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(expiry)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The SDK's middleware reads the Bearer scheme only. A DPoP
+		// request has passed the Guard, its proof checked: the SDK sees
+		// its token as Bearer, in a copy of the request.
+		if v := r.Header["Authorization"]; len(v) == 1 && len(v[0]) > 5 && strings.EqualFold(v[0][:5], "DPoP ") {
+			c := *r
+			c.Header = r.Header.Clone()
+			c.Header["Authorization"] = []string{"Bearer " + v[0][5:]}
+			r = &c
+		}
+		sdk.ServeHTTP(w, r)
+	})
 }
 
 // ToolMiddleware is defense in depth for the server behind Handler: SDK
