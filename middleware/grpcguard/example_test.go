@@ -79,7 +79,7 @@ func ExampleNew() {
 	}
 	// Output:
 	// hello nightly-data-sync (m2m)
-	// PermissionDenied [Bearer realm="api", error="insufficient_scope", error_description="The access token does not grant the scope this resource needs", scope="data:read"]
+	// PermissionDenied [Bearer realm="api", error="insufficient_scope", error_description="The access token does not grant the scope this resource needs", scope="data:read" DPoP realm="api", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"]
 }
 
 // A refusal as a gRPC status: what a client of a guarded server receives

@@ -71,7 +71,7 @@ func Status(r *aegis.Refusal) *status.Status {
 func message(r *aegis.Refusal) string {
 	d := r.Description
 	if d == "" && r.Reason == aegis.ReasonTokenMissing {
-		d = "The call has no bearer token in its authorization metadata"
+		d = "The call has no access token in its authorization metadata"
 	}
 	s := "aegis: " + string(r.Reason)
 	if d != "" {
