@@ -42,7 +42,9 @@ func methods() map[string][]scopes.Requirement {
 }
 
 // service answers with the caller the interceptors admitted: its subject,
-// kind and scopes ("anonymous" when there is none).
+// kind and scopes ("anonymous" when there is none), then "+dpop" when it
+// proved a DPoP key and "+mtls" when its token is bound to its TLS client
+// certificate.
 type service struct {
 	testgrpc.UnimplementedTestServiceServer
 }
@@ -52,7 +54,14 @@ func caller(ctx context.Context) string {
 	if !ok {
 		return "anonymous"
 	}
-	return p.Subject + " " + string(p.Kind) + " " + p.Scopes.String()
+	s := p.Subject + " " + string(p.Kind) + " " + p.Scopes.String()
+	if p.DPoPBound() {
+		s += " +dpop"
+	}
+	if p.CertificateBound() {
+		s += " +mtls"
+	}
+	return s
 }
 
 func (service) EmptyCall(context.Context, *testgrpc.Empty) (*testgrpc.Empty, error) {
@@ -176,7 +185,12 @@ func authorization(ctx context.Context, values ...string) context.Context {
 // metadata.
 func call(t testing.TB, c testgrpc.TestServiceClient, k kind, values ...string) result {
 	t.Helper()
-	ctx := authorization(t.Context(), values...)
+	return callCtx(authorization(t.Context(), values...), t, c, k)
+}
+
+// callCtx makes a call of kind k with ctx's outgoing metadata.
+func callCtx(ctx context.Context, t testing.TB, c testgrpc.TestServiceClient, k kind) result {
+	t.Helper()
 	var res result
 	switch k {
 	case unary:
