@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware/core"
@@ -429,4 +431,27 @@ func mustJWT(t *testing.T, iss *jwkstest.Issuer) core.Validator {
 	v, err := core.NewJWT(core.JWTConfig{Issuer: iss.URL, Audience: iss.Audience})
 	require.NoError(t, err)
 	return v
+}
+
+// The reasons of sender-constrained tokens map to gRPC codes by their
+// class.
+func TestStatusOfBindingReasons(t *testing.T) {
+	for reason, code := range map[aegis.Reason]codes.Code{
+		aegis.ReasonInvalidDPoPProof:       codes.Unauthenticated,
+		aegis.ReasonUseDPoPNonce:           codes.Unauthenticated,
+		aegis.ReasonBindingMismatch:        codes.Unauthenticated,
+		aegis.ReasonCertificateMismatch:    codes.Unauthenticated,
+		aegis.ReasonReplayStoreUnavailable: codes.Unavailable,
+	} {
+		t.Run(string(reason), func(t *testing.T) {
+			r := aegis.Refuse(reason, nil)
+			if reason.Class() == aegis.ClassUnavailable {
+				r = aegis.Unavailable(reason, time.Second, nil)
+			}
+			st := grpcguard.Status(r)
+			assert.Equal(t, code, st.Code())
+			info, _ := details(t, st)
+			assert.Equal(t, strings.ToUpper(string(reason)), info.GetReason())
+		})
+	}
 }
