@@ -15,8 +15,10 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/middleware/dpop"
 	"github.com/olympus/aegis/middleware/grpcguard"
 	"github.com/olympus/aegis/scopes"
 )
@@ -79,7 +81,7 @@ func ExampleNew() {
 	}
 	// Output:
 	// hello nightly-data-sync (m2m)
-	// PermissionDenied [Bearer realm="api", error="insufficient_scope", error_description="The access token does not grant the scope this resource needs", scope="data:read"]
+	// PermissionDenied [Bearer realm="api", error="insufficient_scope", error_description="The access token does not grant the scope this resource needs", scope="data:read" DPoP realm="api", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"]
 }
 
 // A refusal as a gRPC status: what a client of a guarded server receives
@@ -102,4 +104,60 @@ func ExampleStatus() {
 	// ResourceExhausted aegis: rate_limited: The client's rate limit is exhausted; retry later
 	// reason RATE_LIMITED domain aegis
 	// retry in 12s
+}
+
+// A server that accepts DPoP-bound tokens (RFC 9449): the client sends
+// "authorization: DPoP <token>" and a "dpop" proof of its key for the
+// call's htu, Config.BaseURI followed by the full method name.
+func ExampleConfig_dpop() {
+	issuer := jwkstest.Start(jwkstest.Config{}) // stands in for Athena IAM
+	defer issuer.Close()
+
+	guard, err := grpcguard.New(grpcguard.Config{
+		Issuer:   issuer.URL,
+		Audience: issuer.Audience,
+		BaseURI:  "https://api.example.com", // what clients address
+		Methods: map[string][]scopes.Requirement{
+			"/grpc.testing.TestService/UnaryCall": {scopes.All("data:read")},
+		},
+		DPoPMethods: map[string]dpop.Policy{
+			"/grpc.testing.TestService/UnaryCall": dpop.Require, // no plain Bearer tokens here
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(guard.Unary()), grpc.ChainStreamInterceptor(guard.Stream()))
+	testgrpc.RegisterTestServiceServer(srv, greeter{})
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	conn, err := grpc.NewClient("passthrough:///bufconn", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	client := testgrpc.NewTestServiceClient(conn)
+
+	// The client's key, and a token the issuer bound to it (cnf.jkt).
+	key := jwkstest.NewKey(jwks.ES256)
+	token := issuer.DPoPBound("nightly-data-sync", key, "data:read")
+	proof := key.DPoPProof(jwkstest.DPoPProof{
+		Method:      "POST",
+		URL:         "https://api.example.com/grpc.testing.TestService/UnaryCall",
+		AccessToken: token,
+	})
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "DPoP "+token, "dpop", proof)
+	resp, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+	fmt.Println(resp.GetUsername(), err)
+
+	// The same token as a Bearer token is refused.
+	var trailer metadata.MD
+	ctx = metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	_, err = client.UnaryCall(ctx, &testgrpc.SimpleRequest{}, grpc.Trailer(&trailer))
+	fmt.Println(status.Code(err), trailer.Get("www-authenticate"))
+	// Output:
+	// hello nightly-data-sync (m2m) <nil>
+	// Unauthenticated [DPoP realm="api", error="invalid_token", error_description="Only DPoP-bound access tokens are accepted here", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"]
 }

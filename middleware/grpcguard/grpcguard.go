@@ -18,6 +18,7 @@ import (
 	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/middleware/dpop"
 	"github.com/olympus/aegis/scopes"
 )
 
@@ -63,9 +64,15 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// DPoP configures sender-constrained tokens (see core.DPoPConfig): the
+	// default DPoP policy (dpop.Allow unless set), the proof Verifier (its
+	// algorithms, replay store and nonces) and whether a proof beside a
+	// Bearer token is refused. Certificate-bound tokens (RFC 8705) are
+	// checked against the client's TLS certificate whatever it says.
+	DPoP core.DPoPConfig
 
 	// Checker, when set, decides instead of a Checker built from the
-	// fields above (which must then be left unset): pass a
+	// fields above (which must then be left unset, DPoP included): pass a
 	// middleware.Guard's Checker() so that HTTP and gRPC calls share one
 	// verified-token cache, one rate limit, one Observer and one log.
 	Checker *core.Checker
@@ -87,6 +94,22 @@ type Config struct {
 	// before its token is validated, so that a method added to the server
 	// is closed until its requirements are declared.
 	AllowUnlisted bool
+	// DPoPMethods sets the DPoP policy (dpop.Allow, dpop.Require or
+	// dpop.Off) of methods or services that Methods lists, by the same
+	// keys; the others follow the Checker's default (Config.DPoP.Policy,
+	// or the shared Checker's).
+	DPoPMethods map[string]dpop.Policy
+	// BaseURI is the URL clients address, "https://api.example.com" or
+	// "https://api.example.com:8443": a scheme (http or https) and a
+	// host, with no path other than "/", no query and no fragment. A DPoP
+	// proof's htu must be BaseURI followed by the full method name, e.g.
+	// "https://api.example.com/pkg.Service/Method" (RFC 9449 §4.3). Unset,
+	// it is taken from each call: https when the server's transport is TLS,
+	// http otherwise, and the call's :authority. Set it when a proxy or
+	// load balancer stands between clients and the server, or when the
+	// :authority clients send is not the one they sign; a client chooses
+	// its :authority, so BaseURI is also the stricter choice.
+	BaseURI string
 	// Realm is the realm of the www-authenticate challenges; default "api".
 	Realm string
 }
@@ -103,6 +126,9 @@ type Guard struct {
 	allowUnlisted bool
 	unlisted      *rule // the rule of unlisted methods under AllowUnlisted
 	realm         string
+	// base is Config.BaseURI parsed; nil derives each call's from the call.
+	base       *url.URL
+	challenges challenges
 }
 
 // rule is what one method, or every method of a service, requires.
@@ -112,6 +138,12 @@ type rule struct {
 	// url names the method in decision logs; nil for a service's rule
 	// (each call then names its own method).
 	url *url.URL
+	// htu is the method's absolute URL under Config.BaseURI, a DPoP
+	// proof's htu; nil for a service's rule or without BaseURI.
+	htu *url.URL
+	// dpop is the DPoP policy of the rule's methods; dpop.PolicyDefault
+	// means the Checker's.
+	dpop dpop.Policy
 }
 
 // ErrConfig is matched (errors.Is) by every error New returns.
@@ -122,6 +154,10 @@ var ErrConfig = errors.New("aegis: invalid grpcguard.Config")
 // naming its field; the error matches ErrConfig.
 func New(cfg Config) (*Guard, error) {
 	errs := checkNames(cfg)
+	base, err := parseBaseURI(cfg.BaseURI)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	checker, err := checkerOf(cfg)
 	if err != nil {
 		errs = append(errs, err)
@@ -136,20 +172,25 @@ func New(cfg Config) (*Guard, error) {
 		allowUnlisted: cfg.AllowUnlisted,
 		unlisted:      &rule{},
 		realm:         cfg.Realm,
+		base:          base,
 	}
 	if g.realm == "" {
 		g.realm = "api"
 	}
+	g.challenges = newChallenges(g.realm, checker.DPoPVerifier())
 	add := func(name string, r *rule) {
 		if service, ok := strings.CutSuffix(name, "/*"); ok {
 			g.services[service+"/"] = r
 			return
 		}
 		r.url = &url.URL{Path: name}
+		if base != nil {
+			r.htu = htuOf(base, name)
+		}
 		g.methods[name] = r
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Methods)) {
-		add(name, &rule{reqs: slices.Clone(cfg.Methods[name])})
+		add(name, &rule{reqs: slices.Clone(cfg.Methods[name]), dpop: cfg.DPoPMethods[name]})
 	}
 	for _, name := range cfg.Public {
 		add(name, &rule{public: true})
@@ -180,6 +221,14 @@ func checkNames(cfg Config) []error {
 		}
 		seen[name] = true
 	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.DPoPMethods)) {
+		if !hasKey(cfg.Methods, name) {
+			errs = append(errs, fmt.Errorf("Config.DPoPMethods: %q is not a key of Config.Methods", name))
+		}
+		if _, err := dpop.ParsePolicy(string(cfg.DPoPMethods[name])); err != nil {
+			errs = append(errs, fmt.Errorf("Config.DPoPMethods[%q]: %q is not dpop.Allow, dpop.Require or dpop.Off", name, cfg.DPoPMethods[name]))
+		}
+	}
 	return errs
 }
 
@@ -204,10 +253,10 @@ func validName(name string) bool {
 func checkerOf(cfg Config) (*core.Checker, error) {
 	own := cfg.Issuer != "" || cfg.Audience != "" || cfg.AllowInsecureHTTP || cfg.Validator != nil ||
 		cfg.MaxTokenLength != 0 || cfg.Classifier != nil || cfg.RateLimit != nil || cfg.Observer != nil ||
-		cfg.Logger != nil || cfg.Now != nil
+		cfg.Logger != nil || cfg.Now != nil || cfg.DPoP != (core.DPoPConfig{})
 	if cfg.Checker != nil {
 		if own {
-			return nil, errors.New("Config.Checker decides alone: leave Issuer, Audience, AllowInsecureHTTP, Validator, MaxTokenLength, Classifier, RateLimit, Observer, Logger and Now unset (configure its own Guard or core.Config)")
+			return nil, errors.New("Config.Checker decides alone: leave Issuer, Audience, AllowInsecureHTTP, Validator, MaxTokenLength, Classifier, RateLimit, Observer, Logger, Now and DPoP unset (configure its own Guard or core.Config)")
 		}
 		return cfg.Checker, nil
 	}
@@ -238,6 +287,7 @@ func checkerOf(cfg Config) (*core.Checker, error) {
 		MaxTokenLength: cfg.MaxTokenLength,
 		Classifier:     cfg.Classifier,
 		RateLimit:      cfg.RateLimit,
+		DPoP:           cfg.DPoP,
 		Observer:       cfg.Observer,
 		Logger:         cfg.Logger,
 		Now:            cfg.Now,
@@ -288,11 +338,12 @@ type admittedStream struct {
 // Context returns the stream's context, with the Principal.
 func (s *admittedStream) Context() context.Context { return s.ctx }
 
-// decide finds the rule of method, takes the call's token, has the
+// decide finds the rule of method, takes the call's credential, has the
 // Checker decide and renders the verdict: the rate-limit header metadata,
-// then either a status error (with the challenge in the trailer) or the
-// context carrying the Principal. ss is the call's stream, nil for a unary
-// call.
+// then either a status error (with the challenges and the DPoP nonce in
+// the trailer) or the context carrying the Principal (with the DPoP nonce
+// in the header metadata). ss is the call's stream,
+// nil for a unary call.
 func (g *Guard) decide(ctx context.Context, method string, ss grpc.ServerStream) (context.Context, error) {
 	r := g.ruleOf(method)
 	if r != nil && r.public {
@@ -305,19 +356,40 @@ func (g *Guard) decide(ctx context.Context, method string, ss grpc.ServerStream)
 		cred.URL = &url.URL{Path: method}
 	}
 	if r == nil && !g.allowUnlisted {
-		return ctx, g.refuse(ctx, ss, g.checker.Refuse(ctx, cred, errUnlisted))
+		return ctx, g.refuse(ctx, ss, cred, g.checker.Refuse(ctx, cred, errUnlisted))
 	}
 	if r == nil {
 		r = g.unlisted
 	}
-	token, ref := bearerToken(ctx)
+	cred.DPoP = r.dpop
+	token, scheme, ref := accessToken(ctx)
+	cred.Scheme = scheme
+	if ref == nil {
+		cred.Proof, ref = proof(ctx)
+	}
 	if ref != nil {
-		return ctx, g.refuse(ctx, ss, g.checker.Refuse(ctx, cred, ref))
+		return ctx, g.refuse(ctx, ss, cred, g.checker.Refuse(ctx, cred, ref))
 	}
 	cred.Token = token
+	var overTLS bool
+	cred.PeerCertificate, overTLS = peerCertificate(ctx)
+	if cred.Scheme == core.SchemeDPoP && cred.Proof != "" {
+		cred.URL = g.htu(ctx, method, r, overTLS)
+	}
 	v := g.checker.Check(ctx, cred, r.reqs...)
+	var md metadata.MD
 	if v.RateLimit != nil {
-		md := rateLimitMetadata(*v.RateLimit)
+		md = rateLimitMetadata(*v.RateLimit)
+	}
+	if v.Refusal == nil { // a refusal's nonce goes in the trailer, beside its challenges
+		if n := g.nonce(cred, nil); n != "" {
+			if md == nil {
+				md = metadata.MD{}
+			}
+			md[nonceKey] = []string{n}
+		}
+	}
+	if md != nil {
 		if ss != nil {
 			_ = ss.SetHeader(md)
 		} else {
@@ -325,7 +397,7 @@ func (g *Guard) decide(ctx context.Context, method string, ss grpc.ServerStream)
 		}
 	}
 	if v.Refusal != nil {
-		return ctx, g.refuse(ctx, ss, v.Refusal)
+		return ctx, g.refuse(ctx, ss, cred, v.Refusal)
 	}
 	return core.WithPrincipal(ctx, v.Principal), nil
 }
@@ -345,11 +417,19 @@ func (g *Guard) ruleOf(method string) *rule {
 	return nil
 }
 
-// refuse sends the refusal's challenge in the trailer of the call (of ss,
-// when not nil) and returns its status error.
-func (g *Guard) refuse(ctx context.Context, ss grpc.ServerStream, r *aegis.Refusal) error {
-	if c := challenge(r, g.realm); c != "" {
-		md := metadata.Pairs(challengeKey, c)
+// refuse sends the refusal's challenges (and, for DPoP, the current
+// nonce) in the trailer of the call (of ss, when not nil) and returns its
+// status error. cred is the call's credential, whose scheme and policy
+// choose the challenges.
+func (g *Guard) refuse(ctx context.Context, ss grpc.ServerStream, cred core.Credential, r *aegis.Refusal) error {
+	md := metadata.MD{}
+	if c := g.challengesOf(cred, r); c != nil {
+		md[challengeKey] = c
+	}
+	if n := g.nonce(cred, r); n != "" {
+		md[nonceKey] = []string{n}
+	}
+	if len(md) > 0 {
 		if ss != nil {
 			ss.SetTrailer(md)
 		} else {

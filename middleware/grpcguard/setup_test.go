@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -43,7 +42,9 @@ func methods() map[string][]scopes.Requirement {
 }
 
 // service answers with the caller the interceptors admitted: its subject,
-// kind and scopes ("anonymous" when there is none).
+// kind and scopes ("anonymous" when there is none), then "+dpop" when it
+// proved a DPoP key and "+mtls" when its token is bound to its TLS client
+// certificate.
 type service struct {
 	testgrpc.UnimplementedTestServiceServer
 }
@@ -53,7 +54,14 @@ func caller(ctx context.Context) string {
 	if !ok {
 		return "anonymous"
 	}
-	return p.Subject + " " + string(p.Kind) + " " + p.Scopes.String()
+	s := p.Subject + " " + string(p.Kind) + " " + p.Scopes.String()
+	if p.DPoPBound() {
+		s += " +dpop"
+	}
+	if p.CertificateBound() {
+		s += " +mtls"
+	}
+	return s
 }
 
 func (service) EmptyCall(context.Context, *testgrpc.Empty) (*testgrpc.Empty, error) {
@@ -177,7 +185,12 @@ func authorization(ctx context.Context, values ...string) context.Context {
 // metadata.
 func call(t testing.TB, c testgrpc.TestServiceClient, k kind, values ...string) result {
 	t.Helper()
-	ctx := authorization(t.Context(), values...)
+	return callCtx(authorization(t.Context(), values...), t, c, k)
+}
+
+// callCtx makes a call of kind k with ctx's outgoing metadata.
+func callCtx(ctx context.Context, t testing.TB, c testgrpc.TestServiceClient, k kind) result {
+	t.Helper()
 	var res result
 	switch k {
 	case unary:
@@ -238,13 +251,30 @@ func details(t testing.TB, st *status.Status) (*errdetails.ErrorInfo, *errdetail
 	return info, retry
 }
 
-// challengeOf returns the www-authenticate trailer, "" when absent.
+// algs is the algs parameter of the DPoP challenges of a default Verifier.
+const algs = `algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"`
+
+// bareDPoP is the DPoP challenge without an error, which follows the
+// Bearer one under dpop.Allow (the default) when the call did not use DPoP.
+const bareDPoP = `DPoP realm="api", ` + algs
+
+// challengeOf returns the www-authenticate trailer's Bearer challenge, ""
+// when absent. Under dpop.Allow it must be followed by the bare DPoP
+// challenge, and only by that.
 func challengeOf(t testing.TB, md metadata.MD) string {
 	t.Helper()
 	v := md.Get("www-authenticate")
-	require.LessOrEqual(t, len(v), 1)
-	return strings.Join(v, "")
+	if len(v) == 0 {
+		return ""
+	}
+	require.Len(t, v, 2)
+	require.Equal(t, bareDPoP, v[1])
+	return v[0]
 }
+
+// challengesOf returns every www-authenticate value of the trailer, in
+// order.
+func challengesOf(md metadata.MD) []string { return md.Get("www-authenticate") }
 
 // decisions records the Checker's decisions, as a metrics Observer would.
 type decisions struct {

@@ -34,6 +34,10 @@ const ErrorDomain = "aegis"
 //	class forbidden     PermissionDenied
 //	class limited       ResourceExhausted
 //	class unavailable   Unavailable
+//
+// so the sender-constrained token reasons (invalid_dpop_proof,
+// use_dpop_nonce, binding_mismatch, certificate_mismatch) are
+// Unauthenticated and replay_store_unavailable is Unavailable.
 func codeOf(r *aegis.Refusal) codes.Code {
 	switch r.Class {
 	case aegis.ClassForbidden:
@@ -71,7 +75,7 @@ func Status(r *aegis.Refusal) *status.Status {
 func message(r *aegis.Refusal) string {
 	d := r.Description
 	if d == "" && r.Reason == aegis.ReasonTokenMissing {
-		d = "The call has no bearer token in its authorization metadata"
+		d = "The call has no access token in its authorization metadata"
 	}
 	s := "aegis: " + string(r.Reason)
 	if d != "" {
