@@ -81,7 +81,7 @@ func ExampleNew() {
 	}
 	// Output:
 	// hello nightly-data-sync (m2m)
-	// PermissionDenied [Bearer realm="api", error="insufficient_scope", error_description="The access token does not grant the scope this resource needs", scope="data:read" DPoP realm="api", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"]
+	// PermissionDenied [Bearer realm="api", error="insufficient_scope", error_description="The access token does not grant the scope this resource needs", scope="data:read" DPoP realm="api", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519"]
 }
 
 // A refusal as a gRPC status: what a client of a guarded server receives
@@ -159,5 +159,5 @@ func ExampleConfig_dpop() {
 	fmt.Println(status.Code(err), trailer.Get("www-authenticate"))
 	// Output:
 	// hello nightly-data-sync (m2m) <nil>
-	// Unauthenticated [DPoP realm="api", error="invalid_token", error_description="Only DPoP-bound access tokens are accepted here", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"]
+	// Unauthenticated [DPoP realm="api", error="invalid_token", error_description="Only DPoP-bound access tokens are accepted here", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519"]
 }

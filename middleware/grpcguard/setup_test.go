@@ -252,7 +252,7 @@ func details(t testing.TB, st *status.Status) (*errdetails.ErrorInfo, *errdetail
 }
 
 // algs is the algs parameter of the DPoP challenges of a default Verifier.
-const algs = `algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"`
+const algs = `algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519"`
 
 // bareDPoP is the DPoP challenge without an error, which follows the
 // Bearer one under dpop.Allow (the default) when the call did not use DPoP.
