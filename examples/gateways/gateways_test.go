@@ -424,3 +424,46 @@ func TestREADMEShowsTheseFiles(t *testing.T) {
 		assert.Contains(t, string(readme), tc.fence+string(body)+"```", "README shows %s as it is", tc.file)
 	}
 }
+
+// TestGatewaysDPoPNonce: with aegis-authz -dpop-nonce, a client without
+// the nonce gets 401 use_dpop_nonce and DPoP-Nonce through nginx and
+// Caddy, and passes with it. nginx also passes the nonce of a 200 on;
+// Caddy's forward_auth gives a 2xx answer's headers only to the upstream.
+func TestGatewaysDPoPNonce(t *testing.T) {
+	need(t, "nginx")
+	need(t, "caddy")
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	authz := freeAddr(t)
+	start(t, "aegis-authz", authz, nil, buildAuthz(t), "-addr", authz, "-issuer", iss.URL, "-audience", iss.Audience,
+		"-routes", "routes.json", "-dpop-nonce")
+	upstream := echo(t)
+	gateways := map[string]string{"nginx": startNginx(t, authz, upstream, newPKI(t)).http, "caddy": startCaddy(t, authz, upstream)}
+	key := jwkstest.NewKey(jwks.ES256)
+	bound := iss.DPoPBound("dpop-client", key, "data:read")
+	for name, addr := range gateways {
+		t.Run(name, func(t *testing.T) {
+			ask := func(nonce string) *http.Response {
+				req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/data", nil)
+				require.NoError(t, err)
+				req.Header.Set("Authorization", "DPoP "+bound)
+				req.Header.Set("DPoP", key.DPoPProof(jwkstest.DPoPProof{Method: "GET", URL: "http://" + addr + "/data", AccessToken: bound, Nonce: nonce}))
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				_ = resp.Body.Close()
+				return resp
+			}
+			resp := ask("")
+			require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+			assert.True(t, strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), `DPoP realm="api", error="use_dpop_nonce"`), resp.Header.Get("WWW-Authenticate"))
+			nonce := resp.Header.Get("DPoP-Nonce")
+			require.NotEmpty(t, nonce, "DPoP-Nonce reaches the client")
+			assert.Len(t, resp.Header.Values("DPoP-Nonce"), 1)
+
+			resp = ask(nonce)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			if name == "nginx" {
+				assert.Equal(t, nonce, resp.Header.Get("DPoP-Nonce"), "the nonce of a 200")
+			}
+		})
+	}
+}
