@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +13,8 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+
+	"github.com/olympus/aegis/internal/clientcert"
 )
 
 // authorizer is the Service as Envoy's envoy.service.auth.v3.Authorization.
@@ -24,13 +28,16 @@ type authorizer struct {
 func (s *Service) Authorization() authv3.AuthorizationServer { return &s.authorizer }
 
 // Check decides the request Envoy describes (attributes.request.http:
-// method, path with its query, headers with lower-case names) exactly as
-// ServeHTTP decides a forwarded one. Allowed: status OK, the five identity
-// headers set (overwriting), every other x-auth-* header the client sent
-// removed, and the rate-limit headers added to the client's response.
-// Refused: denied_response with the HTTP status, headers and problem+json
-// body of the HTTP answer. A malformed CheckRequest is refused as a
-// malformed request (400), never a gRPC error: Envoy would then apply
+// method, scheme, host, path with its query, headers with lower-case
+// names, among them authorization and dpop; attributes.source.certificate,
+// the client's TLS certificate, with include_peer_certificate: true)
+// exactly as ServeHTTP decides a forwarded one. Allowed: status OK, the
+// five identity headers set (overwriting), every other x-auth-* header the
+// client sent removed, and the rate-limit headers and DPoP-Nonce added to
+// the client's response. Refused: denied_response with the HTTP status,
+// headers (every value of each: both WWW-Authenticate challenges) and
+// problem+json body of the HTTP answer. A malformed CheckRequest is refused
+// as a malformed request (400), never a gRPC error: Envoy would then apply
 // failure_mode_allow.
 func (a *authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	h := req.GetAttributes().GetRequest().GetHttp()
@@ -39,15 +46,12 @@ func (a *authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (*auth
 		headers = headerMap(h.GetHeaderMap())
 	}
 	rec := &recorder{header: make(http.Header, 8)}
-	switch {
-	case h == nil:
+	if h == nil {
 		a.s.refuseMalformed(rec, ctx, "The check request carries no HTTP request attributes")
-	default:
-		var authorization []string
-		if v, ok := headers["authorization"]; ok {
-			authorization = []string{v}
-		}
-		a.s.decide(rec, ctx, h.GetMethod(), h.GetPath(), authorization)
+	} else if c, err := a.s.checkedRequest(req.GetAttributes(), headers); err != nil {
+		a.s.refuseMalformed(rec, ctx, err.Error())
+	} else {
+		a.s.decide(rec, ctx, c)
 	}
 	if rec.status == 0 {
 		rec.status = http.StatusOK
@@ -56,6 +60,47 @@ func (a *authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (*auth
 		return okResponse(rec.header, headers), nil
 	}
 	return deniedResponse(rec), nil
+}
+
+// checkedRequest is the client's request a CheckRequest describes: the
+// scheme ("" is http) and host of attributes.request.http, its
+// authorization and dpop headers (a value Envoy joined with commas is
+// more than one proof), and over https the certificate of
+// attributes.source.certificate, or else of the -client-cert-header
+// header.
+func (s *Service) checkedRequest(attrs *authv3.AttributeContext, headers map[string]string) (*clientRequest, error) {
+	h := attrs.GetRequest().GetHttp()
+	c := &clientRequest{method: h.GetMethod(), uri: h.GetPath(), host: h.GetHost()}
+	if scheme := h.GetScheme(); scheme != "" {
+		https, err := parseScheme(scheme)
+		if err != nil {
+			return nil, errors.New("The request's scheme is malformed: " + err.Error())
+		}
+		c.https = https
+	}
+	if err := checkHost(c.host); err != nil {
+		return nil, errors.New("The request's host is malformed: " + err.Error())
+	}
+	if v, ok := headers["authorization"]; ok {
+		c.authorization = []string{v}
+	}
+	if v, ok := headers["dpop"]; ok {
+		c.dpop = strings.Split(v, ",")
+	}
+	if c.https {
+		if pem := attrs.GetSource().GetCertificate(); pem != "" {
+			if cert, err := clientcert.Parse(clientcert.EscapedPEM, pem); err == nil {
+				c.cert = cert
+			} else {
+				s.log.Debug("attributes.source.certificate unreadable", slog.String("error", err.Error()))
+			}
+		} else if s.certHeader != "" {
+			if v, ok := headers[strings.ToLower(s.certHeader)]; ok {
+				c.cert = s.certificate([]string{v})
+			}
+		}
+	}
+	return c, nil
 }
 
 // headerMap reads Envoy's header_map (sent instead of headers when
@@ -80,8 +125,9 @@ func headerMap(m *corev3.HeaderMap) map[string]string {
 }
 
 // rateLimitHeaders are the headers of the HTTP answer that an allowed
-// request's client sees too.
-var rateLimitHeaders = []string{"RateLimit-Policy", "RateLimit", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"}
+// request's client sees too: the rate-limit headers and the DPoP nonce
+// (RFC 9449 §8.2).
+var rateLimitHeaders = []string{"RateLimit-Policy", "RateLimit", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "DPoP-Nonce"}
 
 func okResponse(answer http.Header, sent map[string]string) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{}
@@ -132,11 +178,18 @@ func deniedResponse(rec *recorder) *authv3.CheckResponse {
 		names = append(names, k)
 	}
 	slices.Sort(names)
+	// Each value of a header is a field of its own, in order: the first
+	// overwrites, the next append (both WWW-Authenticate challenges reach
+	// the client).
 	for _, k := range names {
-		for _, v := range rec.header[k] {
+		for i, v := range rec.header[k] {
+			action := corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+			if i > 0 {
+				action = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
+			}
 			denied.Headers = append(denied.Headers, &corev3.HeaderValueOption{
 				Header:       &corev3.HeaderValue{Key: strings.ToLower(k), Value: v},
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+				AppendAction: action,
 			})
 		}
 	}

@@ -134,7 +134,13 @@ func checkRequest(method, uri string, h http.Header) *authv3.CheckRequest {
 
 func askGRPC(t *testing.T, client authv3.AuthorizationClient, method, uri string, h http.Header) answer {
 	t.Helper()
-	resp, err := client.Check(context.Background(), checkRequest(method, uri, h))
+	return checkGRPC(t, client, checkRequest(method, uri, h))
+}
+
+// checkGRPC asks client about req and reads the answer as a gateway does.
+func checkGRPC(t *testing.T, client authv3.AuthorizationClient, req *authv3.CheckRequest) answer {
+	t.Helper()
+	resp, err := client.Check(context.Background(), req)
 	require.NoError(t, err)
 	require.NoError(t, resp.Validate())
 	a := answer{header: http.Header{}}

@@ -17,6 +17,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 
+	"github.com/olympus/aegis/internal/clientcert"
 	"github.com/olympus/aegis/internal/serverflags"
 	"github.com/olympus/aegis/internal/serverflags/flagenv"
 	"github.com/olympus/aegis/middleware"
@@ -36,6 +37,7 @@ func main() {
 // shares with examples/server.
 type options struct {
 	addr, grpcAddr, routes, defaultPolicy string
+	clientCertHeader, clientCertFormat    string
 	serverflags.Options
 }
 
@@ -48,11 +50,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.grpcAddr, "grpc-addr", "", "address of Envoy's gRPC ext_authz service, envoy.service.auth.v3.Authorization/Check (default: none)")
 	fs.StringVar(&o.routes, "routes", "", `JSON file of route rules, the first match winning: {"routes": [{"methods": ["GET"], "path": "/data", "scopes": {"all": ["data:read"]}}, {"path": "/public/*", "public": true}, ...]}`)
 	fs.StringVar(&o.defaultPolicy, "default-policy", PolicyDeny, "requests no rule matches: deny (403) or authenticated (any valid token)")
+	fs.StringVar(&o.clientCertHeader, "client-cert-header", "", "request header in which the gateway forwards the client's TLS certificate, for certificate-bound tokens (RFC 8705), such as X-SSL-Client-Cert (nginx: proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert); the gateway must overwrite it (default: none)")
+	fs.StringVar(&o.clientCertFormat, "client-cert-format", string(clientcert.EscapedPEM), "how -client-cert-header carries the certificate: escaped-pem (nginx $ssl_client_escaped_cert), base64-der (Caddy {http.request.tls.client.certificate_der_base64}) or xfcc (Envoy x-forwarded-client-cert)")
 	o.Register(fs)
-	flagenv.SetUsage(fs, serverflags.EnvPrefix, "the Aegis decision service: gateways ask it whether a request may pass.\n  It trusts X-Forwarded-Method and X-Forwarded-Uri: let only the gateway reach it.",
+	flagenv.SetUsage(fs, serverflags.EnvPrefix, "the Aegis decision service: gateways ask it whether a request may pass.\n  It trusts X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Proto, X-Forwarded-Host and the\n  -client-cert-header header: let only the gateway reach it, and have it overwrite them.",
 		"aegis-authz -issuer http://127.0.0.1:4444 -audience https://api.test -routes routes.json -grpc-addr 127.0.0.1:9191")
 	if err := o.Parse(fs, args, getenv); err != nil {
 		return o, err
+	}
+	if _, err := clientcert.ParseFormat(o.clientCertFormat); err != nil {
+		return o, fmt.Errorf("-client-cert-format %q: want escaped-pem, base64-der or xfcc", o.clientCertFormat)
 	}
 	switch o.defaultPolicy {
 	case PolicyDeny:
@@ -92,7 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	svc, err := NewService(ServiceConfig{Guard: guard, Rules: rules, DefaultPolicy: o.defaultPolicy, Logger: log})
+	svc, err := NewService(ServiceConfig{Guard: guard, Rules: rules, DefaultPolicy: o.defaultPolicy, Logger: log,
+		ClientCertHeader: o.clientCertHeader, ClientCertFormat: clientcert.Format(o.clientCertFormat)})
 	if err != nil {
 		return err
 	}
@@ -130,8 +138,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		go func() { errc <- gs.Serve(gln) }()
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "grpc_addr", grpcAddr, "issuer", o.Issuer, "audience", o.Audience,
-		"mode", o.Mode, "introspection_cache", o.IntrospectionCache, "routes", len(rules), "default_policy", o.defaultPolicy)
-	log.Info("the decision service trusts X-Forwarded-Method and X-Forwarded-Uri: let only the gateway reach it")
+		"mode", o.Mode, "introspection_cache", o.IntrospectionCache, "routes", len(rules), "default_policy", o.defaultPolicy,
+		"dpop", o.DPoP, "client_cert_header", o.clientCertHeader)
+	log.Info("the decision service trusts X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Proto, X-Forwarded-Host and the client certificate header: let only the gateway reach it, and have it overwrite them")
 	if ready != nil {
 		ready(ln.Addr().String(), grpcAddr)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"flag"
 	"net/http"
 	"os"
@@ -133,6 +134,8 @@ func TestAuthzFlagErrors(t *testing.T) {
 		{name: "bad metrics address", args: append(base, "-routes", routes, "-metrics-addr", "nonsense"), want: "-metrics-addr"},
 		{name: "shared validation flags are checked", args: append(base, "-routes", routes, "-mode", "magic"), want: "-mode"},
 		{name: "bad log level", args: append(base, "-routes", routes, "-log-level", "loud"), want: "-log-level"},
+		{name: "unknown client certificate format", args: append(base, "-routes", routes, "-client-cert-header", "X-SSL-Client-Cert", "-client-cert-format", "pem"),
+			want: `-client-cert-format "pem": want escaped-pem, base64-der or xfcc`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,9 +164,48 @@ func TestAuthzHelp(t *testing.T) {
 	for _, want := range []string{"addr", "grpc-addr", "routes", "default-policy", "issuer", "audience", "jwks-url", "mode",
 		"introspection-url", "introspection-auth", "introspection-client-id", "introspection-client-secret", "introspection-cache-ttl",
 		"introspection-cache", "clients-url", "clients-cache-ttl", "redis-url", "default-rate-limit", "rate-limit-failure",
-		"metrics-addr", "log-level", "allow-insecure-http"} {
+		"metrics-addr", "log-level", "allow-insecure-http", "client-cert-header", "client-cert-format", "dpop", "dpop-nonce"} {
 		assert.Contains(t, names, want)
 	}
 	assert.Contains(t, help.String(), "127.0.0.1:8081")
 	assert.Contains(t, help.String(), "let only the gateway reach it")
+}
+
+// TestAuthzClientCertHeader: -client-cert-header (or
+// AEGIS_CLIENT_CERT_HEADER) and -client-cert-format name where the
+// gateway forwards the client certificate.
+func TestAuthzClientCertHeader(t *testing.T) {
+	iss := newIssuer(t)
+	cert := newClientCert(t)
+	bound := iss.MTLSBound("mtls-client", cert, "data:read")
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		value string
+	}{
+		{name: "flags, base64 DER", args: []string{"-client-cert-header", "X-Client-Cert", "-client-cert-format", "base64-der"},
+			value: base64.StdEncoding.EncodeToString(cert.Raw)},
+		{name: "environment, escaped PEM by default", env: map[string]string{"AEGIS_CLIENT_CERT_HEADER": "X-Client-Cert"}, value: escapedPEM(cert)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience, "-default-policy", "authenticated"}, tc.args...)
+			httpAddr, _, logs := startAuthz(t, args, tc.env)
+			assert.Contains(t, logs.String(), "client_cert_header=X-Client-Cert")
+			for _, withCert := range []bool{true, false} {
+				req, err := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/auth", nil)
+				require.NoError(t, err)
+				req.Header = forwarded("GET", "/data", bound).Header
+				req.Header.Set(HeaderForwardedProto, "https")
+				if withCert {
+					req.Header.Set("X-Client-Cert", tc.value)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				resp.Body.Close()
+				assert.Equal(t, map[bool]int{true: 200, false: 401}[withCert], resp.StatusCode)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/internal/clientcert"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/core"
 )
@@ -60,6 +62,17 @@ type ServiceConfig struct {
 	// Logger receives the service's own refusals (the Guard logs its
 	// decisions); default slog.Default().
 	Logger *slog.Logger
+	// ClientCertHeader names the request header in which the gateway
+	// forwards the TLS client certificate (RFC 8705 certificate-bound
+	// tokens), such as "X-SSL-Client-Cert" (nginx:
+	// proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert); ""
+	// for none. The gateway must set it, overwriting whatever the client
+	// sent. It is read only for requests made over https; a value that
+	// cannot be read, or more than one, counts as no certificate.
+	ClientCertHeader string
+	// ClientCertFormat is how ClientCertHeader carries the certificate:
+	// clientcert.EscapedPEM (the default), Base64DER or XFCC.
+	ClientCertFormat clientcert.Format
 }
 
 // Service is the decision service: it decides whether a request a
@@ -73,6 +86,10 @@ type Service struct {
 	realm      string
 	log        *slog.Logger
 	authorizer authorizer
+	// certHeader and certFormat: ServiceConfig.ClientCertHeader and
+	// ClientCertFormat.
+	certHeader string
+	certFormat clientcert.Format
 }
 
 type compiledRule struct {
@@ -88,7 +105,12 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Guard == nil {
 		return nil, errors.Join(ErrConfig, errors.New("ServiceConfig.Guard is required"))
 	}
-	s := &Service{guard: cfg.Guard, realm: cfg.Realm, log: cfg.Logger}
+	s := &Service{guard: cfg.Guard, realm: cfg.Realm, log: cfg.Logger, certHeader: http.CanonicalHeaderKey(cfg.ClientCertHeader)}
+	format, err := clientcert.ParseFormat(string(cfg.ClientCertFormat))
+	if err != nil {
+		return nil, errors.Join(ErrConfig, fmt.Errorf("ServiceConfig.ClientCertFormat: %w", err))
+	}
+	s.certFormat = format
 	if s.realm == "" {
 		s.realm = "api"
 	}
@@ -118,10 +140,14 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 // ServeHTTP decides a forwarded request: on X-Forwarded-Method and
 // X-Forwarded-Uri when it carries X-Forwarded-Uri (forward auth), else on
 // its own method and request URI (Envoy's HTTP ext_authz); with its
-// Authorization header either way. GET /.aegis/healthz without
+// Authorization and DPoP headers either way, the scheme of
+// X-Forwarded-Proto (default http), the host of X-Forwarded-Host (forward
+// auth only; default the request's Host) and the client certificate of
+// ServiceConfig.ClientCertHeader. GET /.aegis/healthz without
 // X-Forwarded-Uri answers 200.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	uris := r.Header.Values(HeaderForwardedURI)
+	c := clientRequest{host: r.Host, authorization: r.Header.Values("Authorization"), dpop: r.Header.Values(HeaderDPoP)}
 	if len(uris) == 0 {
 		if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -129,53 +155,87 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write([]byte("ok\n"))
 			return
 		}
-		uri := r.RequestURI
-		if uri == "" {
-			uri = r.URL.RequestURI()
+		c.method, c.uri = r.Method, r.RequestURI
+		if c.uri == "" {
+			c.uri = r.URL.RequestURI()
 		}
-		s.decide(w, r.Context(), r.Method, uri, r.Header.Values("Authorization"))
+	} else {
+		methods := r.Header.Values(HeaderForwardedMethod)
+		switch {
+		case len(uris) > 1:
+			s.refuseMalformed(w, r.Context(), "The request has more than one X-Forwarded-Uri header")
+			return
+		case len(methods) != 1:
+			s.refuseMalformed(w, r.Context(), "The request needs exactly one X-Forwarded-Method header with X-Forwarded-Uri")
+			return
+		}
+		c.method, c.uri = methods[0], uris[0]
+		host, err := forwardedHost(r.Header, r.Host)
+		if err != nil {
+			s.refuseMalformed(w, r.Context(), err.Error())
+			return
+		}
+		c.host = host
+	}
+	https, err := forwardedScheme(r.Header)
+	if err != nil {
+		s.refuseMalformed(w, r.Context(), err.Error())
 		return
 	}
-	methods := r.Header.Values(HeaderForwardedMethod)
-	switch {
-	case len(uris) > 1:
-		s.refuseMalformed(w, r.Context(), "The request has more than one X-Forwarded-Uri header")
-	case len(methods) != 1:
-		s.refuseMalformed(w, r.Context(), "The request needs exactly one X-Forwarded-Method header with X-Forwarded-Uri")
-	default:
-		s.decide(w, r.Context(), methods[0], uris[0], r.Header.Values("Authorization"))
+	c.https = https
+	if https && s.certHeader != "" {
+		c.cert = s.certificate(r.Header[s.certHeader])
 	}
+	s.decide(w, r.Context(), &c)
 }
 
-// decide answers for a request with method, request URI (path and
-// query) and Authorization header values, writing the answer to w: 200
+// decide answers for the client's request c, writing the answer to w: 200
 // with the identity headers, or the Guard's refusal.
-func (s *Service) decide(w http.ResponseWriter, ctx context.Context, method, uri string, authorization []string) {
-	if !isToken(method) {
+func (s *Service) decide(w http.ResponseWriter, ctx context.Context, c *clientRequest) {
+	if !isToken(c.method) {
 		s.refuseMalformed(w, ctx, "The forwarded method is not an HTTP method")
 		return
 	}
-	u, err := parseRequestURI(uri)
+	u, err := parseRequestURI(c.uri)
 	if err != nil {
 		s.refuseMalformed(w, ctx, "The forwarded URI is malformed: "+err.Error())
 		return
 	}
 	h := s.unmatched
 	for i := range s.rules {
-		if s.rules[i].Matches(method, u.Path) {
+		if s.rules[i].Matches(c.method, u.Path) {
 			h = s.rules[i].handler
 			break
 		}
 	}
-	// The Guard sees the forwarded request: its method and URI (the
-	// query too, where it refuses access_token) and its Authorization
-	// header, nothing else.
-	r := &http.Request{Method: method, URL: u, RequestURI: uri, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: make(http.Header, 1), Body: http.NoBody}
-	if len(authorization) > 0 {
-		r.Header["Authorization"] = authorization
+	// The Guard sees the client's request: its method and URI (the
+	// query too, where it refuses access_token), host and scheme (a DPoP
+	// proof's htu), Authorization and DPoP headers and TLS client
+	// certificate, nothing else.
+	r := c.request()
+	r.URL = u
+	h.ServeHTTP(errorChallengeFirst{w}, r.WithContext(ctx))
+}
+
+// errorChallengeFirst puts the WWW-Authenticate challenge that carries an
+// error code first, when the Guard sends two (the Bearer and the DPoP
+// challenge, RFC 9449 §7.1): gateways that pass only the first field on
+// (nginx before 1.23 reads only the first into $upstream_http_*) then pass
+// the one that says what is wrong. The order of challenges carries no
+// meaning (RFC 9110 §11.6.1).
+type errorChallengeFirst struct{ http.ResponseWriter }
+
+func (w errorChallengeFirst) WriteHeader(status int) {
+	if v := w.Header()["Www-Authenticate"]; len(v) == 2 && !strings.Contains(v[0], `error="`) && strings.Contains(v[1], `error="`) {
+		v[0], v[1] = v[1], v[0]
 	}
-	h.ServeHTTP(w, r.WithContext(ctx))
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w errorChallengeFirst) Write(b []byte) (int, error) {
+	// A handler that writes without WriteHeader answers 200: no challenge
+	// to reorder.
+	return w.ResponseWriter.Write(b)
 }
 
 // parseRequestURI parses an origin-form request target ("/path?query")
