@@ -32,7 +32,7 @@ import (
 const certHeader = "X-SSL-Client-Cert"
 
 // dpopAlgs is the algs parameter of the Guard's DPoP challenge.
-const dpopAlgs = `algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"`
+const dpopAlgs = `algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519"`
 
 // newBindingService is a Service for iss's tokens over the issue's
 // routes that reads the client certificate from certHeader (escaped PEM).
