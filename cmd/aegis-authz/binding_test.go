@@ -350,6 +350,7 @@ func TestForwardedSchemeAndHost(t *testing.T) {
 	}{
 		{name: "https", header: http.Header{HeaderForwardedProto: {"https"}, HeaderForwardedHost: {"api.example.com:8443"}}, status: 200},
 		{name: "HTTP in capitals", header: http.Header{HeaderForwardedProto: {"HTTP"}}, status: 200},
+		{name: "WebSocket schemes (Traefik)", header: http.Header{HeaderForwardedProto: {"wss"}}, status: 200},
 		{name: "IPv6 host", header: http.Header{HeaderForwardedHost: {"[2001:db8::1]:443"}}, status: 200},
 		{name: "two X-Forwarded-Proto", header: http.Header{HeaderForwardedProto: {"http", "https"}}, status: 400,
 			detail: "The request has more than one X-Forwarded-Proto header"},

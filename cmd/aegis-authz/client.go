@@ -61,12 +61,14 @@ func (c *clientRequest) request() *http.Request {
 	return r
 }
 
-// parseScheme reads a forwarded scheme: "http" or "https", in any case.
+// parseScheme reads a forwarded scheme: "http" or "https", in any case,
+// or their WebSocket forms "ws" and "wss" (Traefik sends these for an
+// upgrade request).
 func parseScheme(v string) (https bool, err error) {
 	switch {
-	case strings.EqualFold(v, "https"):
+	case strings.EqualFold(v, "https"), strings.EqualFold(v, "wss"):
 		return true, nil
-	case strings.EqualFold(v, "http"):
+	case strings.EqualFold(v, "http"), strings.EqualFold(v, "ws"):
 		return false, nil
 	}
 	return false, errors.New("it is neither http nor https")
