@@ -228,8 +228,11 @@ func lastValue(values []string) string {
 func (g *Guard) reauthorize(r *http.Request, p *Principal, reqs []scopes.Requirement) *aegis.Refusal {
 	cred := credential(r)
 	cred.DPoP = g.dpopPolicy
-	if ref := g.checker.AuthorizeBinding(r.Context(), cred, p); ref != nil {
-		return ref
+	// Under dpop.Allow, what admitted p admits it here too.
+	if g.checker.DPoPPolicy(g.dpopPolicy) != dpop.Allow {
+		if ref := g.checker.AuthorizeBinding(r.Context(), cred, p); ref != nil {
+			return ref
+		}
 	}
 	return g.checker.Authorize(r.Context(), cred, p, reqs...)
 }

@@ -101,11 +101,26 @@ type confirmation struct {
 	jkt, x5t string
 }
 
+// Principal.cnf values: unknown (the zero value: read the claims), or
+// known to be absent or present.
+const (
+	cnfAbsent uint8 = 1 + iota
+	cnfPresent
+)
+
+// cnfOf tells whether claims hold a cnf claim other than null.
+func cnfOf(claims claimLookup) uint8 {
+	if raw, ok := claims.Raw("cnf"); ok && string(raw) != "null" {
+		return cnfPresent
+	}
+	return cnfAbsent
+}
+
 // confirmationOf reads p's cnf claim: absent, or an object whose jkt and
 // x5t#S256, when present, are strings.
 func confirmationOf(p *Principal) (confirmation, *aegis.Refusal) {
 	var cnf confirmation
-	if p.claims == nil {
+	if p.claims == nil || p.cnf == cnfAbsent {
 		return cnf, nil
 	}
 	raw, ok := p.claims.Raw("cnf")

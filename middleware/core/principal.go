@@ -71,13 +71,17 @@ type Principal struct {
 	// keep. (Derived rather than copied: every request's Principal is a
 	// copy, and smaller is cheaper.)
 	jwt *JWT
-	// cached marks a Principal served by Cached.
-	cached bool
 	// slot is the context node allocated with the Principal (see
 	// principalContext); nil for a Principal allocated alone.
 	slot *principalContext
+	// cached marks a Principal served by Cached.
+	cached bool
 	// binding records what the request proved (binding.go).
 	binding uint8
+	// cnf records, when the Principal was made from claims, whether they
+	// hold a cnf claim (binding.go), so that the many tokens bound to
+	// nothing skip reading it on every request.
+	cnf uint8
 }
 
 // claimLookup finds a claim's JSON value by name: *jwks.Claims and

@@ -707,7 +707,7 @@ func newPrincipal(claims claimLookup, m Method) (*Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return allocPrincipal(Principal{Scopes: granted, Email: email, Method: m, claims: claims}), nil
+	return allocPrincipal(Principal{Scopes: granted, Email: email, Method: m, claims: claims, cnf: cnfOf(claims)}), nil
 }
 
 // grantedScopes unites the scope (string) and scp (array or string) claims.
