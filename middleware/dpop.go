@@ -248,53 +248,68 @@ func (g *Guard) setNonce(w http.ResponseWriter, cred core.Credential, ref *aegis
 	}
 }
 
-// setChallenges sets the WWW-Authenticate challenges of e: the Bearer
-// challenge, the DPoP challenge, or both when the route accepts both
-// schemes (RFC 9449 §7.1). The error code goes in the challenge of the
-// scheme the request used (DPoP for a proof's own errors); the other is
-// bare.
+// setChallenges sets the WWW-Authenticate challenges of e (see
+// Challenges.Of).
 func (g *Guard) setChallenges(w http.ResponseWriter, r *http.Request, e *Error) {
-	bearer := e.Challenge(g.realm)
-	if bearer == "" {
-		return
+	scheme := core.SchemeBearer
+	if hasDPoPScheme(r) {
+		scheme = core.SchemeDPoP
 	}
-	policy := g.checker.DPoPPolicy(g.dpopPolicy)
-	if policy == dpop.Off {
-		w.Header().Set("WWW-Authenticate", bearer)
-		return
-	}
-	dpopHas := e.Code == CodeInvalidDPoPProof || e.Code == CodeUseDPoPNonce || hasDPoPScheme(r)
-	var dpopChallenge string
-	if dpopHas || policy == dpop.Require {
-		dpopChallenge = "DPoP" + bearer[len("Bearer"):] + g.challenges.algs
-	} else {
-		dpopChallenge = g.challenges.bareDPoP
-	}
-	h := w.Header()
-	switch {
-	case policy != dpop.Allow:
-		h["Www-Authenticate"] = []string{dpopChallenge}
-	case dpopHas:
-		h["Www-Authenticate"] = []string{g.challenges.bareBearer, dpopChallenge}
-	default:
-		h["Www-Authenticate"] = []string{bearer, dpopChallenge}
+	if c := g.challenges.Of(e, g.checker.DPoPPolicy(g.dpopPolicy), scheme); c != nil {
+		w.Header()["Www-Authenticate"] = c
 	}
 }
 
-// challenges are the parts of a Guard's challenges that never change.
-type challenges struct {
+// Challenges renders the WWW-Authenticate challenges of refusals, the same
+// for every transport: the Guard's HTTP answers, and the gRPC and gateway
+// adapters built on the core. Make one with NewChallenges.
+type Challenges struct {
+	realm string
 	// algs is the DPoP challenge's algs parameter, with its separator.
 	algs string
 	// bareBearer and bareDPoP are the challenges without an error.
 	bareBearer, bareDPoP string
 }
 
-func newChallenges(realm, metadataURL string, v *dpop.Verifier) challenges {
-	var c challenges
-	c.algs = `, algs="` + quotable(strings.Join(v.Algorithms(), " ")) + `"`
+// NewChallenges returns the Challenges of a resource with the given realm,
+// RFC 9728 metadata URL ("" for none) and DPoP proof algorithms
+// (dpop.Verifier.Algorithms).
+func NewChallenges(realm, metadataURL string, algs []string) Challenges {
+	c := Challenges{realm: realm, algs: `, algs="` + quotable(strings.Join(algs, " ")) + `"`}
 	c.bareBearer = (&Error{Status: http.StatusUnauthorized, ResourceMetadata: metadataURL}).Challenge(realm)
 	c.bareDPoP = "DPoP" + c.bareBearer[len("Bearer"):] + c.algs
 	return c
+}
+
+// Of returns the challenges of e, the refusal of a request that presented
+// its token under scheme, on a route whose DPoP policy is policy (a
+// Checker's DPoPPolicy, never dpop.PolicyDefault): the Bearer challenge
+// under dpop.Off, the DPoP one under dpop.Require, both under dpop.Allow
+// (RFC 9449 §7.1), Bearer first. The error goes in the challenge of the
+// scheme the request used (DPoP for a proof's own errors); the other is
+// bare. Nil for refusals that carry no challenge (rate limits,
+// unavailability).
+func (c Challenges) Of(e *Error, policy dpop.Policy, scheme core.Scheme) []string {
+	bearer := e.Challenge(c.realm)
+	if bearer == "" {
+		return nil
+	}
+	if policy == dpop.Off {
+		return []string{bearer}
+	}
+	dpopHas := e.Code == CodeInvalidDPoPProof || e.Code == CodeUseDPoPNonce || scheme == core.SchemeDPoP
+	dpopChallenge := c.bareDPoP
+	if dpopHas || policy == dpop.Require {
+		dpopChallenge = "DPoP" + bearer[len("Bearer"):] + c.algs
+	}
+	switch {
+	case policy != dpop.Allow:
+		return []string{dpopChallenge}
+	case dpopHas:
+		return []string{c.bareBearer, dpopChallenge}
+	default:
+		return []string{bearer, dpopChallenge}
+	}
 }
 
 // hasDPoPScheme reports whether r's one Authorization header uses the DPoP

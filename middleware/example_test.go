@@ -10,6 +10,8 @@ import (
 
 	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/olympus/aegis/middleware"
+	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/middleware/dpop"
 	"github.com/olympus/aegis/scopes"
 )
 
@@ -97,4 +99,20 @@ func ExampleWithPrincipal() {
 	handler(rec, req)
 	fmt.Println(rec.Body.String())
 	// Output: svc
+}
+
+// The challenges of a refusal, as every transport renders them: under
+// dpop.Allow a Bearer and a DPoP challenge, the error in the scheme the
+// request used.
+func ExampleChallenges() {
+	c := middleware.NewChallenges("api", "", []string{"ES256", "EdDSA"})
+	e := &middleware.Error{Status: 401, Code: "invalid_token", Description: "The access token expired"}
+	for _, v := range c.Of(e, dpop.Allow, core.SchemeBearer) {
+		fmt.Println(v)
+	}
+	fmt.Println(c.Of(e, dpop.Require, core.SchemeDPoP)[0])
+	// Output:
+	// Bearer realm="api", error="invalid_token", error_description="The access token expired"
+	// DPoP realm="api", algs="ES256 EdDSA"
+	// DPoP realm="api", error="invalid_token", error_description="The access token expired", algs="ES256 EdDSA"
 }

@@ -103,7 +103,7 @@ type Guard struct {
 	// the Checker's.
 	dpopPolicy dpop.Policy
 	proxy      ProxyConfig
-	challenges challenges
+	challenges Challenges
 	logger     *slog.Logger
 }
 
@@ -187,7 +187,7 @@ func New(cfg Config) (*Guard, error) {
 	if g.writeError == nil {
 		g.writeError = WriteProblem
 	}
-	g.challenges = newChallenges(g.realm, g.metadataURL, checker.DPoPVerifier())
+	g.challenges = NewChallenges(g.realm, g.metadataURL, checker.DPoPVerifier().Algorithms())
 	return g, nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/core"
-	"github.com/olympus/aegis/middleware/dpop"
 )
 
 // nonceKey is the metadata key of the server's DPoP nonce (RFC 9449 §8's
@@ -123,52 +122,9 @@ func (g *Guard) nonce(cred core.Credential, r *aegis.Refusal) string {
 	return g.checker.DPoPVerifier().Nonce()
 }
 
-// challenges are the parts of a Guard's challenges that never change.
-type challenges struct {
-	// algs is the DPoP challenge's algs parameter, with its separator.
-	algs string
-	// bareBearer and bareDPoP are the challenges without an error.
-	bareBearer, bareDPoP string
-}
-
-func newChallenges(realm string, v *dpop.Verifier) challenges {
-	var c challenges
-	c.algs = `, algs="` + strings.Join(v.Algorithms(), " ") + `"`
-	c.bareBearer = challenge(errMissing, realm)
-	c.bareDPoP = "DPoP" + c.bareBearer[len("Bearer"):] + c.algs
-	return c
-}
-
 // challengesOf returns the www-authenticate values of r, as
-// middleware.Guard sends them: the Bearer challenge, the DPoP one (RFC
-// 9449 §7.1), or both when the method's policy accepts both schemes. The
-// error goes in the challenge of the scheme the call used (DPoP for a
-// proof's own errors); the other is bare. Nil for refusals that carry no
-// challenge (rate limited, unavailable).
+// middleware.Guard sends them (middleware.Challenges.Of); nil for
+// refusals that carry no challenge (rate limited, unavailable).
 func (g *Guard) challengesOf(cred core.Credential, r *aegis.Refusal) []string {
-	e := middleware.ErrorFor(r)
-	bearer := e.Challenge(g.realm)
-	if bearer == "" {
-		return nil
-	}
-	policy := g.checker.DPoPPolicy(cred.DPoP)
-	if policy == dpop.Off {
-		return []string{bearer}
-	}
-	code := e.Code
-	dpopHas := code == middleware.CodeInvalidDPoPProof || code == middleware.CodeUseDPoPNonce || cred.Scheme == core.SchemeDPoP
-	var dpopChallenge string
-	if dpopHas || policy == dpop.Require {
-		dpopChallenge = "DPoP" + bearer[len("Bearer"):] + g.challenges.algs
-	} else {
-		dpopChallenge = g.challenges.bareDPoP
-	}
-	switch {
-	case policy != dpop.Allow:
-		return []string{dpopChallenge}
-	case dpopHas:
-		return []string{g.challenges.bareBearer, dpopChallenge}
-	default:
-		return []string{bearer, dpopChallenge}
-	}
+	return g.challenges.Of(middleware.ErrorFor(r), g.checker.DPoPPolicy(cred.DPoP), cred.Scheme)
 }

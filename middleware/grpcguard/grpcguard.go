@@ -17,6 +17,7 @@ import (
 
 	"github.com/olympus/aegis"
 	"github.com/olympus/aegis/jwks"
+	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/core"
 	"github.com/olympus/aegis/middleware/dpop"
 	"github.com/olympus/aegis/scopes"
@@ -128,7 +129,7 @@ type Guard struct {
 	realm         string
 	// base is Config.BaseURI parsed; nil derives each call's from the call.
 	base       *url.URL
-	challenges challenges
+	challenges middleware.Challenges
 }
 
 // rule is what one method, or every method of a service, requires.
@@ -177,7 +178,7 @@ func New(cfg Config) (*Guard, error) {
 	if g.realm == "" {
 		g.realm = "api"
 	}
-	g.challenges = newChallenges(g.realm, checker.DPoPVerifier())
+	g.challenges = middleware.NewChallenges(g.realm, "", checker.DPoPVerifier().Algorithms())
 	add := func(name string, r *rule) {
 		if service, ok := strings.CutSuffix(name, "/*"); ok {
 			g.services[service+"/"] = r

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/olympus/aegis"
-	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/ratelimit"
 )
 
@@ -87,12 +86,6 @@ func message(r *aegis.Refusal) string {
 // ceilSecond rounds d up to a whole second, as Retry-After does over HTTP.
 func ceilSecond(d time.Duration) time.Duration {
 	return (d + time.Second - 1) / time.Second * time.Second
-}
-
-// challenge is the WWW-Authenticate value the HTTP middleware would send
-// for r, or "" (rate limited, unavailable).
-func challenge(r *aegis.Refusal, realm string) string {
-	return middleware.ErrorFor(r).Challenge(realm)
 }
 
 // refusalError is a refusal's status error: gRPC sends its status, and
