@@ -427,3 +427,55 @@ func TestCheckSchemeAndHost(t *testing.T) {
 		})
 	}
 }
+
+// TestRulesDPoPPolicy: a rule's "dpop" policy applies to its requests
+// alone, through every transport: only DPoP under "require", bound tokens
+// refused under "off", the service's default (allow) elsewhere.
+func TestRulesDPoPPolicy(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	key := jwkstest.NewKey(jwks.ES256)
+	rules, err := ParseRoutes([]byte(`{"routes": [
+		{"methods": ["POST"], "path": "/payments", "dpop": "require"},
+		{"path": "/legacy", "dpop": "off"},
+		{"path": "/data"}
+	]}`))
+	require.NoError(t, err)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	guard, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Logger: log})
+	require.NoError(t, err)
+	svc, err := NewService(ServiceConfig{Guard: guard, Rules: rules, Logger: log})
+	require.NoError(t, err)
+	bound, plain := iss.DPoPBound("bound", key), iss.M2M("plain")
+	withProof := func(method, path string) clientReq {
+		return clientReq{scheme: "https", host: "api.example.com", method: method, uri: path, auth: "DPoP " + bound,
+			proofs: []string{key.DPoPProof(jwkstest.DPoPProof{Method: method, URL: "https://api.example.com" + path, AccessToken: bound})}}
+	}
+	asBearer := func(method, path, token string) clientReq {
+		return clientReq{scheme: "https", host: "api.example.com", method: method, uri: path, auth: "Bearer " + token}
+	}
+	tests := []struct {
+		name      string
+		req       func() clientReq
+		status    int
+		challenge string // the first WWW-Authenticate value's prefix
+	}{
+		{"require: DPoP passes", func() clientReq { return withProof("POST", "/payments") }, 200, ""},
+		{"require: Bearer refused", func() clientReq { return asBearer("POST", "/payments", plain) }, 401, `DPoP realm="api", error="invalid_token"`},
+		{"off: bound token refused", func() clientReq { return withProof("GET", "/legacy") }, 401, `Bearer realm="api", error="invalid_token", error_description="DPoP is not accepted here"`},
+		{"off: Bearer passes", func() clientReq { return asBearer("GET", "/legacy", plain) }, 200, ""},
+		{"default allow: Bearer passes", func() clientReq { return asBearer("GET", "/data", plain) }, 200, ""},
+		{"default allow: DPoP passes", func() clientReq { return withProof("GET", "/data") }, 200, ""},
+	}
+	for _, tr := range bindingTransports(t, svc) {
+		for _, tt := range tests {
+			t.Run(tr.name+"/"+tt.name, func(t *testing.T) {
+				a := tr.ask(t, tt.req())
+				assert.Equal(t, tt.status, a.status, a.body)
+				if tt.challenge != "" {
+					require.NotEmpty(t, a.header.Values("WWW-Authenticate"))
+					assert.True(t, strings.HasPrefix(a.header.Values("WWW-Authenticate")[0], tt.challenge), a.header.Values("WWW-Authenticate"))
+				}
+			})
+		}
+	}
+}

@@ -41,7 +41,8 @@
 // path alone, without the query. scopes.all needs every scope listed,
 // scopes.any at least one (both may be given: both must hold); a rule with
 // neither scopes nor public needs any valid token; public passes without a
-// token. Unknown or duplicate members, empty lists, a public rule with
+// token. dpop ("allow", "require" or "off") sets the rule's DPoP policy in
+// place of -dpop's. Unknown or duplicate members, empty lists, a public rule with
 // scopes, and paths that are not absolute and clean stop startup with an
 // error naming the rule: `routes[2] (path "/x"): ...`.
 //

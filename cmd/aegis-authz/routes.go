@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/olympus/aegis/internal/strictjson"
+	"github.com/olympus/aegis/middleware/dpop"
 	"github.com/olympus/aegis/scopes"
 )
 
@@ -58,6 +59,9 @@ type Rule struct {
 	// Requirements are the scopes the token must grant; none for any
 	// valid token.
 	Requirements []scopes.Requirement
+	// DPoP is the rule's DPoP policy (dpop.Allow, dpop.Require or
+	// dpop.Off); dpop.PolicyDefault for the service's (-dpop).
+	DPoP dpop.Policy
 }
 
 // Matches says whether the rule applies to a request's method and path.
@@ -93,6 +97,7 @@ type (
 		Path    *string     `json:"path"`
 		Scopes  *scopesJSON `json:"scopes"`
 		Public  *bool       `json:"public"`
+		DPoP    *string     `json:"dpop"`
 	}
 	scopesJSON struct {
 		All *[]string `json:"all"`
@@ -123,6 +128,7 @@ func LoadRoutes(name string) ([]Rule, error) {
 //	  {"methods": ["GET"], "path": "/data", "scopes": {"all": ["data:read"]}},
 //	  {"path": "/reports/*", "scopes": {"any": ["reports:read", "admin"]}},
 //	  {"path": "/public/*", "public": true},
+//	  {"methods": ["POST"], "path": "/payments", "scopes": {"all": ["payments:write"]}, "dpop": "require"},
 //	  {"path": "/whoami"}
 //	]}
 //
@@ -207,6 +213,16 @@ func (rj ruleJSON) rule() (Rule, error) {
 		r.Methods = *rj.Methods
 	}
 	r.Public = rj.Public != nil && *rj.Public
+	if rj.DPoP != nil {
+		if r.Public {
+			return r, errors.New(`a "public" rule takes no token, so no "dpop" policy`)
+		}
+		policy, err := dpop.ParsePolicy(*rj.DPoP)
+		if err != nil || policy == dpop.PolicyDefault {
+			return r, fmt.Errorf(`"dpop" %q: want "allow", "require" or "off"`, *rj.DPoP)
+		}
+		r.DPoP = policy
+	}
 	if rj.Scopes != nil {
 		if r.Public {
 			return r, errors.New(`a rule is either "public" or needs "scopes", not both`)

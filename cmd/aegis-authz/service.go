@@ -14,6 +14,7 @@ import (
 	"github.com/olympus/aegis/internal/clientcert"
 	"github.com/olympus/aegis/middleware"
 	"github.com/olympus/aegis/middleware/core"
+	"github.com/olympus/aegis/middleware/dpop"
 )
 
 // The identity headers of an allowed request: all five on every 200,
@@ -121,7 +122,11 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	for _, r := range cfg.Rules {
 		c := compiledRule{Rule: r, handler: http.HandlerFunc(public)}
 		if !r.Public {
-			c.handler = cfg.Guard.Protect(allowed, r.Requirements...)
+			g := cfg.Guard
+			if r.DPoP != dpop.PolicyDefault {
+				g = g.WithDPoP(r.DPoP)
+			}
+			c.handler = g.Protect(allowed, r.Requirements...)
 		}
 		s.rules = append(s.rules, c)
 	}
