@@ -72,9 +72,12 @@ const (
 	// ClientCertBase64DER is the DER certificate in standard base64, as
 	// Caddy's {http.request.tls.client.certificate_der_base64}.
 	ClientCertBase64DER ClientCertFormat = ClientCertFormat(clientcert.Base64DER)
-	// ClientCertXFCC is Envoy's x-forwarded-client-cert: the Cert of its
-	// last element, the nearest proxy's (forward_client_cert_details
-	// SANITIZE_SET with set_current_client_cert_details cert: true).
+	// ClientCertXFCC is Envoy's x-forwarded-client-cert as Envoy sets it
+	// with forward_client_cert_details SANITIZE_SET and
+	// set_current_client_cert_details cert: true: exactly one element,
+	// whose Cert has the element's Hash (anything else is no certificate:
+	// Envoy writes the SANs of a client's certificate unescaped, so a
+	// certificate could otherwise smuggle in another).
 	ClientCertXFCC ClientCertFormat = ClientCertFormat(clientcert.XFCC)
 )
 

@@ -4,10 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"io"
 	"log/slog"
@@ -369,6 +371,10 @@ func TestGuardCertificateFromAProxy(t *testing.T) {
 		p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Leaf.Raw})
 		return strings.ReplaceAll(url.QueryEscape(string(p)), "+", "%20")
 	}
+	hexHash := func(c tls.Certificate) string {
+		sum := sha256.Sum256(c.Leaf.Raw)
+		return hex.EncodeToString(sum[:])
+	}
 	proxied := func(header string, format middleware.ClientCertFormat) *middleware.Guard {
 		return e.guard(t, func(c *middleware.Config) {
 			c.Proxy = middleware.ProxyConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
@@ -395,8 +401,9 @@ func TestGuardCertificateFromAProxy(t *testing.T) {
 		{"nginx: the proxy's own TLS certificate is not the client's", nginx, "192.0.2.1:1", nil, &mine, 401},
 		{"untrusted peer: its own TLS certificate", nginx, "198.51.100.1:1", nil, &mine, 200},
 		{"caddy: base64 DER", caddy, "192.0.2.1:1", map[string][]string{"X-Client-Cert-DER": {base64.StdEncoding.EncodeToString(mine.Leaf.Raw)}}, nil, 200},
-		{"envoy: XFCC", envoy, "192.0.2.1:1", map[string][]string{"X-Forwarded-Client-Cert": {`Hash=x;Cert="` + escaped(mine) + `";Subject="CN=svc"`}}, nil, 200},
-		{"envoy: XFCC naming another certificate last", envoy, "192.0.2.1:1", map[string][]string{"X-Forwarded-Client-Cert": {`Cert="` + escaped(mine) + `",Cert="` + escaped(theirs) + `"`}}, nil, 401},
+		{"envoy: XFCC", envoy, "192.0.2.1:1", map[string][]string{"X-Forwarded-Client-Cert": {`Hash=` + hexHash(mine) + `;Cert="` + escaped(mine) + `";Subject="CN=svc"`}}, nil, 200},
+		{"envoy: XFCC whose Hash is not its Cert's", envoy, "192.0.2.1:1", map[string][]string{"X-Forwarded-Client-Cert": {`Hash=` + hexHash(theirs) + `;Cert="` + escaped(mine) + `"`}}, nil, 401},
+		{"envoy: XFCC with a second element", envoy, "192.0.2.1:1", map[string][]string{"X-Forwarded-Client-Cert": {`Hash=` + hexHash(theirs) + `;Cert="` + escaped(theirs) + `";URI=x,Hash=` + hexHash(mine) + `;Cert="` + escaped(mine) + `"`}}, nil, 401},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

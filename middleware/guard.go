@@ -60,7 +60,9 @@ type Config struct {
 	// DPoP configures DPoP-bound tokens (RFC 9449): the default policy
 	// (dpop.Allow unless set; WithDPoP sets a route's) and the proof
 	// Verifier. Certificate-bound tokens (RFC 8705) are checked against the
-	// TLS client certificate whenever the Guard's server terminates TLS.
+	// TLS client certificate: the TLS peer's when the Guard's server
+	// terminates TLS, or the one a trusted proxy names in
+	// Proxy.ClientCertHeader.
 	DPoP DPoPConfig
 	// Proxy says what a trusted reverse proxy tells the Guard: the URL
 	// clients address (DPoP proofs' htu) and the client certificate

@@ -107,22 +107,18 @@ func bindingTransports(t *testing.T, svc *Service) []bindingTransport {
 			h.Set(certHeader, escapedPEM(c.cert))
 		}
 	}
-	grpcAsk := func(certInSource bool) func(t *testing.T, c clientReq) answer {
-		return func(t *testing.T, c clientReq) answer {
-			h := http.Header{}
-			headers(h, c)
-			if certInSource {
-				h.Del(certHeader)
-			}
-			req := checkRequest(c.method, c.uri, h)
-			req.Attributes.Request.Http.Scheme = c.scheme
-			req.Attributes.Request.Http.Host = c.host
-			req.Attributes.Request.Http.Headers[":authority"] = c.host
-			if certInSource && c.cert != nil {
-				req.Attributes.Source = &authv3.AttributeContext_Peer{Certificate: escapedPEM(c.cert)}
-			}
-			return checkGRPC(t, client, req)
+	grpcAsk := func(t *testing.T, c clientReq) answer {
+		h := http.Header{}
+		headers(h, c)
+		h.Del(certHeader)
+		req := checkRequest(c.method, c.uri, h)
+		req.Attributes.Request.Http.Scheme = c.scheme
+		req.Attributes.Request.Http.Host = c.host
+		req.Attributes.Request.Http.Headers[":authority"] = c.host
+		if c.cert != nil {
+			req.Attributes.Source = &authv3.AttributeContext_Peer{Certificate: escapedPEM(c.cert)}
 		}
+		return checkGRPC(t, client, req)
 	}
 	return []bindingTransport{
 		{"forwarded", func(t *testing.T, c clientReq) answer {
@@ -144,8 +140,7 @@ func bindingTransports(t *testing.T, svc *Service) []bindingTransport {
 			req.Header.Set(HeaderForwardedProto, c.scheme)
 			return do(t, req)
 		}},
-		{"grpc", grpcAsk(true)},
-		{"grpc, certificate in a header", grpcAsk(false)},
+		{"grpc", grpcAsk},
 	}
 }
 
@@ -378,32 +373,48 @@ func TestForwardedSchemeAndHost(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req := httptest.NewRequest(http.MethodGet, "/data", nil) // RequestURI "/data", as a server reads it
-			if !tc.direct {
-				req = forwarded("GET", "/data", "")
-			}
-			for k, v := range tc.header {
-				req.Header[k] = v
-			}
-			if req.Header.Get("Authorization") == "" {
-				req.Header.Set("Authorization", reader)
-			}
-			rec := newRecorder()
-			svc.ServeHTTP(rec, req)
-			require.Equal(t, tc.status, rec.status, string(rec.body))
-			if tc.status == 400 {
-				var p middleware.Problem
-				require.NoError(t, json.Unmarshal(rec.body, &p))
-				assert.Equal(t, "invalid_request", p.Error)
-				if tc.detail != "" {
-					assert.Equal(t, tc.detail, p.Detail)
+			ask := func(dpopProof bool) answer {
+				req := httptest.NewRequest(http.MethodGet, "/data", nil) // RequestURI "/data", as a server reads it
+				if !tc.direct {
+					req = forwarded("GET", "/data", "")
 				}
+				for k, v := range tc.header {
+					req.Header[k] = v
+				}
+				if req.Header.Get("Authorization") == "" {
+					req.Header.Set("Authorization", reader)
+				}
+				if dpopProof {
+					req.Header.Set("DPoP", "a-proof")
+				}
+				rec := newRecorder()
+				svc.ServeHTTP(rec, req)
+				return answer{status: rec.status, body: string(rec.body)}
 			}
+			if tc.status != 400 {
+				a := ask(false)
+				assert.Equal(t, tc.status, a.status, a.body)
+				return
+			}
+			// A malformed scheme or host refuses a request with a DPoP
+			// proof, whose htu it would be; any other ignores it.
+			a := ask(true)
+			require.Equal(t, 400, a.status, a.body)
+			var p middleware.Problem
+			require.NoError(t, json.Unmarshal([]byte(a.body), &p))
+			assert.Equal(t, "invalid_request", p.Error)
+			if tc.detail != "" {
+				assert.Equal(t, tc.detail, p.Detail)
+			}
+			a = ask(false)
+			assert.Equal(t, 200, a.status, "without DPoP or a certificate, the forwarded scheme and host do not matter: %s", a.body)
 		})
 	}
 }
 
-// TestCheckSchemeAndHost: Envoy's scheme and host must be valid too.
+// TestCheckSchemeAndHost: Envoy's scheme and host must be valid too, for a
+// request that presents a DPoP proof or a certificate; any other ignores
+// them.
 func TestCheckSchemeAndHost(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
 	client := checkClient(t, newBindingService(t, iss, nil))
@@ -420,10 +431,19 @@ func TestCheckSchemeAndHost(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req := checkRequest("GET", "/data", reader)
-			req.Attributes.Request.Http.Scheme, req.Attributes.Request.Http.Host = tc.scheme, tc.host
-			a := checkGRPC(t, client, req)
+			ask := func(h http.Header) answer {
+				req := checkRequest("GET", "/data", h)
+				req.Attributes.Request.Http.Scheme, req.Attributes.Request.Http.Host = tc.scheme, tc.host
+				return checkGRPC(t, client, req)
+			}
+			withProof := reader.Clone()
+			withProof.Set("DPoP", "a-proof")
+			a := ask(withProof)
 			assert.Equal(t, tc.status, a.status, a.body)
+			if tc.status == 400 {
+				a = ask(reader)
+				assert.Equal(t, 200, a.status, "without DPoP, Envoy's scheme and host do not matter: %s", a.body)
+			}
 		})
 	}
 }
@@ -478,4 +498,24 @@ func TestRulesDPoPPolicy(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestCheckIgnoresCertificateHeaders: over gRPC, the client certificate is
+// attributes.source.certificate alone. Envoy passes the client's own
+// headers on, so a certificate in -client-cert-header's header is one the
+// client made up, even when the service reads that header over HTTP.
+func TestCheckIgnoresCertificateHeaders(t *testing.T) {
+	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
+	client := checkClient(t, newBindingService(t, iss, nil))
+	victim := newClientCert(t)
+	h := bearer(iss.MTLSBound("victim", victim, "data:read"))
+	h.Set(certHeader, escapedPEM(victim))
+	req := checkRequest("GET", "/data", h)
+	req.Attributes.Request.Http.Scheme, req.Attributes.Request.Http.Host = "https", "api.example.com"
+	a := checkGRPC(t, client, req)
+	assert.Equal(t, 401, a.status, a.body)
+	assert.Contains(t, a.header.Values("WWW-Authenticate")[0], `error="invalid_token"`)
+
+	req.Attributes.Source = &authv3.AttributeContext_Peer{Certificate: escapedPEM(victim)}
+	assert.Equal(t, 200, checkGRPC(t, client, req).status, "from Envoy's own attribute")
 }

@@ -61,6 +61,21 @@ func (c *clientRequest) request() *http.Request {
 	return r
 }
 
+// usesBinding reports whether a request presents a DPoP proof (a DPoP
+// header, or the DPoP scheme in its Authorization header) or a client
+// certificate: whether the scheme and host it addressed matter.
+func usesBinding(authorization, dpop []string, cert bool) bool {
+	if len(dpop) > 0 || cert {
+		return true
+	}
+	for _, a := range authorization {
+		if len(a) > 5 && a[4] == ' ' && strings.EqualFold(a[:4], "DPoP") {
+			return true
+		}
+	}
+	return false
+}
+
 // parseScheme reads a forwarded scheme: "http" or "https", in any case,
 // or their WebSocket forms "ws" and "wss" (Traefik sends these for an
 // upgrade request).

@@ -117,12 +117,12 @@
 //
 // With -grpc-addr, envoy.service.auth.v3.Authorization/Check decides on
 // attributes.request.http (method, scheme, host, path with query, the
-// authorization and dpop headers) exactly as above; a scheme other than
-// http or https, or a host that is not host[:port], is refused with 400.
-// The client certificate is attributes.source.certificate (set
-// include_peer_certificate: true in Envoy), else the -client-cert-header
-// header (with -client-cert-format xfcc: x-forwarded-client-cert), over
-// https only. Allowed: status OK, the five identity headers set
+// authorization and dpop headers) exactly as above; for a request with a
+// DPoP proof or a certificate, a scheme other than http or https, or a
+// host that is not host[:port], is refused with 400. The client
+// certificate is attributes.source.certificate alone (set
+// include_peer_certificate: true in Envoy), over https only: never a
+// header, since Envoy passes the client's own headers on. Allowed: status OK, the five identity headers set
 // (OVERWRITE_IF_EXISTS_OR_ADD, kept when empty), every other x-auth-*
 // header the client sent in headers_to_remove, the rate-limit headers and
 // DPoP-Nonce in response_headers_to_add. Refused: denied_response with the

@@ -66,38 +66,39 @@ func (a *authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (*auth
 // scheme ("" is http) and host of attributes.request.http, its
 // authorization and dpop headers (a value Envoy joined with commas is
 // more than one proof), and over https the certificate of
-// attributes.source.certificate, or else of the -client-cert-header
-// header.
+// attributes.source.certificate. Never a header's certificate: Envoy
+// passes the client's headers on, whichever it made up. A malformed scheme
+// or host refuses a request that presents a DPoP proof or a certificate,
+// and is ignored for any other.
 func (s *Service) checkedRequest(attrs *authv3.AttributeContext, headers map[string]string) (*clientRequest, error) {
 	h := attrs.GetRequest().GetHttp()
 	c := &clientRequest{method: h.GetMethod(), uri: h.GetPath(), host: h.GetHost()}
-	if scheme := h.GetScheme(); scheme != "" {
-		https, err := parseScheme(scheme)
-		if err != nil {
-			return nil, errors.New("The request's scheme is malformed: " + err.Error())
-		}
-		c.https = https
-	}
-	if err := checkHost(c.host); err != nil {
-		return nil, errors.New("The request's host is malformed: " + err.Error())
-	}
 	if v, ok := headers["authorization"]; ok {
 		c.authorization = []string{v}
 	}
 	if v, ok := headers["dpop"]; ok {
 		c.dpop = strings.Split(v, ",")
 	}
-	if c.https {
-		if pem := attrs.GetSource().GetCertificate(); pem != "" {
-			if cert, err := clientcert.Parse(clientcert.EscapedPEM, pem); err == nil {
-				c.cert = cert
-			} else {
-				s.log.Debug("attributes.source.certificate unreadable", slog.String("error", err.Error()))
-			}
-		} else if s.certHeader != "" {
-			if v, ok := headers[strings.ToLower(s.certHeader)]; ok {
-				c.cert = s.certificate([]string{v})
-			}
+	pem := attrs.GetSource().GetCertificate()
+	binding := usesBinding(c.authorization, c.dpop, pem != "")
+	if scheme := h.GetScheme(); scheme != "" {
+		https, err := parseScheme(scheme)
+		if err != nil && binding {
+			return nil, errors.New("The request's scheme is malformed: " + err.Error())
+		}
+		c.https = https
+	}
+	if err := checkHost(c.host); err != nil {
+		if binding {
+			return nil, errors.New("The request's host is malformed: " + err.Error())
+		}
+		c.host = ""
+	}
+	if c.https && pem != "" {
+		if cert, err := clientcert.Parse(clientcert.EscapedPEM, pem); err == nil {
+			c.cert = cert
+		} else {
+			s.log.Debug("attributes.source.certificate unreadable", slog.String("error", err.Error()))
 		}
 	}
 	return c, nil

@@ -148,8 +148,10 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 // Authorization and DPoP headers either way, the scheme of
 // X-Forwarded-Proto (default http), the host of X-Forwarded-Host (forward
 // auth only; default the request's Host) and the client certificate of
-// ServiceConfig.ClientCertHeader. GET /.aegis/healthz without
-// X-Forwarded-Uri answers 200.
+// ServiceConfig.ClientCertHeader. A malformed X-Forwarded-Proto or
+// X-Forwarded-Host refuses (400) a request that presents a DPoP proof or
+// a certificate, and is ignored for any other. GET /.aegis/healthz
+// without X-Forwarded-Uri answers 200.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	uris := r.Header.Values(HeaderForwardedURI)
 	c := clientRequest{host: r.Host, authorization: r.Header.Values("Authorization"), dpop: r.Header.Values(HeaderDPoP)}
@@ -175,15 +177,23 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c.method, c.uri = methods[0], uris[0]
+	}
+	// The scheme and host the client addressed matter only to a request
+	// that presents a DPoP proof or a certificate: a malformed forwarded
+	// value refuses such a request, and is ignored for any other.
+	binding := usesBinding(c.authorization, c.dpop, s.certHeader != "" && len(r.Header[s.certHeader]) > 0)
+	if len(uris) > 0 {
 		host, err := forwardedHost(r.Header, r.Host)
-		if err != nil {
+		switch {
+		case err == nil:
+			c.host = host
+		case binding:
 			s.refuseMalformed(w, r.Context(), err.Error())
 			return
 		}
-		c.host = host
 	}
 	https, err := forwardedScheme(r.Header)
-	if err != nil {
+	if err != nil && binding {
 		s.refuseMalformed(w, r.Context(), err.Error())
 		return
 	}

@@ -4,8 +4,10 @@
 package clientcert
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -24,8 +26,9 @@ const (
 	// Base64DER is the DER certificate in standard base64: Caddy's
 	// {http.request.tls.client.certificate_der_base64}.
 	Base64DER Format = "base64-der"
-	// XFCC is Envoy's x-forwarded-client-cert: the Cert of its last
-	// element (the nearest proxy's), a URL-escaped PEM certificate.
+	// XFCC is Envoy's x-forwarded-client-cert as SANITIZE_SET leaves it:
+	// one element whose Cert (a URL-escaped PEM certificate) has the
+	// element's Hash.
 	XFCC Format = "xfcc"
 )
 
@@ -68,6 +71,9 @@ func escapedPEM(value string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, errors.New("certificate header is not URL-escaped")
 	}
+	if !strings.HasPrefix(text, "-----BEGIN CERTIFICATE-----") {
+		return nil, errors.New("certificate header holds no PEM certificate")
+	}
 	block, rest := pem.Decode([]byte(text))
 	if block == nil || block.Type != "CERTIFICATE" || len(block.Headers) > 0 {
 		return nil, errors.New("certificate header holds no PEM certificate")
@@ -86,29 +92,46 @@ func parseDER(der []byte) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// xfcc reads the Cert of the last element of an x-forwarded-client-cert
-// value: elements are separated by commas, their pairs by semicolons, and
-// a value may be double-quoted (holding commas, semicolons and \" escapes).
+// xfcc reads the certificate of an x-forwarded-client-cert value that
+// Envoy set itself (forward_client_cert_details: SANITIZE_SET, with
+// set_current_client_cert_details cert: true): exactly one element, with
+// exactly one Hash and one Cert, the Hash being the hex SHA-256 of the
+// Cert's DER. Envoy writes URI and DNS values (from the client's own
+// certificate) unescaped, so a certificate can carry ",Cert=…" or
+// ";Cert=…" in a SAN: a second element or pair is refused, and an injected
+// Cert never matches the Hash Envoy computed.
 func xfcc(value string) (*x509.Certificate, error) {
 	elements, err := splitXFCC(value)
 	if err != nil {
 		return nil, err
 	}
-	last := elements[len(elements)-1]
-	var cert string
-	found := false
-	for _, kv := range last {
-		if strings.EqualFold(kv[0], "Cert") {
-			if found {
-				return nil, errors.New("x-forwarded-client-cert element has two Cert pairs")
-			}
-			cert, found = kv[1], true
+	if len(elements) != 1 {
+		return nil, errors.New("x-forwarded-client-cert holds more than one element (want Envoy's SANITIZE_SET)")
+	}
+	var cert, hash string
+	var certs, hashes int
+	for _, kv := range elements[0] {
+		switch {
+		case strings.EqualFold(kv[0], "Cert"):
+			cert = kv[1]
+			certs++
+		case strings.EqualFold(kv[0], "Hash"):
+			hash = kv[1]
+			hashes++
 		}
 	}
-	if !found {
-		return nil, errors.New("x-forwarded-client-cert element has no Cert")
+	if certs != 1 || hashes != 1 {
+		return nil, errors.New("x-forwarded-client-cert element needs exactly one Cert and one Hash")
 	}
-	return escapedPEM(cert)
+	c, err := escapedPEM(cert)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(c.Raw)
+	if !strings.EqualFold(hash, hex.EncodeToString(sum[:])) {
+		return nil, errors.New("x-forwarded-client-cert Hash is not the Cert's")
+	}
+	return c, nil
 }
 
 // splitXFCC splits v into elements of key-value pairs, unquoting values.

@@ -4,9 +4,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"math/big"
 	"net/url"
@@ -29,6 +31,11 @@ func newCert(t *testing.T, cn string) *x509.Certificate {
 	c, err := x509.ParseCertificate(der)
 	require.NoError(t, err)
 	return c
+}
+
+func hash(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
 }
 
 func pemOf(c *x509.Certificate) string {
@@ -59,16 +66,23 @@ func TestParse(t *testing.T) {
 		{"empty", EscapedPEM, "", nil, "no PEM certificate"},
 		{"base64 DER", Base64DER, base64.StdEncoding.EncodeToString(leaf.Raw), leaf, ""},
 		{"base64url DER", Base64DER, base64.RawURLEncoding.EncodeToString(leaf.Raw), nil, "not base64"},
-		{"XFCC, one element", XFCC, `Hash=abc;Cert="` + esc + `";Subject="CN=leaf"`, leaf, ""},
-		{"XFCC, unquoted cert", XFCC, `By=spiffe://a;Cert=` + esc, leaf, ""},
-		{"XFCC, last element wins", XFCC, `Cert="` + escape(pemOf(other)) + `",By=x;Cert="` + esc + `"`, leaf, ""},
-		{"XFCC, quoted commas and escapes", XFCC, `Subject="CN=a,O=\"b;c\"" ;Cert="` + esc + `"`, leaf, ""},
-		{"XFCC, last element without Cert", XFCC, `Cert="` + esc + `",Hash=abc`, nil, "no Cert"},
-		{"XFCC, two Cert pairs", XFCC, `Cert="` + esc + `";cert="` + esc + `"`, nil, "two Cert"},
+		{"XFCC as Envoy sets it", XFCC, `Hash=` + hash(leaf) + `;Cert="` + esc + `";Subject="CN=leaf";URI=spiffe://a`, leaf, ""},
+		{"XFCC, unquoted cert, hash in capitals", XFCC, `By=spiffe://a;Hash=` + strings.ToUpper(hash(leaf)) + `;Cert=` + esc, leaf, ""},
+		{"XFCC, quoted commas and escapes", XFCC, `Hash=` + hash(leaf) + `;Subject="CN=a,O=\"b;c\"" ;Cert="` + esc + `"`, leaf, ""},
+		{"XFCC, no Hash", XFCC, `Cert="` + esc + `"`, nil, "exactly one Cert and one Hash"},
+		{"XFCC, Hash of another certificate", XFCC, `Hash=` + hash(other) + `;Cert="` + esc + `"`, nil, "Hash is not the Cert's"},
+		{"XFCC, a Cert injected by a URI SAN as a second element", XFCC,
+			`Hash=` + hash(other) + `;Cert="` + escape(pemOf(other)) + `";URI=spiffe://x,Hash=` + hash(leaf) + `;Cert=` + esc, nil, "more than one element"},
+		{"XFCC, a Cert injected by a URI SAN as a second pair", XFCC,
+			`Hash=` + hash(other) + `;Cert="` + escape(pemOf(other)) + `";URI=spiffe://x;Cert=` + esc, nil, "exactly one Cert and one Hash"},
+		{"XFCC, a Hash and Cert injected after Envoy's", XFCC,
+			`Hash=` + hash(other) + `;URI=x;Hash=` + hash(leaf) + `;Cert=` + esc, nil, "exactly one Cert and one Hash"},
+		{"XFCC, two elements", XFCC, `Hash=` + hash(leaf) + `;Cert="` + esc + `",Hash=` + hash(leaf) + `;Cert="` + esc + `"`, nil, "more than one element"},
 		{"XFCC, unclosed quote", XFCC, `Cert="` + esc, nil, "unclosed quote"},
 		{"XFCC, no =", XFCC, `Cert`, nil, "without ="},
 		{"XFCC, junk after quote", XFCC, `Cert="` + esc + `"x`, nil, "junk"},
 		{"XFCC, empty key", XFCC, `=x`, nil, "invalid key"},
+		{"escaped PEM after a preamble", EscapedPEM, escape("junk\n") + esc, nil, "no PEM certificate"},
 		{"too long", EscapedPEM, strings.Repeat("A", MaxLength+1), nil, "too long"},
 		{"unknown format", Format("der"), esc, nil, "unknown"},
 	}

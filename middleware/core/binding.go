@@ -159,6 +159,7 @@ var errCertificate = errors.New("the TLS client certificate is absent or not the
 // verify: a token served by the verified-token cache skips its signature,
 // never its proof. On success it marks p with what was proved.
 func (c *Checker) bind(ctx context.Context, cred Credential, p *Principal) *aegis.Refusal {
+	p.binding = 0 // what this request proves, whatever a validator returned
 	cnf, r := confirmationOf(p)
 	if r != nil {
 		return r

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"math/big"
 	"net/url"
 	"testing"
@@ -309,4 +310,51 @@ func TestNewRefusesAnUnknownDPoPPolicy(t *testing.T) {
 	assert.Nil(t, c)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Config.DPoP.Policy")
+}
+
+// TestBindingOfPrincipalsOfOwnValidators: a validator of one's own that
+// remakes a Principal with NewPrincipal, from one the built-in validators
+// admitted, gets its binding checked against the claims it gives; and a
+// Principal remade from one that proved a key has proved nothing.
+func TestBindingOfPrincipalsOfOwnValidators(t *testing.T) {
+	f := newBindingFixture(t)
+	jkt := f.key.Thumbprint()
+	richer := core.ValidatorFunc(func(ctx context.Context, token string) (*core.Principal, error) {
+		p, err := f.validator.Validate(ctx, token) // no cnf in its claims
+		if err != nil {
+			return nil, err
+		}
+		return core.NewPrincipal(*p, func(name string) (json.RawMessage, bool) {
+			if name == "cnf" {
+				return json.RawMessage(`{"jkt":"` + jkt + `"}`), true
+			}
+			return p.Claim(name)
+		}), nil
+	})
+	c, err := core.New(core.Config{Validator: richer, Logger: quiet(), Now: fixedClock})
+	require.NoError(t, err)
+	plain := f.iss.M2M("svc", "data:read")
+	v := c.Check(context.Background(), cred(plain, core.SchemeBearer, ""))
+	require.NotNil(t, v.Refusal, "the claims it gave bind the token to a key")
+	assert.Equal(t, aegis.ReasonBindingMismatch, v.Refusal.Reason)
+
+	bound := f.iss.DPoPBound("svc", f.key, "data:read")
+	var shared *core.Principal
+	same := core.ValidatorFunc(func(ctx context.Context, token string) (*core.Principal, error) {
+		if shared == nil {
+			p, err := f.validator.Validate(ctx, token)
+			if err != nil {
+				return nil, err
+			}
+			shared = p
+		}
+		return shared, nil
+	})
+	c, err = core.New(core.Config{Validator: same, Logger: quiet(), Now: fixedClock, DPoP: core.DPoPConfig{Policy: dpop.Allow}})
+	require.NoError(t, err)
+	v = c.Check(context.Background(), cred(bound, core.SchemeDPoP, f.proof(f.key, bound)))
+	require.Nil(t, v.Refusal)
+	assert.True(t, v.Principal.DPoPBound())
+	unbound := core.NewPrincipal(*shared, nil)
+	assert.False(t, unbound.DPoPBound(), "NewPrincipal starts with nothing proved")
 }

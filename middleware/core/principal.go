@@ -100,6 +100,7 @@ func (f claimFunc) Raw(name string) (json.RawMessage, bool) { return f(name) }
 func NewPrincipal(p Principal, claims func(name string) (json.RawMessage, bool)) *Principal {
 	p.checker, p.jwt, p.cached = nil, nil, false
 	p.claims, p.slot = nil, nil
+	p.binding, p.cnf = 0, 0 // nothing proved yet; cnf read from the claims given
 	if claims != nil {
 		p.claims = claimFunc(claims)
 	}
