@@ -286,7 +286,8 @@ func NewChallenges(realm, metadataURL string, algs []string) Challenges {
 
 // Of returns the challenges of e, the refusal of a request that presented
 // its token under scheme, on a route whose DPoP policy is policy (a
-// Checker's DPoPPolicy, never dpop.PolicyDefault): the Bearer challenge
+// Checker's DPoPPolicy; dpop.PolicyDefault is taken for dpop.Allow): the
+// Bearer challenge
 // under dpop.Off, the DPoP one under dpop.Require, both under dpop.Allow
 // (RFC 9449 §7.1), Bearer first. The error goes in the challenge of the
 // scheme the request used (DPoP for a proof's own errors); the other is
@@ -297,8 +298,11 @@ func (c Challenges) Of(e *Error, policy dpop.Policy, scheme core.Scheme) []strin
 	if bearer == "" {
 		return nil
 	}
-	if policy == dpop.Off {
+	switch policy {
+	case dpop.Off:
 		return []string{bearer}
+	case dpop.PolicyDefault:
+		policy = dpop.Allow
 	}
 	dpopHas := e.Code == CodeInvalidDPoPProof || e.Code == CodeUseDPoPNonce || scheme == core.SchemeDPoP
 	dpopChallenge := c.bareDPoP

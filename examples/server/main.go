@@ -123,6 +123,8 @@ func (p proxy) config() (middleware.ProxyConfig, error) {
 		return c, errors.New("-trusted-proxies needs -forwarded-proto-header, -forwarded-host-header or -client-cert-header")
 	}
 	switch c.ClientCertFormat {
+	case "":
+		c.ClientCertFormat = middleware.ClientCertEscapedPEM
 	case middleware.ClientCertEscapedPEM, middleware.ClientCertBase64DER, middleware.ClientCertXFCC:
 	default:
 		return c, fmt.Errorf("-client-cert-format %q: want escaped-pem, base64-der or xfcc", p.certFormat)
