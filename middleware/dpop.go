@@ -287,9 +287,8 @@ func NewChallenges(realm, metadataURL string, algs []string) Challenges {
 // Of returns the challenges of e, the refusal of a request that presented
 // its token under scheme, on a route whose DPoP policy is policy (a
 // Checker's DPoPPolicy; dpop.PolicyDefault is taken for dpop.Allow): the
-// Bearer challenge
-// under dpop.Off, the DPoP one under dpop.Require, both under dpop.Allow
-// (RFC 9449 §7.1), Bearer first. The error goes in the challenge of the
+// Bearer challenge under dpop.Off, the DPoP one under dpop.Require, both
+// under dpop.Allow (RFC 9449 §7.1), Bearer first. The error goes in the challenge of the
 // scheme the request used (DPoP for a proof's own errors); the other is
 // bare. Nil for refusals that carry no challenge (rate limits,
 // unavailability).
