@@ -495,6 +495,9 @@ func TestServerResource(t *testing.T) {
 			assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 			assert.JSONEq(t, fmt.Sprintf(`{"resource":%q,"authorization_servers":[%q],"scopes_supported":["data:read","data:write"],"bearer_methods_supported":["header"],"dpop_signing_alg_values_supported":["RS256","RS384","RS512","PS256","PS384","PS512","ES256","ES384","ES512","EdDSA","Ed25519"]}`,
 				tc.resource, iss.URL), body)
+			assert.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"), "the document is public")
+			resp, _ = call(t, "OPTIONS", base+tc.path, "")
+			assert.Equal(t, http.StatusNoContent, resp.StatusCode, "a CORS preflight")
 
 			resp, _ = call(t, "GET", base+"/data", "")
 			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)

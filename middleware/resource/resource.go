@@ -132,7 +132,9 @@ func (m *Metadata) Validate() error {
 }
 
 // Handler serves m as JSON (RFC 9728 §3.2) to GET and HEAD, at whatever
-// path it is mounted on (WellKnownPath), or returns m's Validate error.
+// path it is mounted on (WellKnownPath), or returns m's Validate error. The
+// document is public, so every answer allows any origin to read it (CORS,
+// without credentials), and OPTIONS answers a browser's preflight.
 func Handler(m Metadata) (http.Handler, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -142,12 +144,25 @@ func Handler(m Metadata) (http.Handler, error) {
 		return nil, err
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+		h := w.Header()
+		// The document is public: any web page may read it (browser-based
+		// clients, MCP's among them, discover the authorization server
+		// from it), never with credentials.
+		h.Set("Access-Control-Allow-Origin", "*")
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+		case http.MethodOptions:
+			h.Set("Allow", "GET, HEAD, OPTIONS")
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+			h.Set("Access-Control-Allow-Headers", "*")
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		default:
+			h.Set("Allow", "GET, HEAD, OPTIONS")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Cache-Control", "max-age=3600")
 		h.Set("X-Content-Type-Options", "nosniff")

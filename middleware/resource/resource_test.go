@@ -82,6 +82,22 @@ func TestHandler(t *testing.T) {
 		assert.Equal(t, tc.body, rec.Body.Len() > 0, tc.method)
 	}
 
+	// CORS: any web page may read the public document; a preflight
+	// (here for MCP's MCP-Protocol-Version header) is answered.
+	assert.Equal(t, "*", rec.Header().Get("Access-Control-Allow-Origin"))
+	pre := httptest.NewRequest(http.MethodOptions, "/.well-known/oauth-protected-resource/v1", nil)
+	pre.Header.Set("Origin", "https://app.example.com")
+	pre.Header.Set("Access-Control-Request-Method", "GET")
+	pre.Header.Set("Access-Control-Request-Headers", "mcp-protocol-version")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, pre)
+	assert.Equal(t, http.StatusNoContent, rec.Code)
+	assert.Equal(t, "*", rec.Header().Get("Access-Control-Allow-Origin"))
+	assert.Equal(t, "GET, HEAD", rec.Header().Get("Access-Control-Allow-Methods"))
+	assert.Equal(t, "*", rec.Header().Get("Access-Control-Allow-Headers"))
+	assert.Empty(t, rec.Header().Get("Access-Control-Allow-Credentials"))
+	assert.Zero(t, rec.Body.Len())
+
 	for _, bad := range []resource.Metadata{
 		{},
 		{Resource: "http://api.example.com"},

@@ -52,6 +52,7 @@ func NewRouter(guard *middleware.Guard, meta *resource.Metadata) (http.Handler, 
 		}
 		r.Method(http.MethodGet, path, h)
 		r.Method(http.MethodHead, path, h)
+		r.Method(http.MethodOptions, path, h) // CORS preflight: the document is public
 	}
 	r.Group(func(r chi.Router) {
 		r.Use(guard.Authenticate)
