@@ -128,5 +128,7 @@
 // DPoP-Nonce in response_headers_to_add. Refused: denied_response with the
 // HTTP status, WWW-Authenticate (both challenges: the second
 // APPEND_IF_EXISTS_OR_ADD), DPoP-Nonce, Retry-After, rate-limit headers and
-// the problem+json body. Set failure_mode_allow: false in Envoy.
+// the problem+json body. Set failure_mode_allow: false in Envoy. The same
+// listener serves grpc.health.v1: SERVING for "" and for
+// envoy.service.auth.v3.Authorization (NOT_SERVING once shutdown begins).
 package main

@@ -16,6 +16,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/olympus/aegis/internal/clientcert"
 	"github.com/olympus/aegis/internal/serverflags"
@@ -130,10 +132,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	var gs *grpc.Server
+	var hs *health.Server
 	grpcAddr := ""
 	if gln != nil {
 		gs = grpc.NewServer()
 		authv3.RegisterAuthorizationServer(gs, svc.Authorization())
+		// grpc.health.v1, for Envoy's and Kubernetes' health checks:
+		// SERVING for the server ("") and the authorization service.
+		hs = health.NewServer()
+		hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+		healthpb.RegisterHealthServer(gs, hs)
 		grpcAddr = gln.Addr().String()
 		go func() { errc <- gs.Serve(gln) }()
 	}
@@ -157,6 +165,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer cancel()
 	log.Info("shutting down")
 	if gs != nil {
+		hs.Shutdown() // NOT_SERVING while the calls in flight finish
 		stopped := make(chan struct{})
 		go func() { gs.GracefulStop(); close(stopped) }()
 		select {

@@ -15,7 +15,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/olympus/aegis/internal/serverflags/flagenv"
 	"github.com/olympus/aegis/internal/testutil"
@@ -98,6 +101,16 @@ func TestAuthzEndToEnd(t *testing.T) {
 			assert.Equal(t, "reader", a.header.Get(HeaderSubject))
 			a = askGRPC(t, authv3.NewAuthorizationClient(conn), "POST", "/data", bearer(token))
 			assert.Equal(t, http.StatusForbidden, a.status)
+
+			// grpc.health.v1, for Envoy's and Kubernetes' checks.
+			hc := healthpb.NewHealthClient(conn)
+			for _, service := range []string{"", "envoy.service.auth.v3.Authorization"} {
+				h, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: service})
+				require.NoError(t, err, service)
+				assert.Equal(t, healthpb.HealthCheckResponse_SERVING, h.GetStatus(), service)
+			}
+			_, err = hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "unknown.Service"})
+			assert.Equal(t, codes.NotFound, status.Code(err))
 		})
 	}
 }
