@@ -20,6 +20,8 @@
 //	-grpc-addr           Envoy's gRPC ext_authz, envoy.service.auth.v3.Authorization/Check (default: off)
 //	-routes              the routes file
 //	-default-policy      deny (default: unmatched requests get 403) or authenticated (any valid token)
+//	-http-mode           auto (default: forward auth when X-Forwarded-Uri is present, else Envoy's HTTP
+//	                     ext_authz), forward-auth or envoy: pin your gateway's, so no client header switches it
 //	-client-cert-header  the header in which the gateway forwards the client's TLS certificate (default: none)
 //	-client-cert-format  how: escaped-pem (default; nginx $ssl_client_escaped_cert), base64-der
 //	                     (Caddy {http.request.tls.client.certificate_der_base64}) or xfcc (Envoy x-forwarded-client-cert)

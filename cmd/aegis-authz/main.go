@@ -40,6 +40,7 @@ func main() {
 type options struct {
 	addr, grpcAddr, routes, defaultPolicy string
 	clientCertHeader, clientCertFormat    string
+	httpMode                              string
 	serverflags.Options
 }
 
@@ -52,6 +53,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.grpcAddr, "grpc-addr", "", "address of Envoy's gRPC ext_authz service, envoy.service.auth.v3.Authorization/Check (default: none)")
 	fs.StringVar(&o.routes, "routes", "", `JSON file of route rules, the first match winning: {"routes": [{"methods": ["GET"], "path": "/data", "scopes": {"all": ["data:read"]}}, {"path": "/public/*", "public": true}, ...]}`)
 	fs.StringVar(&o.defaultPolicy, "default-policy", PolicyDeny, "requests no rule matches: deny (403) or authenticated (any valid token)")
+	fs.StringVar(&o.httpMode, "http-mode", HTTPModeAuto, "how HTTP requests are read: auto (X-Forwarded-Method and X-Forwarded-Uri when X-Forwarded-Uri is present, else the request itself), forward-auth (only those headers: nginx, Caddy, Traefik) or envoy (only the request itself: Envoy's HTTP ext_authz, whatever X-Forwarded-* a client sends); set it to your gateway's")
 	fs.StringVar(&o.clientCertHeader, "client-cert-header", "", "request header in which the gateway forwards the client's TLS certificate, for certificate-bound tokens (RFC 8705), such as X-SSL-Client-Cert (nginx: proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert); the gateway must overwrite it (default: none)")
 	fs.StringVar(&o.clientCertFormat, "client-cert-format", string(clientcert.EscapedPEM), "how -client-cert-header carries the certificate: escaped-pem (nginx $ssl_client_escaped_cert), base64-der (Caddy {http.request.tls.client.certificate_der_base64}) or xfcc (Envoy x-forwarded-client-cert)")
 	o.Register(fs)
@@ -62,6 +64,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if _, err := clientcert.ParseFormat(o.clientCertFormat); err != nil {
 		return o, fmt.Errorf("-client-cert-format %q: want escaped-pem, base64-der or xfcc", o.clientCertFormat)
+	}
+	switch o.httpMode {
+	case HTTPModeAuto, HTTPModeForwardAuth, HTTPModeEnvoy:
+	default:
+		return o, fmt.Errorf("-http-mode %q: want auto, forward-auth or envoy", o.httpMode)
 	}
 	switch o.defaultPolicy {
 	case PolicyDeny:
@@ -102,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	svc, err := NewService(ServiceConfig{Guard: guard, Rules: rules, DefaultPolicy: o.defaultPolicy, Logger: log,
-		ClientCertHeader: o.clientCertHeader, ClientCertFormat: clientcert.Format(o.clientCertFormat)})
+		ClientCertHeader: o.clientCertHeader, ClientCertFormat: clientcert.Format(o.clientCertFormat), HTTPMode: o.httpMode})
 	if err != nil {
 		return err
 	}
@@ -147,7 +154,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "grpc_addr", grpcAddr, "issuer", o.Issuer, "audience", o.Audience,
 		"mode", o.Mode, "introspection_cache", o.IntrospectionCache, "routes", len(rules), "default_policy", o.defaultPolicy,
-		"dpop", o.DPoP, "client_cert_header", o.clientCertHeader)
+		"dpop", o.DPoP, "client_cert_header", o.clientCertHeader, "http_mode", o.httpMode)
 	log.Info("the decision service trusts X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Proto, X-Forwarded-Host and the client certificate header: let only the gateway reach it, and have it overwrite them")
 	if ready != nil {
 		ready(ln.Addr().String(), grpcAddr)

@@ -135,6 +135,7 @@ func TestAuthzFlagErrors(t *testing.T) {
 		want string
 	}{
 		{name: "no issuer", args: []string{"-routes", routes}, want: "-issuer (or AEGIS_ISSUER) is required"},
+		{name: "unknown HTTP mode", args: append(base, "-routes", routes, "-http-mode", "gateway"), want: `-http-mode "gateway": want auto, forward-auth or envoy`},
 		{name: "no routes under deny", args: base, want: "-routes FILE is required unless -default-policy authenticated"},
 		{name: "unknown default policy", args: append(base, "-default-policy", "allow"), want: `-default-policy "allow": want deny or authenticated`},
 		{name: "unknown default policy in the environment", args: base, env: map[string]string{"AEGIS_DEFAULT_POLICY": "open", "AEGIS_ROUTES": routes},
@@ -174,7 +175,7 @@ func TestAuthzHelp(t *testing.T) {
 		names = append(names, f[1])
 		assert.Contains(t, help.String(), flagenv.Name("AEGIS_", f[1])+" ", "the variable of -%s", f[1])
 	}
-	for _, want := range []string{"addr", "grpc-addr", "routes", "default-policy", "issuer", "audience", "jwks-url", "mode",
+	for _, want := range []string{"addr", "grpc-addr", "routes", "default-policy", "http-mode", "issuer", "audience", "jwks-url", "mode",
 		"introspection-url", "introspection-auth", "introspection-client-id", "introspection-client-secret", "introspection-cache-ttl",
 		"introspection-cache", "clients-url", "clients-cache-ttl", "redis-url", "default-rate-limit", "rate-limit-failure",
 		"metrics-addr", "log-level", "allow-insecure-http", "client-cert-header", "client-cert-format", "dpop", "dpop-nonce"} {

@@ -42,6 +42,20 @@ const (
 // X-Forwarded-Uri.
 const HealthPath = "/.aegis/healthz"
 
+// The values of -http-mode: how the HTTP decision service reads a request.
+const (
+	// HTTPModeAuto decides on X-Forwarded-Method and X-Forwarded-Uri when
+	// the request carries X-Forwarded-Uri (forward auth), else on the
+	// request itself (Envoy's HTTP ext_authz).
+	HTTPModeAuto = "auto"
+	// HTTPModeForwardAuth decides on X-Forwarded-Method and
+	// X-Forwarded-Uri only: a request without them is refused (400).
+	HTTPModeForwardAuth = "forward-auth"
+	// HTTPModeEnvoy decides on the request itself (Envoy's HTTP
+	// ext_authz), whatever X-Forwarded-* headers it carries.
+	HTTPModeEnvoy = "envoy"
+)
+
 // The values of -default-policy.
 const (
 	PolicyDeny          = "deny"
@@ -57,6 +71,10 @@ type ServiceConfig struct {
 	// DefaultPolicy decides unmatched requests: PolicyDeny (the default)
 	// refuses them with 403, PolicyAuthenticated admits any valid token.
 	DefaultPolicy string
+	// HTTPMode is how ServeHTTP reads requests: HTTPModeAuto (the
+	// default), HTTPModeForwardAuth or HTTPModeEnvoy. Set it to the
+	// gateway's, so that no client header can switch it.
+	HTTPMode string
 	// Realm is the realm of WWW-Authenticate challenges; default "api",
 	// as the Guard's.
 	Realm string
@@ -91,6 +109,7 @@ type Service struct {
 	// ClientCertFormat.
 	certHeader string
 	certFormat clientcert.Format
+	httpMode   string
 }
 
 type compiledRule struct {
@@ -112,6 +131,13 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, errors.Join(ErrConfig, fmt.Errorf("ServiceConfig.ClientCertFormat: %w", err))
 	}
 	s.certFormat = format
+	switch s.httpMode = cfg.HTTPMode; s.httpMode {
+	case "":
+		s.httpMode = HTTPModeAuto
+	case HTTPModeAuto, HTTPModeForwardAuth, HTTPModeEnvoy:
+	default:
+		return nil, errors.Join(ErrConfig, errors.New(`ServiceConfig.HTTPMode: want "auto", "forward-auth" or "envoy"`))
+	}
 	if s.realm == "" {
 		s.realm = "api"
 	}
@@ -153,13 +179,20 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 // a certificate, and is ignored for any other. GET /.aegis/healthz
 // without X-Forwarded-Uri answers 200.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	uris := r.Header.Values(HeaderForwardedURI)
+	var uris []string
+	if s.httpMode != HTTPModeEnvoy {
+		uris = r.Header.Values(HeaderForwardedURI)
+	}
 	c := clientRequest{host: r.Host, authorization: r.Header.Values("Authorization"), dpop: r.Header.Values(HeaderDPoP)}
 	if len(uris) == 0 {
 		if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.Header().Set("Cache-Control", "no-store")
 			_, _ = w.Write([]byte("ok\n"))
+			return
+		}
+		if s.httpMode == HTTPModeForwardAuth {
+			s.refuseMalformed(w, r.Context(), "The request needs X-Forwarded-Method and X-Forwarded-Uri headers")
 			return
 		}
 		c.method, c.uri = r.Method, r.RequestURI

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -375,4 +377,61 @@ func TestCheckWithoutHTTPAttributes(t *testing.T) {
 	require.NoError(t, resp.Validate())
 	require.NotNil(t, resp.GetDeniedResponse())
 	assert.Equal(t, int32(400), int32(resp.GetDeniedResponse().GetStatus().GetCode()))
+}
+
+// TestHTTPMode: -http-mode pins how a request is read, so that no header a
+// client sends can switch it: under envoy, X-Forwarded-Uri naming a public
+// path does not open a protected one; under forward-auth, a request
+// without the forwarded headers is refused.
+func TestHTTPMode(t *testing.T) {
+	iss := newIssuer(t)
+	rules, err := ParseRoutes([]byte(issueRoutes))
+	require.NoError(t, err)
+	guard, err := middleware.New(middleware.Config{Issuer: iss.URL, Audience: iss.Audience, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	service := func(mode string) *Service {
+		svc, err := NewService(ServiceConfig{Guard: guard, Rules: rules, HTTPMode: mode, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		return svc
+	}
+	reader := iss.M2M("reader", "data:read")
+	// smuggled is a client's request for the protected /data, without a
+	// token, naming the public path in X-Forwarded-Uri.
+	smuggled := func() *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/data", nil)
+		r.Header.Set(HeaderForwardedURI, "/public/x")
+		r.Header.Set(HeaderForwardedMethod, "GET")
+		return r
+	}
+	direct := func() *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/data", nil)
+		r.Header.Set("Authorization", "Bearer "+reader)
+		return r
+	}
+	health := func() *http.Request { return httptest.NewRequest(http.MethodGet, HealthPath, nil) }
+	tests := []struct {
+		mode   string
+		req    func() *http.Request
+		status int
+	}{
+		{"", smuggled, 200}, // auto: the forwarded headers are believed
+		{HTTPModeAuto, direct, 200},
+		{HTTPModeEnvoy, smuggled, 401},
+		{HTTPModeEnvoy, direct, 200},
+		{HTTPModeEnvoy, health, 200},
+		{HTTPModeForwardAuth, smuggled, 200},
+		{HTTPModeForwardAuth, func() *http.Request { return forwarded("GET", "/data", reader) }, 200},
+		{HTTPModeForwardAuth, direct, 400},
+		{HTTPModeForwardAuth, health, 200},
+	}
+	for _, tt := range tests {
+		req := tt.req()
+		t.Run(tt.mode+" "+req.URL.Path+" "+req.Header.Get(HeaderForwardedURI), func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			service(tt.mode).ServeHTTP(rec, req)
+			assert.Equal(t, tt.status, rec.Code, rec.Body.String())
+		})
+	}
+	_, err = NewService(ServiceConfig{Guard: guard, HTTPMode: "gateway"})
+	assert.ErrorIs(t, err, ErrConfig)
 }
