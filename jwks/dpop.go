@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/olympus/aegis"
+	"github.com/olympus/aegis/internal/cache"
 	"github.com/olympus/aegis/internal/refusal"
 	"github.com/olympus/aegis/internal/strictjson"
 )
@@ -77,6 +78,64 @@ var proofHeaders = []string{"typ", "alg", "jwk"}
 // whose cause matches ErrProof. Nothing in its text comes from the proof
 // but clipped member names.
 func ParseProof(proof string, algorithms []string, maxLength int) (*Proof, error) {
+	return parseProof(proof, algorithms, maxLength, nil)
+}
+
+// DefaultMaxProofKeys is how many proof keys a ProofParser remembers by
+// default.
+const DefaultMaxProofKeys = 4096
+
+// ProofParserConfig configures a ProofParser.
+type ProofParserConfig struct {
+	// Algorithms is the allowlist of proof algorithms; nil:
+	// DefaultAlgorithms().
+	Algorithms []string
+	// MaxLength bounds a proof before any decoding; 0:
+	// DefaultMaxProofLength.
+	MaxLength int
+	// MaxKeys bounds the keys remembered; 0: DefaultMaxProofKeys;
+	// negative: none.
+	MaxKeys int
+}
+
+// ProofParser parses DPoP proofs exactly as ParseProof does, remembering
+// the keys of the proofs it verified: a client signs many proofs with one
+// key, whose reading and RFC 7638 thumbprint are then done once. A key is
+// remembered by the exact bytes of its jwk, and only once a proof's
+// signature verified with it; every proof's signature is still verified.
+// It is safe for concurrent use.
+type ProofParser struct {
+	algorithms []string
+	maxLength  int
+	keys       *cache.Cache[proofKey] // nil: none remembered
+}
+
+// proofKey is a jwk as read, and its thumbprint.
+type proofKey struct {
+	key        Key
+	thumbprint string
+}
+
+// NewProofParser returns a ProofParser configured by cfg.
+func NewProofParser(cfg ProofParserConfig) *ProofParser {
+	pp := &ProofParser{algorithms: slices.Clone(cfg.Algorithms), maxLength: cfg.MaxLength}
+	switch {
+	case cfg.MaxKeys == 0:
+		pp.keys = cache.New[proofKey](cache.Config{MaxEntries: DefaultMaxProofKeys})
+	case cfg.MaxKeys > 0:
+		pp.keys = cache.New[proofKey](cache.Config{MaxEntries: cfg.MaxKeys})
+	}
+	return pp
+}
+
+// Parse is ParseProof with the parser's configuration.
+func (pp *ProofParser) Parse(proof string) (*Proof, error) {
+	return parseProof(proof, pp.algorithms, pp.maxLength, pp.keys)
+}
+
+// parseProof is ParseProof, looking keys up in keys first and keeping
+// there those a proof's signature verified with, when keys is not nil.
+func parseProof(proof string, algorithms []string, maxLength int, keys *cache.Cache[proofKey]) (*Proof, error) {
 	if maxLength <= 0 {
 		maxLength = DefaultMaxProofLength
 	}
@@ -109,7 +168,8 @@ func ParseProof(proof string, algorithms []string, maxLength int) (*Proof, error
 		return nil, proofErr("signature is not canonical base64url")
 	}
 	p := &Proof{}
-	if err := parseProofHeader(p, headerJSON, algorithms); err != nil {
+	jwkRaw, remembered, err := parseProofHeader(p, headerJSON, algorithms, keys)
+	if err != nil {
 		return nil, err
 	}
 	if err := parseProofClaims(p, payload); err != nil {
@@ -122,19 +182,50 @@ func ParseProof(proof string, algorithms []string, maxLength int) (*Proof, error
 	if !v.verify(p.Key, []byte(proof[:last]), sig) {
 		return nil, proofErr("signature does not verify with the jwk")
 	}
+	if keys != nil && !remembered {
+		keys.Set(string(jwkRaw), proofKey{key: p.Key, thumbprint: p.Thumbprint}, time.Time{})
+	}
 	return p, nil
 }
 
-func parseProofHeader(p *Proof, data []byte, algorithms []string) error {
+// parseProofHeader reads the header into p and returns its jwk's bytes,
+// and whether its key came from keys (when not nil) rather than being read.
+func parseProofHeader(p *Proof, data []byte, algorithms []string, keys *cache.Cache[proofKey]) (jwkRaw []byte, remembered bool, err error) {
+	jwkRaw, err = readProofHeader(p, data, algorithms)
+	if err != nil {
+		return nil, false, err
+	}
+	if keys != nil {
+		if k, ok := keys.Get(string(jwkRaw), time.Time{}); ok {
+			p.Key, p.Thumbprint = k.key, k.thumbprint
+			return jwkRaw, true, nil
+		}
+	}
+	k, err := parseKey(jwkRaw)
+	if err != nil {
+		return nil, false, proofErr("jwk: " + err.Error())
+	}
+	k.ID = "" // a kid inside the jwk names nothing here
+	p.Key = k
+	p.Thumbprint, err = Thumbprint(k.Public)
+	if err != nil {
+		return nil, false, proofErr("jwk: " + err.Error())
+	}
+	return jwkRaw, false, nil
+}
+
+// readProofHeader checks the header's members and reads typ and alg into
+// p, returning the jwk member's bytes.
+func readProofHeader(p *Proof, data []byte, algorithms []string) ([]byte, error) {
 	members, err := strictjson.Object(data, 8)
 	if err != nil {
-		return proofErr("header is not a strict JSON object")
+		return nil, proofErr("header is not a strict JSON object")
 	}
 	var typ string
 	var jwkRaw []byte
 	for _, m := range members {
 		if !slices.Contains(proofHeaders, m.Name) {
-			return proofErr("header " + clip(m.Name) + " is not accepted")
+			return nil, proofErr("header " + clip(m.Name) + " is not accepted")
 		}
 		switch m.Name {
 		case "typ":
@@ -145,32 +236,22 @@ func parseProofHeader(p *Proof, data []byte, algorithms []string) error {
 			jwkRaw = m.Value
 		}
 		if err != nil {
-			return proofErr("header " + m.Name + " is not a string")
+			return nil, proofErr("header " + m.Name + " is not a string")
 		}
 	}
 	if typ != "dpop+jwt" {
-		return proofErr(`typ is not "dpop+jwt"`)
+		return nil, proofErr(`typ is not "dpop+jwt"`)
 	}
 	if algorithms == nil {
 		algorithms = DefaultAlgorithms()
 	}
 	if _, ok := signatureAlgorithms[p.Algorithm]; !ok || !slices.Contains(algorithms, p.Algorithm) {
-		return proofErr("alg is not allowed")
+		return nil, proofErr("alg is not allowed")
 	}
 	if len(jwkRaw) == 0 || jwkRaw[0] != '{' {
-		return proofErr("header has no jwk object")
+		return nil, proofErr("header has no jwk object")
 	}
-	k, err := parseKey(jwkRaw)
-	if err != nil {
-		return proofErr("jwk: " + err.Error())
-	}
-	k.ID = "" // a kid inside the jwk names nothing here
-	p.Key = k
-	p.Thumbprint, err = Thumbprint(k.Public)
-	if err != nil {
-		return proofErr("jwk: " + err.Error())
-	}
-	return nil
+	return jwkRaw, nil
 }
 
 func parseProofClaims(p *Proof, data []byte) error {

@@ -4,6 +4,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -189,14 +190,69 @@ func FuzzParseProof(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("")
 	f.Add("eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.AA")
+	pp := jwks.NewProofParser(jwks.ProofParserConfig{})
 	f.Fuzz(func(t *testing.T, proof string) {
 		p, err := jwks.ParseProof(proof, nil, 0)
+		// A ProofParser, remembering keys across inputs, agrees.
+		pp1, err1 := pp.Parse(proof)
+		pp2, err2 := pp.Parse(proof)
+		assert.Equal(t, err == nil, err1 == nil)
+		assert.Equal(t, err == nil, err2 == nil)
 		if err != nil {
 			assert.Nil(t, p)
 			assert.ErrorIs(t, err, jwks.ErrProof)
 			return
 		}
+		assert.Equal(t, p, pp1)
+		assert.Equal(t, p, pp2)
 		assert.NotEmpty(t, p.Thumbprint)
 		assert.NotEmpty(t, p.ID)
 	})
+}
+
+// TestProofParserRemembersKeysNotVerdicts: a ProofParser reads a key once,
+// but checks every proof as ParseProof does: a proof that carries a
+// remembered key's jwk verbatim and is signed by another key, or names an
+// algorithm that does not fit the key, is refused; a key whose proof did
+// not verify is not remembered.
+func TestProofParserRemembersKeysNotVerdicts(t *testing.T) {
+	for _, maxKeys := range []int{0, 1, -1} {
+		pp := jwks.NewProofParser(jwks.ProofParserConfig{MaxKeys: maxKeys})
+		mine, theirs := proofKey(jwks.ES256), jwkstest.NewKey(jwks.ES256)
+		withMyJWK := func(signer *jwkstest.Key, alg string) string {
+			p := baseProof()
+			p.Header = map[string]any{"jwk": publicJWK(t, mine), "alg": alg}
+			return signer.DPoPProof(p)
+		}
+		// Forged first (not remembered), then genuine (remembered), then
+		// forged again (refused all the same).
+		tests := []struct {
+			name  string
+			proof string
+			ok    bool
+		}{
+			{"another key's signature over my jwk", withMyJWK(theirs, jwks.ES256), false},
+			{"my proof", withMyJWK(mine, jwks.ES256), true},
+			{"my proof again", withMyJWK(mine, jwks.ES256), true},
+			{"another key's signature over my remembered jwk", withMyJWK(theirs, jwks.ES256), false},
+			{"my remembered jwk under an alg it does not fit", withMyJWK(mine, jwks.ES384), false},
+			{"another key of its own", theirs.DPoPProof(baseProof()), true},
+			{"my proof after another key", withMyJWK(mine, jwks.ES256), true},
+		}
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("MaxKeys %d/%s", maxKeys, tt.name), func(t *testing.T) {
+				want, wantErr := jwks.ParseProof(tt.proof, nil, 0)
+				got, err := pp.Parse(tt.proof)
+				if !tt.ok {
+					assert.ErrorIs(t, err, jwks.ErrProof)
+					assert.ErrorIs(t, wantErr, jwks.ErrProof)
+					assert.Nil(t, got)
+					return
+				}
+				require.NoError(t, err)
+				require.NoError(t, wantErr)
+				assert.Equal(t, want, got)
+			})
+		}
+	}
 }

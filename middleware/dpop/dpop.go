@@ -8,7 +8,7 @@
 // A Verifier checks everything RFC 9449 §4.3 and §7 ask of a resource
 // server: one proof; typ dpop+jwt; an asymmetric alg of the allowlist;
 // a public jwk with no private members; the signature, with that jwk
-// (jwks.ParseProof); htm and htu against the request; iat within Window;
+// (jwks.ProofParser); htm and htu against the request; iat within Window;
 // jti not seen before within that window (a ReplayStore); ath, the hash of
 // the access token; and the jwk's RFC 7638 thumbprint against the token's
 // cnf.jkt. Server-provided nonces (§8) are checked when NonceConfig is set.
@@ -104,6 +104,11 @@ type Config struct {
 	// MaxProofLength bounds a proof before any decoding; default
 	// jwks.DefaultMaxProofLength (8 KiB).
 	MaxProofLength int
+	// MaxProofKeys bounds the proof keys remembered, so that a client's
+	// key is read and hashed (RFC 7638) once, not for every proof; default
+	// jwks.DefaultMaxProofKeys (4,096), negative for none. Every proof's
+	// signature is verified either way.
+	MaxProofKeys int
 	// Replay remembers the proofs seen, to refuse a second use; default an
 	// in-memory store of MaxEntries. Share one store (or one Verifier)
 	// between everything that accepts the same proofs: Guards of one
@@ -121,8 +126,8 @@ type Config struct {
 // Verifier checks DPoP proofs. It is safe for concurrent use.
 type Verifier struct {
 	algorithms []string
+	parser     *jwks.ProofParser
 	window     time.Duration
-	maxLength  int
 	replay     ReplayStore
 	nonces     *nonces
 	now        func() time.Time
@@ -165,16 +170,14 @@ func New(cfg Config) (*Verifier, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	v := &Verifier{algorithms: slices.Clone(cfg.Algorithms), window: cfg.Window + cfg.Leeway, maxLength: cfg.MaxProofLength,
+	v := &Verifier{algorithms: slices.Clone(cfg.Algorithms), window: cfg.Window + cfg.Leeway,
 		replay: cfg.Replay, nonces: ns, now: cfg.Now}
 	if v.algorithms == nil {
 		v.algorithms = jwks.DefaultAlgorithms()
 	}
+	v.parser = jwks.NewProofParser(jwks.ProofParserConfig{Algorithms: v.algorithms, MaxLength: cfg.MaxProofLength, MaxKeys: cfg.MaxProofKeys})
 	if cfg.Window == 0 {
 		v.window = DefaultWindow + cfg.Leeway
-	}
-	if v.maxLength == 0 {
-		v.maxLength = jwks.DefaultMaxProofLength
 	}
 	if v.replay == nil {
 		max := cfg.MaxEntries
@@ -214,7 +217,7 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*jwks.Proof, error)
 	if len(req.Proofs) != 1 {
 		return nil, invalid(ErrMissing, "the request must carry exactly one DPoP header")
 	}
-	p, err := jwks.ParseProof(req.Proofs[0], v.algorithms, v.maxLength)
+	p, err := v.parser.Parse(req.Proofs[0])
 	if err != nil {
 		return nil, err
 	}
