@@ -1,23 +1,16 @@
 package middleware_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -293,20 +286,6 @@ func TestProxyConfigErrors(t *testing.T) {
 	}
 }
 
-// clientCertificate makes a self-signed TLS client certificate.
-func clientCertificate(t *testing.T) tls.Certificate {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "svc"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k, Leaf: leaf}
-}
-
 // TestGuardCertificateBoundTokens runs a Guard behind real TLS on loopback
 // (RFC 8705 §3): the token's cnf x5t#S256 must be the client certificate's.
 func TestGuardCertificateBoundTokens(t *testing.T) {
@@ -320,7 +299,7 @@ func TestGuardCertificateBoundTokens(t *testing.T) {
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 
-	mine, theirs := clientCertificate(t), clientCertificate(t)
+	mine, theirs := jwkstest.NewClientCertificate("svc"), jwkstest.NewClientCertificate("svc")
 	bound := e.iss.MTLSBound("svc", mine.Leaf)
 	client := func(certs ...tls.Certificate) *http.Client {
 		tr := srv.Client().Transport.(*http.Transport).Clone()
@@ -365,12 +344,9 @@ func TestGuardCertificateBoundTokens(t *testing.T) {
 // format, and never from anyone else.
 func TestGuardCertificateFromAProxy(t *testing.T) {
 	e := newDPoPEnv(t)
-	mine, theirs := clientCertificate(t), clientCertificate(t)
+	mine, theirs := jwkstest.NewClientCertificate("svc"), jwkstest.NewClientCertificate("svc")
 	bound := e.iss.MTLSBound("svc", mine.Leaf)
-	escaped := func(c tls.Certificate) string {
-		p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Leaf.Raw})
-		return strings.ReplaceAll(url.QueryEscape(string(p)), "+", "%20")
-	}
+	escaped := func(c tls.Certificate) string { return jwkstest.EscapedPEM(c.Leaf) }
 	hexHash := func(c tls.Certificate) string {
 		sum := sha256.Sum256(c.Leaf.Raw)
 		return hex.EncodeToString(sum[:])

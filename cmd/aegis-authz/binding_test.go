@@ -1,22 +1,14 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/stretchr/testify/assert"
@@ -52,27 +44,6 @@ func newBindingService(t testing.TB, iss *jwkstest.Issuer, mod func(c *middlewar
 	return svc
 }
 
-// newClientCert makes a self-signed TLS client certificate.
-func newClientCert(t testing.TB) *x509.Certificate {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "svc"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	require.NoError(t, err)
-	c, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return c
-}
-
-// escapedPEM is c as nginx's $ssl_client_escaped_cert and Envoy's
-// source.certificate carry it.
-func escapedPEM(c *x509.Certificate) string {
-	p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-	return strings.ReplaceAll(url.QueryEscape(string(p)), "+", "%20")
-}
-
 // clientReq is a client's request as a gateway receives it.
 type clientReq struct {
 	// scheme and host are what the client addressed.
@@ -104,7 +75,7 @@ func bindingTransports(t *testing.T, svc *Service) []bindingTransport {
 			h.Add("DPoP", p)
 		}
 		if c.cert != nil {
-			h.Set(certHeader, escapedPEM(c.cert))
+			h.Set(certHeader, jwkstest.EscapedPEM(c.cert))
 		}
 	}
 	grpcAsk := func(t *testing.T, c clientReq) answer {
@@ -116,7 +87,7 @@ func bindingTransports(t *testing.T, svc *Service) []bindingTransport {
 		req.Attributes.Request.Http.Host = c.host
 		req.Attributes.Request.Http.Headers[":authority"] = c.host
 		if c.cert != nil {
-			req.Attributes.Source = &authv3.AttributeContext_Peer{Certificate: escapedPEM(c.cert)}
+			req.Attributes.Source = &authv3.AttributeContext_Peer{Certificate: jwkstest.EscapedPEM(c.cert)}
 		}
 		return checkGRPC(t, client, req)
 	}
@@ -152,7 +123,7 @@ func bindingTransports(t *testing.T, svc *Service) []bindingTransport {
 func TestBoundTokens(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
 	key := jwkstest.NewKey(jwks.ES256)
-	mine, theirs := newClientCert(t), newClientCert(t)
+	mine, theirs := jwkstest.NewClientCertificate("svc").Leaf, jwkstest.NewClientCertificate("svc").Leaf
 	dpopBound := iss.DPoPBound("dpop-client", key, "data:read")
 	certBound := iss.MTLSBound("mtls-client", mine, "data:read")
 	plain := iss.M2M("plain", "data:read")
@@ -335,7 +306,7 @@ func TestForwardedSchemeAndHost(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
 	svc := newBindingService(t, iss, nil)
 	reader := "Bearer " + iss.M2M("reader", "data:read")
-	certBound := "Bearer " + iss.MTLSBound("mtls-client", newClientCert(t), "data:read")
+	certBound := "Bearer " + iss.MTLSBound("mtls-client", jwkstest.NewClientCertificate("svc").Leaf, "data:read")
 	tests := []struct {
 		name   string
 		direct bool // Envoy's HTTP ext_authz: no X-Forwarded-Uri
@@ -507,15 +478,15 @@ func TestRulesDPoPPolicy(t *testing.T) {
 func TestCheckIgnoresCertificateHeaders(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
 	client := checkClient(t, newBindingService(t, iss, nil))
-	victim := newClientCert(t)
+	victim := jwkstest.NewClientCertificate("svc").Leaf
 	h := bearer(iss.MTLSBound("victim", victim, "data:read"))
-	h.Set(certHeader, escapedPEM(victim))
+	h.Set(certHeader, jwkstest.EscapedPEM(victim))
 	req := checkRequest("GET", "/data", h)
 	req.Attributes.Request.Http.Scheme, req.Attributes.Request.Http.Host = "https", "api.example.com"
 	a := checkGRPC(t, client, req)
 	assert.Equal(t, 401, a.status, a.body)
 	assert.Contains(t, a.header.Values("WWW-Authenticate")[0], `error="invalid_token"`)
 
-	req.Attributes.Source = &authv3.AttributeContext_Peer{Certificate: escapedPEM(victim)}
+	req.Attributes.Source = &authv3.AttributeContext_Peer{Certificate: jwkstest.EscapedPEM(victim)}
 	assert.Equal(t, 200, checkGRPC(t, client, req).status, "from Envoy's own attribute")
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/olympus/aegis/internal/serverflags/flagenv"
 	"github.com/olympus/aegis/internal/testutil"
+	"github.com/olympus/aegis/jwks/jwkstest"
 )
 
 func writeRoutes(t *testing.T, content string) string {
@@ -190,7 +191,7 @@ func TestAuthzHelp(t *testing.T) {
 // gateway forwards the client certificate.
 func TestAuthzClientCertHeader(t *testing.T) {
 	iss := newIssuer(t)
-	cert := newClientCert(t)
+	cert := jwkstest.NewClientCertificate("svc").Leaf
 	bound := iss.MTLSBound("mtls-client", cert, "data:read")
 	tests := []struct {
 		name  string
@@ -200,7 +201,7 @@ func TestAuthzClientCertHeader(t *testing.T) {
 	}{
 		{name: "flags, base64 DER", args: []string{"-client-cert-header", "X-Client-Cert", "-client-cert-format", "base64-der"},
 			value: base64.StdEncoding.EncodeToString(cert.Raw)},
-		{name: "environment, escaped PEM by default", env: map[string]string{"AEGIS_CLIENT_CERT_HEADER": "X-Client-Cert"}, value: escapedPEM(cert)},
+		{name: "environment, escaped PEM by default", env: map[string]string{"AEGIS_CLIENT_CERT_HEADER": "X-Client-Cert"}, value: jwkstest.EscapedPEM(cert)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,14 +3,11 @@ package gateways
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,12 +25,6 @@ import (
 	"github.com/olympus/aegis/jwks"
 	"github.com/olympus/aegis/jwks/jwkstest"
 )
-
-// escapedPEM is c as nginx's $ssl_client_escaped_cert carries it.
-func escapedPEM(c *x509.Certificate) string {
-	p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-	return strings.ReplaceAll(url.QueryEscape(string(p)), "+", "%20")
-}
 
 // need returns the path of a gateway binary, or ends the test: a failure
 // under CI, a skip otherwise.
@@ -320,7 +311,7 @@ func TestGateways(t *testing.T) {
 				{name: "DPoP: no proof", method: "GET", path: "/data", token: dpopBound, auth: "DPoP " + dpopBound, status: 401, challenges: dpopChallenges},
 				{name: "DPoP: the bound token as Bearer", method: "GET", path: "/data", token: dpopBound, status: 401, challenges: bearerChallenges},
 				{name: "certificate: a client's own certificate header", method: "GET", path: "/data", token: certBound,
-					headers: map[string]string{"X-SSL-Client-Cert": escapedPEM(pki.mine.Leaf), "X-Forwarded-Proto": "https"}, status: 401, challenge: `error="invalid_token"`},
+					headers: map[string]string{"X-SSL-Client-Cert": jwkstest.EscapedPEM(pki.mine.Leaf), "X-Forwarded-Proto": "https"}, status: 401, challenge: `error="invalid_token"`},
 			}
 			if name == "nginx" {
 				base := "https://" + nginx.tls
@@ -332,7 +323,7 @@ func TestGateways(t *testing.T) {
 					scenario{name: "TLS: certificate-bound token without a certificate", method: "GET", path: "/data", token: certBound, base: base,
 						client: pki.client(t), status: 401, challenge: `error="invalid_token"`},
 					scenario{name: "TLS: a client's own certificate header", method: "GET", path: "/data", token: certBound, base: base, client: pki.client(t),
-						headers: map[string]string{"X-SSL-Client-Cert": escapedPEM(pki.mine.Leaf)}, status: 401, challenge: `error="invalid_token"`},
+						headers: map[string]string{"X-SSL-Client-Cert": jwkstest.EscapedPEM(pki.mine.Leaf)}, status: 401, challenge: `error="invalid_token"`},
 					scenario{name: "TLS: unbound token with a certificate", method: "GET", path: "/data", token: m2m, base: base,
 						client: pki.client(t, pki.mine), status: 200, upstream: map[string]string{"X-Auth-Client-Id": "worker"}},
 					scenario{name: "TLS: DPoP with a proof for the https URL", method: "GET", path: "/data", token: dpopBound, auth: "DPoP " + dpopBound, base: base,

@@ -1,20 +1,11 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -146,10 +137,10 @@ func TestServerReplicasShareDPoP(t *testing.T) {
 func TestServerBehindAProxy(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
 	key := jwkstest.NewKey(jwks.ES256)
-	cert := selfSigned(t)
+	cert := jwkstest.NewClientCertificate("worker").Leaf
 	bound := iss.DPoPBound("worker", key, "data:read")
 	certBound := iss.MTLSBound("worker", cert, "data:read")
-	escaped := strings.ReplaceAll(url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))), "+", "%20")
+	escaped := jwkstest.EscapedPEM(cert)
 	proxyFlags := []string{"-forwarded-proto-header", "X-Forwarded-Proto", "-forwarded-host-header", "X-Forwarded-Host", "-client-cert-header", "X-SSL-Client-Cert"}
 	base := []string{"-addr", "127.0.0.1:0", "-issuer", iss.URL, "-audience", iss.Audience}
 	trusted, _ := startServer(t, append(append(base, "-trusted-proxies", "127.0.0.1/32,::1"), proxyFlags...), nil)
@@ -197,18 +188,4 @@ func TestServerBehindAProxy(t *testing.T) {
 			}
 		})
 	}
-}
-
-// selfSigned makes a client certificate.
-func selfSigned(t *testing.T) *x509.Certificate {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "worker"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	require.NoError(t, err)
-	c, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return c
 }

@@ -1,37 +1,19 @@
 package clientcert
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
-	"math/big"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/olympus/aegis/jwks/jwkstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func newCert(t *testing.T, cn string) *x509.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Unix(0, 0), NotAfter: time.Unix(1<<32, 0)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	c, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return c
-}
 
 func hash(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.Raw)
@@ -48,7 +30,7 @@ func escape(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+"
 
 func TestParse(t *testing.T) {
 	t.Parallel()
-	leaf, other := newCert(t, "leaf"), newCert(t, "other")
+	leaf, other := jwkstest.NewClientCertificate("leaf").Leaf, jwkstest.NewClientCertificate("other").Leaf
 	esc := escape(pemOf(leaf))
 	tests := []struct {
 		name    string

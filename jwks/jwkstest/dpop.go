@@ -2,11 +2,20 @@ package jwkstest
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -111,6 +120,37 @@ func AccessTokenHash(token string) string {
 func CertificateThumbprint(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.Raw)
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// NewClientCertificate makes a self-signed TLS client certificate (an
+// ECDSA P-256 key) whose subject is cn, valid from an hour ago for a day,
+// with its Leaf set: what a client presents over TLS, and what MTLSBound
+// binds a token to.
+func NewClientCertificate(cn string) tls.Certificate {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(fmt.Sprintf("jwkstest: generating a key: %v", err))
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(idCounter.Add(1)), Subject: pkix.Name{CommonName: cn},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		panic(fmt.Sprintf("jwkstest: making a certificate: %v", err))
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		panic(fmt.Sprintf("jwkstest: %v", err))
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k, Leaf: leaf}
+}
+
+// EscapedPEM is cert as a TLS-terminating proxy forwards it in a header:
+// PEM, every byte but unreserved characters percent-encoded, as nginx's
+// $ssl_client_escaped_cert and Envoy's source.certificate carry it.
+func EscapedPEM(cert *x509.Certificate) string {
+	p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+	return strings.ReplaceAll(url.QueryEscape(string(p)), "+", "%20")
 }
 
 // DPoPBound mints an M2M token bound to key (cnf.jkt, RFC 9449 §6.1).

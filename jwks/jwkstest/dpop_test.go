@@ -2,14 +2,12 @@ package jwkstest_test
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
+	"encoding/pem"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -83,14 +81,8 @@ func TestDPoPProofHelper(t *testing.T) {
 func TestBoundTokens(t *testing.T) {
 	iss := jwkstest.NewIssuer(t, jwkstest.Config{})
 	k := jwkstest.NewKey(jwks.EdDSA)
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "c"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	sum := sha256.Sum256(der)
+	cert := jwkstest.NewClientCertificate("c").Leaf
+	sum := sha256.Sum256(cert.Raw)
 
 	tests := []struct {
 		name  string
@@ -109,4 +101,29 @@ func TestBoundTokens(t *testing.T) {
 	}
 	assert.Equal(t, base64.RawURLEncoding.EncodeToString(sum[:]), jwkstest.CertificateThumbprint(cert))
 	assert.True(t, strings.HasPrefix(iss.OpaqueDPoPBound("svc", k), "ory_at_"))
+}
+
+// TestNewClientCertificate: a self-signed client certificate whose key is
+// the certificate's, and its escaped PEM as nginx forwards it.
+func TestNewClientCertificate(t *testing.T) {
+	c := jwkstest.NewClientCertificate("worker")
+	require.NotNil(t, c.Leaf)
+	assert.Equal(t, "worker", c.Leaf.Subject.CommonName)
+	assert.Equal(t, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, c.Leaf.ExtKeyUsage)
+	assert.Equal(t, c.Certificate[0], c.Leaf.Raw)
+	assert.NoError(t, c.Leaf.CheckSignature(c.Leaf.SignatureAlgorithm, c.Leaf.RawTBSCertificate, c.Leaf.Signature), "self-signed")
+	assert.True(t, c.PrivateKey.(*ecdsa.PrivateKey).PublicKey.Equal(c.Leaf.PublicKey))
+	assert.NotEqual(t, c.Leaf.Raw, jwkstest.NewClientCertificate("worker").Leaf.Raw)
+
+	escaped := jwkstest.EscapedPEM(c.Leaf)
+	assert.NotContains(t, escaped, "\n")
+	assert.NotContains(t, escaped, "+")
+	assert.NotContains(t, escaped, " ")
+	text, err := url.PathUnescape(escaped)
+	require.NoError(t, err)
+	block, rest := pem.Decode([]byte(text))
+	require.NotNil(t, block)
+	assert.Equal(t, "CERTIFICATE", block.Type)
+	assert.Equal(t, c.Leaf.Raw, block.Bytes)
+	assert.Empty(t, rest)
 }

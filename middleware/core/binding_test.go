@@ -2,16 +2,10 @@ package core_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"math/big"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -254,24 +248,10 @@ func TestAuthorizeBindingAppliesALaterRoutesPolicy(t *testing.T) {
 	}
 }
 
-// selfSigned makes a client certificate.
-func selfSigned(t *testing.T, cn string) *x509.Certificate {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return cert
-}
-
 func TestCertificateBinding(t *testing.T) {
 	f := newBindingFixture(t)
 	c := f.checker(t, core.DPoPConfig{})
-	mine, theirs := selfSigned(t, "svc"), selfSigned(t, "other")
+	mine, theirs := jwkstest.NewClientCertificate("svc").Leaf, jwkstest.NewClientCertificate("other").Leaf
 	bound := f.iss.MTLSBound("svc", mine)
 	tests := []struct {
 		name string
